@@ -1,0 +1,286 @@
+"""Typed models of every artifact the pipeline writes into the run folder.
+
+Each stage reads and writes these models and nothing else, so this file is the contract between
+stages: a listener, writer or renderer backend is interchangeable as long as it produces the
+same model. Every artifact carries a ``schema_version`` and the ``key`` (hash of the inputs and
+settings that produced it) that the run folder uses to decide whether it can be reused.
+
+Times are in seconds from the start of the song (``*_s``); colours are ``#rrggbb`` strings.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Artifact(BaseModel):
+    """Base of every JSON artifact: versioned, keyed, strict about unknown fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = 1
+    key: str = Field("", description="Hash of the inputs and settings that produced this artifact.")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Fallbacks and roundings applied while producing this artifact (shown in the report).",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# decode
+
+
+class AudioInfo(Artifact):
+    """``audio.json``: what was decoded from the input file."""
+
+    source_path: str
+    source_sha256: str
+    container: str = Field(description="Container format as FFmpeg names it, e.g. 'mp3', 'mov,mp4,m4a,3gp,3g2,mj2'.")
+    codec: str
+    source_sample_rate_hz: int
+    source_channels: int
+    duration_s: float
+    sample_rate_hz: int = Field(description="Rate of the canonical audio.wav written to the run folder.")
+    channels: int = Field(description="Channels of audio.wav (1 or 2; more are downmixed).")
+    peak_dbfs: float
+    rms_dbfs: float
+    loudness_lufs: float | None = Field(None, description="ITU-R BS.1770 integrated loudness; None when silent.")
+    is_silent: bool = False
+
+
+# --------------------------------------------------------------------------------------------
+# structure
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    index: int
+    start_s: float
+    end_s: float
+    label: str = Field(description="Repetition label: sections that sound alike share a letter (A, B, A, C, B ...).")
+    role: str = Field(description="Guessed role: intro, verse, chorus, bridge, outro, ...")
+    energy: float = Field(description="Mean RMS energy of the section relative to the song, 0..1.")
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+class Analysis(Artifact):
+    """``analysis.json``: tempo, beats, bars, sections and feature curves."""
+
+    duration_s: float
+    tempo_bpm: float
+    beats_per_bar: int
+    beats_s: list[float]
+    downbeats_s: list[float]
+    sections: list[Section]
+    curve_rate_hz: float = Field(description="Sample rate of the feature curves below.")
+    energy: list[float] = Field(description="RMS energy, normalised to 0..1 over the song.")
+    brightness: list[float] = Field(description="Spectral centroid, normalised to 0..1 over the song.")
+    onset_strength: list[float] = Field(description="Onset strength envelope, normalised to 0..1.")
+
+    def curve_mean(self, curve: list[float], start_s: float, end_s: float) -> float:
+        """Mean of a feature curve between two times (the nearest sample if the span is tiny)."""
+        lo = int(start_s * self.curve_rate_hz)
+        hi = max(lo + 1, int(math.ceil(end_s * self.curve_rate_hz)))
+        window = curve[lo:hi] or curve[-1:]
+        return float(sum(window) / len(window)) if window else 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# shots
+
+
+class Shot(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    index: int
+    id: str = Field(description="Stable name, e.g. 'shot-007'.")
+    start_s: float
+    end_s: float
+    section_index: int
+    cut: Literal["start", "section", "downbeat", "beat", "grid"] = Field(
+        description="What the cut at start_s sits on."
+    )
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    def frame_range(self, fps: float) -> tuple[int, int]:
+        """First frame and one past the last frame of this shot in the finished video.
+
+        Every cut sits on the video frame nearest its time, so consecutive shots tile the
+        video's frames exactly.
+        """
+        return round(self.start_s * fps), round(self.end_s * fps)
+
+    def frame_count(self, fps: float) -> int:
+        first, end = self.frame_range(fps)
+        return end - first
+
+
+class ShotPlan(Artifact):
+    """``shots.json``: where the cuts fall."""
+
+    duration_s: float
+    shots: list[Shot]
+
+
+# --------------------------------------------------------------------------------------------
+# listen
+
+
+class ScoredLabel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str
+    score: float = Field(description="Backend-specific score; higher is a better fit.")
+
+
+class SegmentDescription(BaseModel):
+    """What a listener heard in one span of the song (a shot, a section or the whole song)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start_s: float
+    end_s: float
+    text: str = Field(description="A sentence or two in plain words, for people and for the writer.")
+    features: dict[str, float] = Field(
+        default_factory=dict,
+        description="Numeric descriptors, e.g. energy, brightness, onset_density_hz, valence, arousal (-1..1).",
+    )
+    tags: dict[str, list[ScoredLabel]] = Field(
+        default_factory=dict,
+        description="Best labels per vocabulary (mood, genre, instruments, ...), best first.",
+    )
+    confidence: float | None = None
+
+
+class Descriptions(Artifact):
+    """``descriptions.json``: the listener's account of the song, per shot, per section and overall."""
+
+    listener: str = Field(description="Backend that wrote this: dsp, clap or lalm.")
+    model: str | None = Field(None, description="Model id or folder, for neural listeners.")
+    song: SegmentDescription
+    sections: list[SegmentDescription]
+    shots: list[SegmentDescription]
+
+
+# --------------------------------------------------------------------------------------------
+# write
+
+
+class Character(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = Field(description="Repeated word for word in every prompt that shows this character.")
+
+
+class StyleBible(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    look: str
+    palette: list[str] = Field(description="Main colours as #rrggbb.")
+    lens: str = ""
+    era: str = ""
+    medium: str = ""
+
+
+class SectionTreatment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    section_index: int
+    label: str
+    role: str
+    palette: list[str]
+    motif: str = Field(description="Visual motif of the section; a repeated label repeats its motif.")
+    setting: str = ""
+
+
+class StoryboardShot(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    start_s: float = Field(description="Copied from the shot plan; the writer never moves a cut.")
+    end_s: float
+    section_index: int
+    scene: str = Field(description="What happens in the shot, for people.")
+    prompt: str = Field(description="Text-to-video prompt.")
+    negative_prompt: str = ""
+    seed: int
+    palette: list[str]
+    motif: str
+    camera: str = Field("static", description="Camera movement, e.g. 'slow push in', 'orbit left'.")
+    energy: float = Field(0.5, description="0..1; drives motion intensity in the renderer.")
+    characters: list[str] = Field(default_factory=list, description="Names from the storyboard's characters.")
+    lyrics: str = ""
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+class Storyboard(Artifact):
+    """``storyboard.json``: the concept and one entry per shot. Edit it by hand and re-run."""
+
+    writer: str
+    title: str
+    concept: str
+    style: StyleBible
+    characters: list[Character] = Field(default_factory=list)
+    sections: list[SectionTreatment]
+    shots: list[StoryboardShot]
+
+
+# --------------------------------------------------------------------------------------------
+# render
+
+
+class RenderedClip(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    shot_id: str
+    path: str = Field(description="Relative to the run folder.")
+    frames: int
+    fps: float
+    width: int
+    height: int
+    shot_hash: str = Field(description="Hash of the storyboard entry and render settings this clip was made from.")
+
+
+class RenderResult(Artifact):
+    """``clips.json``: one clip per storyboard shot, each exactly its shot's frame count."""
+
+    renderer: str
+    model: str | None = None
+    fps: float
+    width: int
+    height: int
+    clips: list[RenderedClip]
+    failed_shots: dict[str, str] = Field(
+        default_factory=dict, description="Shot id -> why it could not be rendered (a placeholder stands in)."
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# assemble
+
+
+class AssemblyResult(Artifact):
+    """``video.json``: the finished video and where its cuts fell."""
+
+    video_path: str
+    duration_s: float
+    fps: float
+    frames: int
+    width: int
+    height: int
+    cut_frames: list[int] = Field(description="First frame of every shot after the first.")
+    cut_times_s: list[float] = Field(description="The planned cut times the frames stand for.")

@@ -1,0 +1,215 @@
+"""One typed settings model, merged from (highest first) CLI flags / API keyword arguments,
+environment variables (``MUSIC2VIDEO_FPS=30``, nested with ``__``: ``MUSIC2VIDEO_CLAP__MODEL``),
+a TOML config file (``music2video.toml`` in the working directory, or ``--config``), and the
+defaults below.
+
+Each backend owns a nested section (``[clap]``, ``[llm]``, ``[video]`` ... in the config file).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from music2video.errors import Music2VideoError
+
+DEFAULT_CONFIG_FILE = "music2video.toml"
+CONFIG_ENV_VAR = "MUSIC2VIDEO_CONFIG"
+
+PipelineName = Literal["auto", "preview", "clap", "lalm"]
+ListenerName = Literal["dsp", "clap", "lalm"]
+WriterName = Literal["template", "llm"]
+RendererName = Literal["animatic", "diffusers"]
+
+# Each pipeline is a preset of per-stage backends; any of them can be overridden on its own.
+PIPELINES: dict[str, dict[str, str]] = {
+    "preview": {"listener": "dsp", "writer": "template", "renderer": "animatic"},
+    "clap": {"listener": "clap", "writer": "llm", "renderer": "diffusers"},
+    "lalm": {"listener": "lalm", "writer": "llm", "renderer": "diffusers"},
+}
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ShotSettings(Section):
+    min_shot_s: float = Field(1.5, gt=0, description="Shortest shot, seconds.")
+    max_shot_s: float = Field(
+        5.0, gt=0, description="Longest shot, seconds; by default what Wan 2.1 makes in one generation (81 frames at 16 fps)."
+    )
+    calm_shot_bars: float = Field(2.0, gt=0, description="Shot length in bars where the music is calm.")
+    intense_shot_bars: float = Field(1.0, gt=0, description="Shot length in bars where the music is intense.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ShotSettings:
+        if self.min_shot_s > self.max_shot_s:
+            raise ValueError(f"min_shot_s ({self.min_shot_s}) is longer than max_shot_s ({self.max_shot_s})")
+        return self
+
+
+class ModelSettings(Section):
+    """Where and how a neural model runs. ``auto`` picks CUDA, then MPS, then CPU."""
+
+    device: str = Field("auto", description="auto, cuda, cuda:1, mps or cpu.")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="auto: bfloat16 on CUDA, float32 elsewhere."
+    )
+
+
+class ClapSettings(ModelSettings):
+    model: str = Field("laion/larger_clap_music", description="Hugging Face id or local folder of a CLAP model.")
+    batch_size: int = Field(8, ge=1, description="Audio windows per forward pass.")
+    vocabularies: list[Path] = Field(default_factory=list, description="Extra vocabulary files to score against.")
+
+
+class LalmSettings(ModelSettings):
+    model: str = Field("Qwen/Qwen2-Audio-7B-Instruct", description="Hugging Face id or local folder of an audio-language model.")
+    max_new_tokens: int = Field(256, ge=16)
+
+
+class LlmSettings(ModelSettings):
+    model: str = Field("Qwen/Qwen2.5-3B-Instruct", description="Hugging Face id or local folder of a chat model.")
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint; when set, the local model is not used.")
+    api_key: str | None = Field(None, description="Key for base_url (many local servers accept any).")
+    max_retries: int = Field(3, ge=0)
+    timeout_s: float = Field(120.0, gt=0)
+
+
+class VideoModelSettings(ModelSettings):
+    model: str = Field("Wan-AI/Wan2.1-T2V-1.3B-Diffusers", description="Registry name, Hugging Face id or local folder.")
+    steps: int | None = Field(None, ge=1, description="Denoising steps; None uses the model's default.")
+    guidance: float | None = Field(None, ge=0, description="Classifier-free guidance; None uses the model's default.")
+    offload: Literal["none", "model", "sequential"] = "none"
+    vae_tiling: bool = False
+
+
+class Settings(BaseSettings):
+    """Everything a run can be told. Field names equal the CLI flag and API keyword names."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MUSIC2VIDEO_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    pipeline: PipelineName = Field("auto", description="Preset of backends: auto picks preview without a GPU.")
+    listener: ListenerName | None = Field(None, description="Override the pipeline's listener.")
+    writer: WriterName | None = Field(None, description="Override the pipeline's storyboard writer.")
+    renderer: RendererName | None = Field(None, description="Override the pipeline's renderer.")
+
+    seed: int = Field(0, description="Seed of the storyboard's per-shot seeds and of every random choice.")
+    width: int = Field(640, ge=16, le=7680, description="Output width in pixels (even).")
+    height: int = Field(360, ge=16, le=4320, description="Output height in pixels (even).")
+    fps: float = Field(24.0, gt=0, le=120, description="Output frame rate.")
+    style: str = Field("", max_length=2000, description="Your instruction for the look or story, e.g. 'stop-motion, 1970s'.")
+
+    shots: ShotSettings = Field(default_factory=ShotSettings)
+    clap: ClapSettings = Field(default_factory=ClapSettings)
+    lalm: LalmSettings = Field(default_factory=LalmSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
+    video: VideoModelSettings = Field(default_factory=VideoModelSettings)
+
+    @field_validator("width", "height")
+    @classmethod
+    def _even(cls, value: int) -> int:
+        # H.264 in yuv420p needs even sides; say so rather than pad silently.
+        if value % 2:
+            raise ValueError(f"{value} is odd; H.264 video needs an even width and height")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = _config_file_path()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    def backends(self, has_gpu: bool | None = None) -> dict[str, str]:
+        """The listener, writer and renderer this run uses, after presets and overrides."""
+        pipeline = self.resolved_pipeline(has_gpu)
+        chosen = dict(PIPELINES[pipeline])
+        for stage in ("listener", "writer", "renderer"):
+            override = getattr(self, stage)
+            if override is not None:
+                chosen[stage] = override
+        return chosen
+
+    def resolved_pipeline(self, has_gpu: bool | None = None) -> str:
+        if self.pipeline != "auto":
+            return self.pipeline
+        if has_gpu is None:
+            has_gpu = cuda_available()
+        return "clap" if has_gpu else "preview"
+
+
+def _config_file_path() -> Path | None:
+    explicit = os.environ.get(CONFIG_ENV_VAR)
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise Music2VideoError(f"config file {path} does not exist")
+        return path
+    default = Path.cwd() / DEFAULT_CONFIG_FILE
+    return default if default.is_file() else None
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from ``config`` (or the default config file), the environment and ``overrides``.
+
+    ``overrides`` use field names; nested sections are dicts (``clap={"model": "..."}``) and
+    ``None`` values are ignored, so a CLI can pass every flag through unchanged.
+    """
+    overrides = {name: value for name, value in overrides.items() if value is not None}
+    previous = os.environ.get(CONFIG_ENV_VAR)
+    try:
+        if config is not None:
+            os.environ[CONFIG_ENV_VAR] = str(config)
+        return Settings(**overrides)
+    except ValueError as error:  # pydantic's ValidationError is a ValueError
+        raise Music2VideoError(f"invalid settings: {_summarise_validation(error)}") from None
+    finally:
+        if config is not None:
+            if previous is None:
+                os.environ.pop(CONFIG_ENV_VAR, None)
+            else:
+                os.environ[CONFIG_ENV_VAR] = previous
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    """'640x360' -> (640, 360)."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text)
+    if not match:
+        raise Music2VideoError(f"resolution {text!r} is not WIDTHxHEIGHT, e.g. 640x360")
+    return int(match.group(1)), int(match.group(2))
+
+
+def cuda_available() -> bool:
+    """True when torch is installed and sees a CUDA GPU. Never imports torch if it is absent."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def _summarise_validation(error: ValueError) -> str:
+    errors = getattr(error, "errors", None)
+    if callable(errors):
+        parts = []
+        for item in errors():
+            where = ".".join(str(p) for p in item.get("loc", ())) or "settings"
+            parts.append(f"{where}: {item.get('msg', '')}")
+        return "; ".join(parts)
+    return str(error)
