@@ -284,3 +284,28 @@ class AssemblyResult(Artifact):
     height: int
     cut_frames: list[int] = Field(description="First frame of every shot after the first.")
     cut_times_s: list[float] = Field(description="The planned cut times the frames stand for.")
+
+
+# --------------------------------------------------------------------------------------------
+# the run as a whole
+
+
+class StageRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    seconds: float
+    reused: bool
+    artifact: str | None = None
+
+
+class RunSummary(Artifact):
+    """``run.json``: what ran, with which backends and settings, how long each stage took."""
+
+    song: str
+    output: str | None
+    pipeline: str
+    backends: dict[str, str]
+    settings: dict
+    stages: list[StageRecord] = Field(default_factory=list)
+    finished: bool = False

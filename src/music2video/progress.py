@@ -12,3 +12,15 @@ class ProgressCallback(Protocol):
 
 def no_progress(done: int, total: int, message: str = "") -> None:
     """The default callback: report nothing."""
+
+
+class PipelineProgress(Protocol):
+    """What the pipeline reports to: one progress callback per stage."""
+
+    def stage(self, name: str) -> ProgressCallback:
+        """Called when stage ``name`` starts; the returned callback receives that stage's progress."""
+
+
+class SilentPipelineProgress:
+    def stage(self, name: str) -> ProgressCallback:
+        return no_progress

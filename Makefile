@@ -1,0 +1,35 @@
+# Set-up on a fresh machine is one of two commands:
+#   make demo   installs music2video and renders the demo video (demo/demo.mp4)
+#   make test   installs music2video with its test extras and runs the tests
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
+# Tests never reach a model hub.
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: install install-dev demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# The light core: enough for the offline preview pipeline.
+install: $(BIN)/python
+	$(BIN)/pip install -q -c constraints.txt -e .
+
+# Everything, plus what the tests need (tiny models are built by the tests themselves).
+install-dev: $(BIN)/python
+	$(BIN)/pip install -q -c constraints.txt -e '.[all,dev]'
+
+demo: install
+	$(BIN)/music2video demo-song demo/demo-song.wav
+	$(BIN)/music2video demo/demo-song.wav -o demo/demo.mp4 --pipeline preview
+
+test: install-dev
+	$(BIN)/python -m pytest -n 2 -q
+
+bench: install-dev
+	$(BIN)/python benchmarks/bench_preview.py
+
+clean:
+	rm -rf $(VENV) .numba_cache demo

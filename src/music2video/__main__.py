@@ -1,0 +1,3 @@
+from music2video.cli import main
+
+main()

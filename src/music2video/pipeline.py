@@ -1,0 +1,373 @@
+"""The pipeline: decode → structure → shots → listen → write → render → assemble.
+
+This is the one code path behind the CLI and the Python API. Each stage is a function from the
+previous stages' artifacts to its own; :class:`Run` keeps them in a run folder, keyed by hashes
+of their inputs and settings, so that a rerun reuses finished work and a killed run resumes.
+
+    from music2video import make_video
+    result = make_video("song.mp3", "song.mp4", pipeline="preview", fps=24)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from music2video import decode, shots, structure
+from music2video.artifacts import (
+    Analysis,
+    AssemblyResult,
+    AudioInfo,
+    Descriptions,
+    RenderResult,
+    RunSummary,
+    ShotPlan,
+    StageRecord,
+    Storyboard,
+)
+from music2video.errors import InputError, Music2VideoError
+from music2video.progress import PipelineProgress, SilentPipelineProgress
+from music2video.runfolder import RunFolder, file_sha256, stable_hash
+from music2video.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+# Bump a stage's version when its algorithm changes, so old artifacts are not reused.
+STAGE_VERSIONS = {"decode": 1, "structure": 1, "shots": 1, "listen": 1, "write": 1, "assemble": 1}
+
+RUN_FOLDER_SUFFIX = ".music2video"
+STAGES = ("decode", "structure", "shots", "listen", "write", "render", "assemble")
+
+
+def default_output(song: Path) -> Path:
+    """``song.mp3`` -> ``./song.mp4`` in the current directory."""
+    return Path.cwd() / f"{Path(song).stem}.mp4"
+
+
+def default_run_folder(output: Path) -> Path:
+    """The run folder sits beside the output: ``song.mp4`` -> ``song.music2video/``."""
+    return output.with_name(output.stem + RUN_FOLDER_SUFFIX)
+
+
+@dataclass
+class RunResult:
+    """What :func:`make_video` (or a partial run) produced. Fields are None for stages not run."""
+
+    run_folder: Path
+    audio: AudioInfo
+    analysis: Analysis
+    plan: ShotPlan
+    descriptions: Descriptions | None = None
+    storyboard: Storyboard | None = None
+    render: RenderResult | None = None
+    video: AssemblyResult | None = None
+    summary: RunSummary | None = None
+
+    @property
+    def video_path(self) -> Path | None:
+        return Path(self.video.video_path) if self.video else None
+
+
+class Run:
+    """One song's run folder and the stages that fill it."""
+
+    def __init__(
+        self,
+        song: Path,
+        settings: Settings,
+        output: Path | None = None,
+        workdir: Path | None = None,
+        progress: PipelineProgress | None = None,
+    ):
+        self.song = Path(song)
+        if not self.song.exists():
+            raise InputError(f"{self.song}: no such file")
+        if self.song.is_dir():
+            raise InputError(f"{self.song} is a folder; give an audio or video file")
+        self.settings = settings
+        self.output = Path(output) if output else default_output(self.song)
+        self.run = RunFolder(Path(workdir) if workdir else default_run_folder(self.output))
+        self.progress = progress or SilentPipelineProgress()
+        self.backends = settings.backends()
+        self.pipeline_name = settings.resolved_pipeline()
+        self.summary = RunSummary(
+            song=str(self.song),
+            output=str(self.output),
+            pipeline=self.pipeline_name,
+            backends=self.backends,
+            settings=_public_settings(settings),
+        )
+        self._samples: np.ndarray | None = None
+
+    # -- bookkeeping ------------------------------------------------------------------------
+
+    @contextmanager
+    def _stage(self, name: str, artifact: str | None) -> Iterator[None]:
+        started = time.perf_counter()
+        before = self.run.path(artifact).stat().st_mtime_ns if artifact and self.run.path(artifact).exists() else None
+        yield
+        after = self.run.path(artifact).stat().st_mtime_ns if artifact and self.run.path(artifact).exists() else None
+        reused = before is not None and before == after
+        self.summary.stages = [s for s in self.summary.stages if s.name != name]
+        self.summary.stages.append(
+            StageRecord(name=name, seconds=round(time.perf_counter() - started, 3), reused=reused, artifact=artifact)
+        )
+        self.run.save("run.json", self.summary)
+
+    def _analysis_samples(self, audio: AudioInfo) -> np.ndarray:
+        if self._samples is None:
+            self._samples = decode.load_audio(self.run.path("audio.wav"), sample_rate_hz=decode.ANALYSIS_RATE_HZ)
+        return self._samples
+
+    # -- stages -----------------------------------------------------------------------------
+
+    def decode(self) -> AudioInfo:
+        with self._stage("decode", "audio.json"):
+            key = stable_hash(file_sha256(self.song), STAGE_VERSIONS["decode"])
+            audio = self.run.load("audio.json", AudioInfo, key)
+            if audio is None or not self.run.path("audio.wav").exists():
+                self.progress.stage("decode")(0, 1, self.song.name)
+                audio = decode.decode_audio(self.song, self.run.path("audio.wav"))
+                audio.key = key
+                self.run.save("audio.json", audio)
+            return audio
+
+    def analyze(self, audio: AudioInfo) -> Analysis:
+        with self._stage("structure", "analysis.json"):
+            key = stable_hash(audio.key, STAGE_VERSIONS["structure"])
+            return self.run.cached(
+                "analysis.json",
+                Analysis,
+                key,
+                lambda: structure.analyze_structure(
+                    self._analysis_samples(audio), decode.ANALYSIS_RATE_HZ, self.progress.stage("structure")
+                ),
+            )
+
+    def plan_shots(self, analysis: Analysis) -> ShotPlan:
+        with self._stage("shots", "shots.json"):
+            key = stable_hash(analysis.key, self.settings.shots, STAGE_VERSIONS["shots"])
+            return self.run.cached("shots.json", ShotPlan, key, lambda: shots.plan_shots(analysis, self.settings.shots))
+
+    def listen(self, audio: AudioInfo, analysis: Analysis, plan: ShotPlan) -> Descriptions:
+        listener = self.backends["listener"]
+        listener_settings = getattr(self.settings, listener, None)
+        with self._stage("listen", "descriptions.json"):
+            key = stable_hash(plan.key, listener, listener_settings, STAGE_VERSIONS["listen"])
+            return self.run.cached(
+                "descriptions.json", Descriptions, key, lambda: self._describe(listener, audio, analysis, plan)
+            )
+
+    def _describe(self, listener: str, audio: AudioInfo, analysis: Analysis, plan: ShotPlan) -> Descriptions:
+        progress = self.progress.stage("listen")
+        if listener == "dsp":
+            from music2video.listen.dsp import describe_dsp
+
+            return describe_dsp(self._analysis_samples(audio), decode.ANALYSIS_RATE_HZ, analysis, plan, progress)
+        if listener == "clap":
+            from music2video.listen.clap import describe_clap
+
+            return describe_clap(self.run.path("audio.wav"), analysis, plan, self.settings.clap, progress)
+        if listener == "lalm":
+            describe_lalm = _optional_backend("music2video.listen.lalm", "describe_lalm", "the lalm listener")
+            return describe_lalm(self.run.path("audio.wav"), analysis, plan, self.settings.lalm, progress)
+        raise Music2VideoError(f"unknown listener {listener!r}; choose dsp, clap or lalm")
+
+    def write(self, analysis: Analysis, plan: ShotPlan, descriptions: Descriptions) -> Storyboard:
+        writer = self.backends["writer"]
+        # The API key never enters a hash or an artifact.
+        writer_settings = self.settings.llm.model_dump(exclude={"api_key"}) if writer == "llm" else None
+        with self._stage("write", "storyboard.json"):
+            key = stable_hash(
+                descriptions.key, writer, writer_settings, self.settings.style, self.settings.seed, STAGE_VERSIONS["write"]
+            )
+            existing = self._load_storyboard(key, plan)
+            if existing is not None:
+                return existing
+            storyboard = self._write(writer, analysis, plan, descriptions)
+            storyboard.key = key
+            self.run.save("storyboard.json", storyboard)
+            return storyboard
+
+    def _load_storyboard(self, key: str, plan: ShotPlan) -> Storyboard | None:
+        """The storyboard on disk if it was written for these inputs; a person's edits win.
+
+        A storyboard edited into something invalid is an error to fix, not a reason to throw
+        the person's work away and write a new one.
+        """
+        path = self.run.path("storyboard.json")
+        if self.run.was_edited("storyboard.json"):
+            try:
+                storyboard = Storyboard.model_validate_json(path.read_text(encoding="utf-8"))
+            except ValueError as error:
+                raise Music2VideoError(
+                    f"{path} was edited and is no longer valid ({_one_line(error)}); fix it, or delete it to write a new one"
+                ) from None
+            if storyboard.key == key:
+                check_storyboard_matches_plan(storyboard, plan, path)
+                log.info("using your edited storyboard.json")
+                return storyboard
+            return None
+        storyboard = self.run.load("storyboard.json", Storyboard, key)
+        if storyboard is not None:
+            check_storyboard_matches_plan(storyboard, plan, path)
+        return storyboard
+
+    def _write(self, writer: str, analysis: Analysis, plan: ShotPlan, descriptions: Descriptions) -> Storyboard:
+        if writer == "template":
+            from music2video.write.template import write_template_storyboard
+
+            return write_template_storyboard(analysis, plan, descriptions, style=self.settings.style, seed=self.settings.seed)
+        if writer == "llm":
+            write_llm_storyboard = _optional_backend("music2video.write.llm", "write_llm_storyboard", "the llm writer")
+            return write_llm_storyboard(
+                analysis,
+                plan,
+                descriptions,
+                self.settings.llm,
+                style=self.settings.style,
+                seed=self.settings.seed,
+                log_dir=self.run.path("llm"),
+                progress=self.progress.stage("write"),
+            )
+        raise Music2VideoError(f"unknown writer {writer!r}; choose template or llm")
+
+    def render(self, storyboard: Storyboard, analysis: Analysis) -> RenderResult:
+        from music2video.render import render_storyboard
+
+        settings = self.settings
+        with self._stage("render", "clips.json"):
+            renderer = self._renderer()
+            result = render_storyboard(
+                renderer,
+                storyboard,
+                analysis,
+                self.run,
+                settings.fps,
+                settings.width,
+                settings.height,
+                self.progress.stage("render"),
+            )
+            result.key = stable_hash(storyboard, renderer.settings_fingerprint())
+            self.run.save("clips.json", result)
+            return result
+
+    def _renderer(self):  # -> ShotRenderer
+        name = self.backends["renderer"]
+        settings = self.settings
+        if name == "animatic":
+            from music2video.render.animatic import AnimaticRenderer
+
+            return AnimaticRenderer(settings.width, settings.height, settings.fps)
+        if name == "diffusers":
+            renderer_class = _optional_backend("music2video.render.diffusion", "DiffusersRenderer", "the diffusers renderer")
+            return renderer_class(settings.video, settings.width, settings.height, settings.fps)
+        raise Music2VideoError(f"unknown renderer {name!r}; choose animatic or diffusers")
+
+    def assemble(self, audio: AudioInfo, plan: ShotPlan, render: RenderResult) -> AssemblyResult:
+        from music2video.assemble import assemble_video
+
+        with self._stage("assemble", "video.json"):
+            key = stable_hash(audio.key, render.clips, str(self.output.resolve()), STAGE_VERSIONS["assemble"])
+            existing = self.run.load("video.json", AssemblyResult, key)
+            if existing is not None and self.output.exists():
+                return existing
+            cut_times = [shot.start_s for shot in plan.shots[1:]]
+            video = assemble_video(
+                render,
+                self.run.root,
+                self.run.path("audio.wav"),
+                self.output,
+                audio.duration_s,
+                cut_times,
+                self.progress.stage("assemble"),
+            )
+            video.key = key
+            video.warnings = [*render.warnings, *video.warnings]
+            self.run.save("video.json", video)
+            return video
+
+    # -- whole runs -------------------------------------------------------------------------
+
+    def until(self, last_stage: str) -> RunResult:
+        """Run every stage up to and including ``last_stage``; reuse what is already done."""
+        if last_stage not in STAGES:
+            raise Music2VideoError(f"unknown stage {last_stage!r}; choose one of {', '.join(STAGES)}")
+        stop = STAGES.index(last_stage)
+        audio = self.decode()
+        analysis = self.analyze(audio)
+        plan = self.plan_shots(analysis)
+        result = RunResult(self.run.root, audio, analysis, plan, summary=self.summary)
+        if stop >= STAGES.index("listen"):
+            result.descriptions = self.listen(audio, analysis, plan)
+        if stop >= STAGES.index("write"):
+            result.storyboard = self.write(analysis, plan, result.descriptions)
+        if stop >= STAGES.index("render"):
+            result.render = self.render(result.storyboard, analysis)
+        if stop >= STAGES.index("assemble"):
+            result.video = self.assemble(audio, plan, result.render)
+            self.summary.finished = True
+            self.run.save("run.json", self.summary)
+        return result
+
+
+def check_storyboard_matches_plan(storyboard: Storyboard, plan: ShotPlan, path: Path) -> None:
+    """Shots in the storyboard must be the planned shots: the cuts are the music's, not the text's."""
+    planned = [(shot.id, round(shot.start_s, 6), round(shot.end_s, 6)) for shot in plan.shots]
+    written = [(shot.id, round(shot.start_s, 6), round(shot.end_s, 6)) for shot in storyboard.shots]
+    if planned != written:
+        raise Music2VideoError(
+            f"{path} has {len(written)} shots whose ids or times differ from the shot plan's {len(planned)}; "
+            "edit scenes and prompts, not ids or times (delete the file to write a new one)"
+        )
+
+
+def make_video(
+    song: str | Path,
+    output: str | Path | None = None,
+    *,
+    workdir: str | Path | None = None,
+    config: str | Path | None = None,
+    progress: PipelineProgress | None = None,
+    until: str = "assemble",
+    **settings: Any,
+) -> RunResult:
+    """Turn ``song`` into a music video at ``output`` (default ``./<song>.mp4``).
+
+    ``settings`` are the fields of :class:`music2video.settings.Settings` (``pipeline``,
+    ``fps``, ``width``, ``seed``, ``style`` ...); the config file and ``MUSIC2VIDEO_*``
+    environment variables fill in the rest. ``until`` stops after a stage (``structure``,
+    ``shots``, ``listen``, ``write``, ``render``); finished stages are reused.
+    """
+    resolved = load_settings(Path(config) if config else None, **settings)
+    run = Run(Path(song), resolved, Path(output) if output else None, Path(workdir) if workdir else None, progress)
+    return run.until(until)
+
+
+def _optional_backend(module: str, attribute: str, purpose: str):
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except ModuleNotFoundError as error:
+        if error.name and error.name.startswith("music2video"):
+            raise Music2VideoError(f"{purpose} is not available in this version of music2video") from None
+        raise
+
+
+def _public_settings(settings: Settings) -> dict:
+    data = settings.model_dump(mode="json")
+    data.get("llm", {}).pop("api_key", None)
+    return data
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text[:300]

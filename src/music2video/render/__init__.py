@@ -1,0 +1,148 @@
+"""Render: turn every storyboard shot into a clip of exactly its frame count.
+
+A backend (``animatic``, ``diffusers``) implements :class:`ShotRenderer`. The driver below does
+what every backend needs the same way:
+
+* frame counts from the shot plan's frame-exact cuts (``Shot.frame_range``), so clips tile the
+  finished video with no drift,
+* one clip file per shot named ``clips/<shot>-<hash>.mp4``, where the hash covers the
+  storyboard entry, the concept it draws on and the render settings; a clip is reused when its
+  file exists under that name, so editing one shot re-renders that shot only,
+* a failure in one shot (out of memory, a model error) fails that shot alone: a placeholder
+  clip stands in, ``failed_shots`` names it and a rerun tries it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol
+
+import numpy as np
+
+from music2video.artifacts import Analysis, RenderedClip, RenderResult, Storyboard, StoryboardShot
+from music2video.errors import Music2VideoError
+from music2video.progress import ProgressCallback, no_progress
+from music2video.runfolder import RunFolder, stable_hash
+from music2video.videofile import ClipWriter
+
+log = logging.getLogger(__name__)
+
+CLIPS_FOLDER = "clips"
+RENDER_ARTIFACT = "clips.json"
+
+
+class ShotRenderer(Protocol):
+    """A backend that draws one shot. Used as a context manager: load on enter, free on exit."""
+
+    name: str
+    model: str | None
+
+    def settings_fingerprint(self) -> object:
+        """Everything besides the storyboard that changes the pixels (model, steps, size ...)."""
+
+    def render_shot(
+        self,
+        shot: StoryboardShot,
+        storyboard: Storyboard,
+        analysis: Analysis,
+        frame_count: int,
+        output: Path,
+    ) -> None:
+        """Write exactly ``frame_count`` frames of ``shot`` to ``output`` (use ``ClipWriter``)."""
+
+    def __enter__(self) -> ShotRenderer: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+
+def shot_hash(shot: StoryboardShot, storyboard: Storyboard, frame_count: int, fingerprint: object) -> str:
+    """Hash of what one clip depends on: its entry, the shared look and the render settings."""
+    shared = {"style": storyboard.style, "characters": storyboard.characters}
+    return stable_hash(shot, shared, frame_count, fingerprint)
+
+
+def render_storyboard(
+    renderer: ShotRenderer,
+    storyboard: Storyboard,
+    analysis: Analysis,
+    run: RunFolder,
+    fps: float,
+    width: int,
+    height: int,
+    progress: ProgressCallback = no_progress,
+) -> RenderResult:
+    """Render every shot that has no up-to-date clip yet; return the list of clips in shot order."""
+    fingerprint = renderer.settings_fingerprint()
+    plan: list[tuple[StoryboardShot, int, str, Path]] = []
+    for shot in storyboard.shots:
+        frame_count = round(shot.end_s * fps) - round(shot.start_s * fps)
+        if frame_count < 1:
+            raise Music2VideoError(
+                f"{shot.id} lasts {shot.duration_s:.3f} s, less than one frame at {fps:g} fps; "
+                "merge it with a neighbour in storyboard.json"
+            )
+        digest = shot_hash(shot, storyboard, frame_count, fingerprint)
+        plan.append((shot, frame_count, digest, run.path(f"{CLIPS_FOLDER}/{shot.id}-{digest}.mp4")))
+
+    missing = [item for item in plan if not item[3].exists()]
+    reused = len(plan) - len(missing)
+    if reused:
+        log.info("reusing %d of %d clips", reused, len(plan))
+    failed: dict[str, str] = {}
+    done = reused
+    progress(done, len(plan), "rendering")
+    if missing:
+        with renderer:
+            for shot, frame_count, _digest, path in missing:
+                try:
+                    renderer.render_shot(shot, storyboard, analysis, frame_count, path)
+                except Music2VideoError as error:
+                    failed[shot.id] = str(error)
+                except Exception as error:  # one broken shot must not sink the other shots
+                    log.exception("rendering %s failed", shot.id)
+                    failed[shot.id] = f"{type(error).__name__}: {error}"
+                if shot.id in failed:
+                    log.error("%s failed and is replaced by a placeholder: %s", shot.id, failed[shot.id])
+                done += 1
+                progress(done, len(plan), f"rendered {shot.id}")
+
+    clips = []
+    for shot, frame_count, digest, path in plan:
+        if shot.id in failed:
+            # The placeholder goes under another name so that the next run retries the shot.
+            path = run.path(f"{CLIPS_FOLDER}/{shot.id}-failed.mp4")
+            write_placeholder(path, frame_count, fps, width, height)
+        clips.append(
+            RenderedClip(
+                shot_id=shot.id,
+                path=str(path.relative_to(run.root)),
+                frames=frame_count,
+                fps=fps,
+                width=width,
+                height=height,
+                shot_hash=digest,
+            )
+        )
+    warnings = [f"{shot_id} could not be rendered: {why}" for shot_id, why in failed.items()]
+    return RenderResult(
+        renderer=renderer.name,
+        model=renderer.model,
+        fps=fps,
+        width=width,
+        height=height,
+        clips=clips,
+        failed_shots=failed,
+        warnings=warnings,
+    )
+
+
+def write_placeholder(path: Path, frame_count: int, fps: float, width: int, height: int) -> None:
+    """A dark grey clip of the right length, so a failed shot never shifts the cuts after it."""
+    frame = np.full((height, width, 3), 24, np.uint8)
+    with ClipWriter(path, width, height, fps) as writer:
+        for _ in range(frame_count):
+            writer.write(frame)
