@@ -22,9 +22,8 @@ def estimate_render(plan: ShotPlan, settings: Settings) -> str:
             f"render: {len(frames)} shots, {total_frames} frames at {settings.width}x{settings.height}; "
             f"animatic ≈ {seconds:.0f} s on a 2-core CPU"
         )
-    from music2video.render.diffusion import estimate_render_seconds
+    from music2video.render.diffusion import describe_render_estimate
     from music2video.render.video_models import resolve_video_model
 
     entry = resolve_video_model(settings.video.model)
-    durations = [shot.duration_s for shot in plan.shots]
-    return estimate_render_seconds(entry, durations, settings.video.steps)
+    return describe_render_estimate(entry, frames, settings.video.steps, output_fps=settings.fps)

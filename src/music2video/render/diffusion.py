@@ -1,0 +1,807 @@
+"""The ``diffusers`` renderer: each storyboard shot becomes a text-to-video generation.
+
+How one shot is made (see :meth:`DiffusersRenderer.render_shot`):
+
+1. **Plan.** The shot's clip lasts ``frame_count / fps`` seconds of output. At the model's
+   native rate that needs ``ceil(seconds x native_fps) + 1`` frames, rounded *up* to the
+   model's frame rule (Wan 4k+1, LTX 8k+1, CogVideoX-2B exactly 49). Only what the shot needs
+   is generated, never a fixed maximum.
+2. **Generate.** The storyboard prompt already carries the style and characters; the negative
+   prompt is the shot's own or the model's default; the seed is ``shot.seed``. A shot longer
+   than one generation (``max_frames``) is *extended*:
+
+   * with the model's image-to-video pipeline, started from the previous segment's last frame,
+     when the registry entry has one and it loads (the Wan 2.2 TI2V and LTX entries, which
+     share the text-to-video pipeline's loaded modules, so nothing more is downloaded or
+     held in memory), or
+   * otherwise with further text-to-video segments of the same prompt and seeds ``seed+1``,
+     ``seed+2`` ... that crossfade over :data:`CROSSFADE_SECONDS`. Nothing is ever looped.
+
+3. **Retime** to exactly ``frame_count`` output frames at the output rate. Output frame ``i``
+   (time ``i / fps``) shows the source frame nearest to ``i / fps x native_fps``
+   (``retime="nearest"``, the default: every output frame is a real, sharp generated frame; at
+   16 -> 24 fps this repeats every other source frame, a cadence viewers know from film
+   transfers). ``retime="blend"`` mixes the two neighbouring source frames instead: smoother
+   motion, but fast movement shows as a double image.
+4. **Resize.** Generation happens at the model's resolution bucket nearest the output's
+   aspect ratio (a model makes its best pictures at the sizes it was trained on); each frame
+   is then scaled to cover the output size and centre-cropped.
+5. **Write** with :class:`~music2video.videofile.ClipWriter`.
+
+Out of GPU memory, a shot is retried with more offloading (none -> model -> sequential; the
+level then stays for the following shots); if even sequential offload fails, the shot raises
+a :class:`Music2VideoError`, which the driver turns into a placeholder for that shot alone.
+
+Shots are rendered one at a time: batching shots of equal frame count would save little on
+one GPU (the transformer is already busy at batch 1 at 480p) and would multiply peak memory.
+
+torch and diffusers are imported only when a renderer is entered.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from music2video.artifacts import Analysis, Storyboard, StoryboardShot
+from music2video.errors import MissingDependencyError, ModelLoadError, Music2VideoError
+from music2video.render.video_models import VideoModel, resolve_video_model
+from music2video.settings import VideoModelSettings
+from music2video.videofile import ClipWriter
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+# Bump when a change here changes the pixels of a clip made from the same settings, so that
+# cached clips are made again.
+RENDERER_VERSION = 1
+
+OffloadLevel = Literal["none", "model", "sequential"]
+OFFLOAD_LEVELS: tuple[OffloadLevel, ...] = ("none", "model", "sequential")
+
+RetimeMode = Literal["nearest", "blend"]
+ExtendMode = Literal["auto", "crossfade"]
+
+# Step caches that diffusers 0.42 ships and that run with the Wan, LTX and CogVideoX
+# transformers (checked on tiny Wan models; FasterCache is left out: it fails with Wan's
+# separate conditional and unconditional passes).
+CACHE_METHODS = ("first-block", "taylorseer", "pab")
+# First-block cache: skip the remaining blocks while the first block's residual changes by
+# less than this (relative mean absolute difference). diffusers' default; higher is faster.
+FIRST_BLOCK_CACHE_THRESHOLD = 0.05
+
+# Segments made without image-to-video crossfade over this long, seconds (at least 2 frames).
+CROSSFADE_SECONDS = 0.25
+# Frames retimed and scaled at once: bounds the extra float32 copies to ~100 MB at 720p.
+RESIZE_CHUNK_FRAMES = 16
+
+
+# --------------------------------------------------------------------------------------------
+# Planning and retiming: pure functions, no torch.
+
+
+@dataclass(frozen=True)
+class GenerationPlan:
+    """How one shot is generated.
+
+    ``segments`` are the frame counts of consecutive generations; consecutive segments share
+    ``overlap`` frames (1 for image-to-video, whose first frame repeats the previous last frame;
+    the crossfade length otherwise). ``needed`` is the number of native frames the shot needs.
+    """
+
+    needed: int
+    segments: tuple[int, ...]
+    overlap: int
+    method: Literal["single", "i2v", "crossfade"]
+
+    @property
+    def total_frames(self) -> int:
+        """Distinct frames after joining the segments (>= ``needed``)."""
+        return sum(self.segments) - self.overlap * (len(self.segments) - 1)
+
+    @property
+    def generated_frames(self) -> int:
+        """Frames the model generates, overlaps included (what the time goes into)."""
+        return sum(self.segments)
+
+
+def native_frames_needed(frame_count: int, fps: float, native_fps: float) -> int:
+    """Frames at ``native_fps`` that cover ``frame_count`` output frames at ``fps``, both ends included."""
+    seconds = frame_count / fps
+    # The tiny epsilon keeps 2.0000000001 from becoming 3 after floating-point division.
+    return math.ceil(seconds * native_fps - 1e-9) + 1
+
+
+def crossfade_frames(model: VideoModel) -> int:
+    """Frames two crossfaded segments share: :data:`CROSSFADE_SECONDS` at the native rate, >= 2."""
+    overlap = max(2, round(CROSSFADE_SECONDS * model.native_fps))
+    # A segment must add at least one new frame.
+    return min(overlap, model.max_frames - 1)
+
+
+def plan_generation(model: VideoModel, needed: int, can_extend_with_i2v: bool) -> GenerationPlan:
+    """Split ``needed`` native frames into generations that follow the model's frame rule.
+
+    One generation when it fits (``round_frames(needed)``); otherwise full-length segments
+    and a last one rounded up to what remains, joined by image-to-video extension when
+    ``can_extend_with_i2v`` and by crossfades otherwise.
+    """
+    first = model.round_frames(needed)
+    if needed <= model.max_frames:
+        return GenerationPlan(needed, (first,), 0, "single")
+    method: Literal["i2v", "crossfade"] = "i2v" if can_extend_with_i2v else "crossfade"
+    overlap = 1 if method == "i2v" else crossfade_frames(model)
+    segments = [model.max_frames]
+    produced = model.max_frames
+    while produced < needed:
+        length = model.round_frames(needed - produced + overlap)
+        segments.append(length)
+        produced += length - overlap
+    return GenerationPlan(needed, tuple(segments), overlap, method)
+
+
+def join_segments(segments: list[np.ndarray], overlap: int) -> np.ndarray:
+    """Concatenate (frames, H, W, 3) float arrays; over ``overlap`` shared frames, fade linearly to the next."""
+    joined = segments[0]
+    for segment in segments[1:]:
+        if overlap:
+            # Weights of the incoming segment: 1/(n+1) ... n/(n+1), never a hard 0 or 1.
+            weights = (np.arange(1, overlap + 1, dtype=np.float32) / (overlap + 1))[:, None, None, None]
+            mixed = joined[-overlap:] * (1 - weights) + segment[:overlap] * weights
+            joined = np.concatenate([joined[:-overlap], mixed, segment[overlap:]])
+        else:
+            joined = np.concatenate([joined, segment])
+    return joined
+
+
+def retime_plan(
+    frame_count: int, fps: float, native_fps: float, source_frames: int, mode: RetimeMode = "nearest"
+) -> list[tuple[int, int, float]]:
+    """For each output frame: (source frame a, source frame b, weight of b).
+
+    Output frame ``i`` sits at time ``i / fps``, i.e. at source position ``i / fps x native_fps``.
+    ``nearest`` picks the nearest source frame (weight 0); ``blend`` mixes the two neighbours.
+    Positions past the last source frame hold it.
+    """
+    last = source_frames - 1
+    plan = []
+    for index in range(frame_count):
+        position = index * native_fps / fps
+        if mode == "nearest":
+            nearest = min(math.floor(position + 0.5 + 1e-9), last)
+            plan.append((nearest, nearest, 0.0))
+        else:
+            lower = min(math.floor(position + 1e-9), last)
+            weight = position - lower if lower < last else 0.0
+            plan.append((lower, min(lower + 1, last), float(weight)))
+    return plan
+
+
+def retime_frames(frames: np.ndarray, plan: list[tuple[int, int, float]]) -> np.ndarray:
+    """Apply :func:`retime_plan` to (frames, H, W, 3) float frames."""
+    out = np.empty((len(plan), *frames.shape[1:]), dtype=np.float32)
+    for index, (a, b, weight) in enumerate(plan):
+        out[index] = frames[a] if weight == 0.0 else frames[a] * (1 - weight) + frames[b] * weight
+    return out
+
+
+def cover_and_crop(frames: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Scale (frames, H, W, 3) float [0, 1] frames to cover ``width`` x ``height``, centre-crop, return uint8.
+
+    Bilinear with antialiasing (torch), in chunks of :data:`RESIZE_CHUNK_FRAMES` frames.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    source_height, source_width = frames.shape[1:3]
+    scale = max(width / source_width, height / source_height)
+    scaled_width = max(width, round(source_width * scale))
+    scaled_height = max(height, round(source_height * scale))
+    left = (scaled_width - width) // 2
+    top = (scaled_height - height) // 2
+    out = np.empty((len(frames), height, width, 3), dtype=np.uint8)
+    for start in range(0, len(frames), RESIZE_CHUNK_FRAMES):
+        chunk = torch.from_numpy(np.ascontiguousarray(frames[start : start + RESIZE_CHUNK_FRAMES]))
+        chunk = chunk.permute(0, 3, 1, 2).float()
+        if (scaled_height, scaled_width) != (source_height, source_width):
+            chunk = F.interpolate(
+                chunk, size=(scaled_height, scaled_width), mode="bilinear", antialias=True, align_corners=False
+            )
+        chunk = chunk[:, :, top : top + height, left : left + width]
+        chunk = (chunk.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
+        out[start : start + len(chunk)] = chunk.numpy()
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The renderer
+
+
+class DiffusersRenderer:
+    """Render shots with a diffusers text-to-video pipeline (Wan, LTX-Video, CogVideoX ...).
+
+    Args:
+        settings: model id or folder, device, dtype, steps, guidance, offload, VAE tiling.
+        width, height: output size in pixels (each clip is scaled and cropped to it).
+        fps: output frame rate.
+        cache: a diffusers step cache, one of :data:`CACHE_METHODS` (``first-block``,
+            ``taylorseer``, ``pab``), or None. Faster, slightly different pixels.
+        cache_threshold: first-block cache threshold (default :data:`FIRST_BLOCK_CACHE_THRESHOLD`).
+        compile: ``torch.compile`` the transformer's repeated blocks (CUDA; the first shot pays
+            the compile time, later shots run faster).
+        attention_backend: a diffusers attention backend name (``flash``, ``_native_cudnn``,
+            ``sage`` ...); None keeps PyTorch's scaled-dot-product attention.
+        retime: ``nearest`` (default) or ``blend``; see the module docstring.
+        extend: ``auto`` extends long shots with image-to-video when the model has it, else
+            crossfades; ``crossfade`` always crossfades.
+        video_model: a registry entry to use instead of resolving ``settings.model`` (tests and
+            library users with their own entries).
+
+    Use as a context manager: the pipeline loads on enter and is freed on exit.
+    """
+
+    name = "diffusers"
+
+    def __init__(
+        self,
+        settings: VideoModelSettings,
+        width: int,
+        height: int,
+        fps: float,
+        *,
+        cache: str | None = None,
+        cache_threshold: float | None = None,
+        compile: bool = False,
+        attention_backend: str | None = None,
+        retime: RetimeMode = "nearest",
+        extend: ExtendMode = "auto",
+        video_model: VideoModel | None = None,
+    ):
+        if cache is not None and cache not in CACHE_METHODS:
+            raise Music2VideoError(f"unknown step cache {cache!r}; choose one of {', '.join(CACHE_METHODS)} or none")
+        if retime not in ("nearest", "blend"):
+            raise Music2VideoError(f"unknown retime mode {retime!r}; choose nearest or blend")
+        if extend not in ("auto", "crossfade"):
+            raise Music2VideoError(f"unknown extend mode {extend!r}; choose auto or crossfade")
+        self.settings = settings
+        self.entry = video_model or resolve_video_model(settings.model)
+        self.model: str | None = self.entry.hf_id
+        self.width, self.height, self.fps = width, height, fps
+        self.cache, self.cache_threshold = cache, cache_threshold
+        self.compile, self.attention_backend = compile, attention_backend
+        self.retime, self.extend = retime, extend
+        self.steps = settings.steps or self.entry.default_steps
+        self.guidance = settings.guidance if settings.guidance is not None else self.entry.default_guidance
+        self.generation_size = self.entry.pick_bucket(width, height)
+        self.offload: OffloadLevel = settings.offload
+
+        self._pipe: Any = None
+        self._i2v: Any = None
+        self._i2v_unavailable = False
+        self._running: Any = None  # the pipeline being called (the PAB cache asks it for the timestep)
+        self._placed: tuple[int, str] | None = None  # (id of pipeline, offload level) last applied
+        self._device: torch.device | None = None
+        self._dtype: torch.dtype | None = None
+
+    # -- ShotRenderer ------------------------------------------------------------------------
+
+    def settings_fingerprint(self) -> object:
+        """What changes the pixels: model and its rules, sampling, sizes, retiming, step cache.
+
+        Device and offloading are left out: they change speed and memory, not the picture.
+        """
+        entry = self.entry
+        return {
+            "renderer": self.name,
+            "version": RENDERER_VERSION,
+            "model": entry.name,
+            "source": entry.hf_id,
+            "frame_rule": [entry.frame_step, entry.min_frames, entry.max_frames],
+            "native_fps": entry.native_fps,
+            "generation_size": list(self.generation_size),
+            "steps": self.steps,
+            "guidance": self.guidance,
+            "dtype": self.settings.dtype,
+            "width": self.width,
+            "height": self.height,
+            "fps": self.fps,
+            "retime": self.retime,
+            "extend": self.extend,
+            "cache": self.cache,
+            "cache_threshold": self.cache_threshold,
+        }
+
+    def __enter__(self) -> DiffusersRenderer:
+        try:
+            import diffusers
+            import torch  # noqa: F401  (diffusers needs it; say so in the same error)
+        except ImportError:
+            raise MissingDependencyError("diffusers", "video", "The diffusers renderer") from None
+        from music2video.torch_device import resolve_device, resolve_dtype
+
+        self._device = resolve_device(self.settings.device)
+        self._dtype = resolve_dtype(self.settings.dtype, self._device)
+        entry = self.entry
+        started = time.perf_counter()
+        pipeline_class = getattr(diffusers, entry.pipeline, None) or diffusers.DiffusionPipeline
+        try:
+            self._pipe = pipeline_class.from_pretrained(entry.hf_id, dtype=self._dtype)
+        except Exception as error:  # hub, file, config and import errors all mean "cannot load"
+            raise ModelLoadError(_load_error_message(entry, error)) from None
+        self._pipe.set_progress_bar_config(disable=True)
+        self._configure(self._pipe)
+        if self.compile:
+            self._compile_transformer()
+        log.info(
+            "loaded %s (%s) on %s in %s in %.1f s; offload %s",
+            entry.name,
+            entry.hf_id,
+            self._device,
+            str(self._dtype).removeprefix("torch."),
+            time.perf_counter() - started,
+            self.offload,
+        )
+        gen_width, gen_height = self.generation_size
+        log.info(
+            "%s generates at %dx%d (its size nearest the output's aspect ratio) at %g fps; "
+            "clips are scaled and centre-cropped to %dx%d and retimed to %g fps (%s)",
+            entry.name,
+            gen_width,
+            gen_height,
+            entry.native_fps,
+            self.width,
+            self.height,
+            self.fps,
+            self.retime,
+        )
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        from music2video.torch_device import free_memory
+
+        self._pipe = self._i2v = self._running = None
+        self._placed = None
+        free_memory()
+
+    def render_shot(
+        self,
+        shot: StoryboardShot,
+        storyboard: Storyboard,
+        analysis: Analysis,
+        frame_count: int,
+        output: Path,
+    ) -> None:
+        """Generate ``shot`` and write exactly ``frame_count`` frames at the output size and rate."""
+        if self._pipe is None:
+            raise RuntimeError("DiffusersRenderer.render_shot called outside its 'with' block")
+        entry = self.entry
+
+        # 1. Plan the generations the shot needs at the native frame rate.
+        needed = native_frames_needed(frame_count, self.fps, entry.native_fps)
+        can_extend = needed > entry.max_frames and self._image_to_video() is not None
+        plan = plan_generation(entry, needed, can_extend)
+        if plan.method != "single":
+            log.info(
+                "%s needs %d frames at %g fps, more than one generation (%d): %s in %d segments",
+                shot.id,
+                needed,
+                entry.native_fps,
+                entry.max_frames,
+                "image-to-video extension" if plan.method == "i2v" else "crossfaded generations",
+                len(plan.segments),
+            )
+
+        # 2. Generate, with more offloading after running out of GPU memory.
+        started = time.perf_counter()
+        frames = self._generate_with_memory_fallback(shot, plan)
+
+        # 3. Retime: which source frame(s) each of the frame_count output frames shows.
+        timing = retime_plan(frame_count, self.fps, entry.native_fps, len(frames), self.retime)
+        with ClipWriter(output, self.width, self.height, self.fps) as writer:
+            # A chunk at a time, so that only a few retimed full-size frames exist at once.
+            for start in range(0, frame_count, RESIZE_CHUNK_FRAMES):
+                chunk = retime_frames(frames, timing[start : start + RESIZE_CHUNK_FRAMES])
+                # 4. Scale and crop to the output size.
+                pixels = cover_and_crop(chunk, self.width, self.height)
+                # 5. Write.
+                for frame in pixels:
+                    writer.write(frame)
+        log.info(
+            "%s: %d frames generated (%s), %d written in %.1f s",
+            shot.id,
+            plan.generated_frames,
+            "+".join(map(str, plan.segments)),
+            frame_count,
+            time.perf_counter() - started,
+        )
+
+    # -- generation --------------------------------------------------------------------------
+
+    def _generate_with_memory_fallback(self, shot: StoryboardShot, plan: GenerationPlan) -> np.ndarray:
+        while True:
+            out_of_memory = False
+            try:
+                return self._generate_shot(shot, plan)
+            except Exception as error:
+                if not is_out_of_memory(error):
+                    raise
+                out_of_memory = True
+            # Outside the except block, so the traceback's tensors are gone before we free.
+            if out_of_memory:
+                from music2video.torch_device import free_memory
+
+                free_memory()
+                more = _next_offload(self.offload)
+                width, height = self.generation_size
+                if more is None:
+                    raise Music2VideoError(
+                        f"{shot.id}: out of GPU memory even with sequential offload at {width}x{height} "
+                        f"({plan.generated_frames} frames); try shorter shots (shots.max_shot_s), "
+                        f"video.vae_tiling, or a smaller --video-model such as wan2.1-1.3b"
+                    )
+                log.warning(
+                    "%s: out of GPU memory with offload %s; retrying with offload %s", shot.id, self.offload, more
+                )
+                self.offload = more
+
+    def _generate_shot(self, shot: StoryboardShot, plan: GenerationPlan) -> np.ndarray:
+        """All segments of one shot, joined: (frames, H, W, 3) float32 in [0, 1] at the generation size."""
+        prompt = shot.prompt
+        negative = shot.negative_prompt or self.entry.negative_prompt
+        segments: list[np.ndarray] = []
+        for index, length in enumerate(plan.segments):
+            if index and plan.method == "i2v":
+                image = _to_pil(segments[-1][-1])
+                segment = self._call(self._image_to_video(), prompt, negative, length, shot.seed + index, image=image)
+            else:
+                # Crossfaded segments differ by seed, so no segment repeats another.
+                segment = self._call(self._pipe, prompt, negative, length, shot.seed + index)
+            segments.append(segment)
+        return join_segments(segments, plan.overlap)
+
+    def _call(self, pipe: Any, prompt: str, negative: str, frames: int, seed: int, image: Any = None) -> np.ndarray:
+        """One pipeline call: (frames, H, W, 3) float32 in [0, 1]."""
+        import torch
+
+        self._place(pipe)
+        width, height = self.generation_size
+        entry = self.entry
+        generator = torch.Generator(device=pipe._execution_device).manual_seed(seed)
+        arguments: dict[str, Any] = {
+            "prompt": prompt,
+            "negative_prompt": negative,
+            "height": height,
+            "width": width,
+            "num_frames": frames,
+            "num_inference_steps": self.steps,
+            "guidance_scale": self.guidance,
+            "generator": generator,
+            "output_type": "np",
+            **entry.extra_call_arguments,
+        }
+        if entry.frame_rate_argument:
+            arguments[entry.frame_rate_argument] = round(entry.native_fps)
+        if image is not None:
+            arguments["image"] = image
+        self._running = pipe
+        try:
+            output = pipe(**arguments)
+        finally:
+            self._running = None
+        video = np.asarray(output.frames[0], dtype=np.float32)
+        if video.ndim != 4 or video.shape[-1] != 3:
+            raise Music2VideoError(
+                f"{entry.pipeline} returned frames of shape {video.shape}; expected (frames, H, W, 3)"
+            )
+        if len(video) != frames:
+            log.warning(
+                "%s returned %d frames for %d asked; retiming uses what came back", entry.pipeline, len(video), frames
+            )
+        return video
+
+    def _image_to_video(self) -> Any:
+        """The image-to-video pipeline, built on first use and kept; None when the model has none.
+
+        Built from the loaded components (no second copy in memory) unless the entry names
+        separate weights. Any failure is logged once and long shots crossfade.
+        """
+        if self._i2v is not None:
+            return self._i2v
+        entry = self.entry
+        if self.extend == "crossfade" or entry.i2v_pipeline is None or self._i2v_unavailable:
+            return None
+        import diffusers
+
+        try:
+            pipeline_class = getattr(diffusers, entry.i2v_pipeline)
+            if entry.i2v_id is None:
+                self._i2v = share_components(pipeline_class, self._pipe)
+            else:
+                self._i2v = pipeline_class.from_pretrained(entry.i2v_id, dtype=self._dtype)
+            self._i2v.set_progress_bar_config(disable=True)
+        except Exception as error:
+            self._i2v_unavailable = True
+            log.warning(
+                "cannot build %s for %s (%s); long shots crossfade between generations instead",
+                entry.i2v_pipeline,
+                entry.name,
+                _first_line(error),
+            )
+            return None
+        return self._i2v
+
+    # -- placement, memory and speed options --------------------------------------------------
+
+    def _place(self, pipe: Any) -> None:
+        """Put ``pipe`` on the device with the current offload level (again only when something changed)."""
+        assert self._device is not None
+        if self._placed == (id(pipe), self.offload):
+            return
+        device = self._device
+        if device.type == "cpu" or self.offload == "none":
+            if device.type == "cpu" and self.offload != "none":
+                log.info("offload %s has no effect on the CPU; running in place", self.offload)
+            pipe.to(device)
+        elif self.offload == "model":
+            pipe.enable_model_cpu_offload(device=device)
+        else:
+            pipe.enable_sequential_cpu_offload(device=device)
+        self._placed = (id(pipe), self.offload)
+
+    def _configure(self, pipe: Any) -> None:
+        """VAE tiling, attention backend and step cache: applied to the loaded components once."""
+        if self.settings.vae_tiling and hasattr(pipe.vae, "enable_tiling"):
+            pipe.vae.enable_tiling()
+        transformer = pipe.transformer
+        if self.attention_backend:
+            try:
+                transformer.set_attention_backend(self.attention_backend)
+            except Exception as error:
+                log.warning(
+                    "attention backend %r is not available (%s); keeping the default",
+                    self.attention_backend,
+                    _first_line(error),
+                )
+        if self.cache:
+            try:
+                transformer.enable_cache(self._cache_config())
+            except Exception as error:
+                raise Music2VideoError(
+                    f"step cache {self.cache!r} does not work with {type(transformer).__name__} "
+                    f"({_first_line(error)}); choose another cache or none"
+                ) from None
+
+    def _cache_config(self) -> Any:
+        import diffusers
+        import torch
+
+        if self.cache == "first-block":
+            threshold = self.cache_threshold if self.cache_threshold is not None else FIRST_BLOCK_CACHE_THRESHOLD
+            return diffusers.FirstBlockCacheConfig(threshold=threshold)
+        if self.cache == "taylorseer":
+            # Lite mode: on predicted steps every block is skipped and the output projection is
+            # extrapolated. Its default patterns look for attention modules named '...attn'; Wan
+            # names them attn1/attn2, so without lite mode nothing would be cached. The factors
+            # are small: float32 keeps the extrapolation exact.
+            return diffusers.TaylorSeerCacheConfig(use_lite_mode=True, taylor_factors_dtype=torch.float32)
+        # Pyramid attention broadcast: reuse spatial attention every other step in the middle
+        # of the schedule, where it changes least (diffusers' documented example values).
+        return diffusers.PyramidAttentionBroadcastConfig(
+            spatial_attention_block_skip_range=2,
+            spatial_attention_timestep_skip_range=(100, 800),
+            current_timestep_callback=lambda: self._running.current_timestep,
+        )
+
+    def _compile_transformer(self) -> None:
+        if self.offload == "sequential":
+            log.warning("torch.compile does not work with sequential offload; not compiling")
+            return
+        transformer = self._pipe.transformer
+        if getattr(transformer, "_repeated_blocks", None):
+            # Regional compilation: one compiled block reused 30 times compiles far faster.
+            transformer.compile_repeated_blocks(fullgraph=True)
+        else:
+            transformer.compile()
+        log.info(
+            "compiling %s with torch.compile: the first shot includes the compile time", type(transformer).__name__
+        )
+
+
+def share_components(pipeline_class: Any, pipe: Any) -> Any:
+    """A ``pipeline_class`` built from ``pipe``'s components and matching config values.
+
+    What ``DiffusionPipeline.from_pipe`` does, minus its final ``.to(dtype)``: that cast would
+    also turn the modules diffusers keeps in float32 (Wan's norms and embeddings) into bfloat16,
+    in the text-to-video pipeline too, since the modules are shared.
+    """
+    import inspect
+
+    accepted = inspect.signature(pipeline_class.__init__).parameters
+    components = {name: module for name, module in pipe.components.items() if name in accepted}
+    options = {
+        name: value
+        for name, value in pipe.config.items()
+        if name in accepted and name not in components and not name.startswith("_")
+    }
+    return pipeline_class(**components, **options)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for CUDA out-of-memory errors, whichever way torch or a kernel raised them."""
+    try:
+        import torch
+
+        if isinstance(error, torch.OutOfMemoryError):
+            return True
+    except ImportError:
+        pass
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+def _next_offload(level: OffloadLevel) -> OffloadLevel | None:
+    index = OFFLOAD_LEVELS.index(level)
+    return OFFLOAD_LEVELS[index + 1] if index + 1 < len(OFFLOAD_LEVELS) else None
+
+
+def _to_pil(frame: np.ndarray) -> Any:
+    import PIL.Image
+
+    return PIL.Image.fromarray((np.clip(frame, 0, 1) * 255).round().astype(np.uint8))
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _load_error_message(entry: VideoModel, error: BaseException) -> str:
+    reason = f"{type(error).__name__}: {_first_line(error)}"
+    source = Path(entry.hf_id).expanduser()
+    if source.is_absolute() or entry.hf_id.startswith(".") or source.exists():
+        return (
+            f"cannot load video model from folder {entry.hf_id!r} as {entry.pipeline} ({reason}); "
+            "it must be a complete folder written by save_pretrained or huggingface-cli download"
+        )
+    return (
+        f"cannot load video model {entry.hf_id!r} ({reason}); without internet access, download it once "
+        f"('huggingface-cli download {entry.hf_id} --local-dir DIR') and pass --video-model DIR"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Cost estimates for --dry-run
+
+# Seconds per generated frame per denoising step (both classifier-free-guidance passes
+# included) at the entry's first resolution bucket, bf16, no offload, no step cache.
+# Keys are matched as substrings of torch.cuda.get_device_name(). Each figure says where it
+# comes from; "estimate" figures are guesses to be replaced by measurements
+# (benchmarks/gpu/bench_wan.py prints the Wan figure for the GPU it runs on).
+SECONDS_PER_FRAME_STEP: dict[str, dict[str, tuple[float, str]]] = {
+    "wan2.1-1.3b": {
+        # Wan 2.1 README: 5 s of 480p (81 frames, 50 steps) in about 4 minutes on an RTX 4090.
+        "RTX 4090": (240 / (81 * 50), "Wan 2.1 README (RTX 4090, 4 min per 81-frame clip)"),
+        "H100": (0.025, "estimate (about 2.4x an RTX 4090); measure with benchmarks/gpu/bench_wan.py"),
+        "H200": (0.023, "estimate (H100 figure, slightly faster memory)"),
+        "A100": (0.040, "estimate"),
+    },
+    "wan2.2-ti2v-5b": {
+        # Wan 2.2 README: 5 s of 720p (121 frames, 50 steps) in under 9 minutes on one RTX 4090.
+        "RTX 4090": (540 / (121 * 50), "Wan 2.2 README (RTX 4090, under 9 min per 121-frame clip)"),
+        "H100": (0.035, "estimate"),
+        "H200": (0.033, "estimate"),
+        "A100": (0.060, "estimate"),
+    },
+    "ltx-video": {
+        # LTX-Video paper: 5 s of 768x512 at 24 fps (121 frames) in 2 s on an H100 (20 steps).
+        "H100": (2 / (121 * 20), "LTX-Video paper (H100, 2 s per 121-frame clip at 20 steps)"),
+        "H200": (2 / (121 * 20), "estimate (H100 figure)"),
+        "A100": (0.0016, "estimate (half an H100)"),
+        "RTX 4090": (0.0020, "estimate"),
+    },
+    "cogvideox-2b": {
+        # CogVideoX README: 50 steps of 49 frames in ~90 s on an A100, ~45 s on an H100
+        # (measured with model CPU offload and VAE tiling).
+        "H100": (45 / (49 * 50), "CogVideoX README (H100, ~45 s per clip)"),
+        "H200": (45 / (49 * 50), "estimate (H100 figure)"),
+        "A100": (90 / (49 * 50), "CogVideoX README (A100, ~90 s per clip)"),
+        "RTX 4090": (0.040, "estimate"),
+    },
+}
+# GPUs not in the table are assumed to be about as fast as this one.
+REFERENCE_GPU = "RTX 4090"
+# A CPU is assumed this many times slower than the reference GPU (an estimate; real models on
+# a CPU take hours per shot).
+CPU_SLOWDOWN = 200.0
+
+
+def seconds_per_frame_step(model: VideoModel, device_name: str) -> tuple[float, str]:
+    """(seconds per generated frame per step, where the figure comes from) for a device name."""
+    table = SECONDS_PER_FRAME_STEP.get(model.name) or SECONDS_PER_FRAME_STEP["wan2.1-1.3b"]
+    source_note = "" if model.name in SECONDS_PER_FRAME_STEP else f" (no figures for {model.name}: Wan 2.1 1.3B's)"
+    reference = table.get(REFERENCE_GPU) or next(iter(table.values()))
+    if device_name.lower() in ("cpu", "mps"):
+        return reference[0] * CPU_SLOWDOWN, f"estimate: {CPU_SLOWDOWN:g}x an {REFERENCE_GPU}" + source_note
+    for key, (seconds, source) in table.items():
+        if key.lower() in device_name.lower():
+            return seconds, source + source_note
+    return reference[0], f"{device_name} not in the table; {REFERENCE_GPU} figure" + source_note
+
+
+def estimate_render_seconds(
+    model_entry: VideoModel,
+    plan_frames: list[int],
+    steps: int | None = None,
+    device_name: str | None = None,
+    *,
+    output_fps: float | None = None,
+) -> float:
+    """Expected seconds of diffusion for a shot plan, for ``--dry-run``.
+
+    Args:
+        model_entry: the video model (see :func:`resolve_video_model`).
+        plan_frames: frames per shot: output frames at ``output_fps`` when it is given, else
+            frames at the model's native rate.
+        steps: denoising steps (None: the model's default).
+        device_name: a GPU name as ``torch.cuda.get_device_name()`` gives it, or ``cpu``;
+            None asks torch (``cpu`` without torch or CUDA).
+
+    Counts every frame the model generates (frame-rule rounding and extension overlaps
+    included) times the steps times :func:`seconds_per_frame_step`. Model loading, text
+    encoding and VAE decoding are left out (a few seconds per shot on a GPU).
+    """
+    steps = steps or model_entry.default_steps
+    device_name = device_name or _current_device_name()
+    per_frame_step, _source = seconds_per_frame_step(model_entry, device_name)
+    can_extend = model_entry.i2v_pipeline is not None
+    generated = 0
+    for frames in plan_frames:
+        needed = native_frames_needed(frames, output_fps, model_entry.native_fps) if output_fps else frames
+        generated += plan_generation(model_entry, needed, can_extend).generated_frames
+    return generated * steps * per_frame_step
+
+
+def describe_render_estimate(
+    model_entry: VideoModel,
+    plan_frames: list[int],
+    steps: int | None = None,
+    device_name: str | None = None,
+    *,
+    output_fps: float | None = None,
+) -> str:
+    """One line for ``--dry-run``: shots, frames and expected diffusion time, with the figure's source."""
+    steps = steps or model_entry.default_steps
+    device_name = device_name or _current_device_name()
+    seconds = estimate_render_seconds(model_entry, plan_frames, steps, device_name, output_fps=output_fps)
+    _per_frame_step, source = seconds_per_frame_step(model_entry, device_name)
+    width, height = model_entry.buckets[0]
+    return (
+        f"render: {len(plan_frames)} shots with {model_entry.name} at {width}x{height}, {steps} steps; "
+        f"≈ {_format_duration(seconds)} of diffusion on {device_name} ({source})"
+    )
+
+
+def _format_duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _current_device_name() -> str:
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"

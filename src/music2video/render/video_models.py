@@ -1,0 +1,256 @@
+"""The text-to-video models the diffusers renderer knows, and how to resolve a user's choice.
+
+Each model is one :class:`VideoModel` entry in :data:`VIDEO_MODELS`: which diffusers pipeline
+class loads it, which frame counts and sizes it accepts, its native frame rate, its longest
+single generation and sensible sampling defaults. Adding a model means adding one entry.
+
+:func:`resolve_video_model` accepts a registry name (``wan2.1-1.3b``), a known Hugging Face id
+(``Wan-AI/Wan2.1-T2V-1.3B-Diffusers``) or a local folder saved with ``save_pretrained``; the
+folder's ``model_index.json`` (its ``_class_name``) picks the entry whose rules apply.
+
+Sizes are ``(width, height)`` in pixels; frame rates in frames per second.
+
+This module imports nothing heavy: the CLI's ``--dry-run`` uses it without torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from music2video.errors import Music2VideoError
+
+# The negative prompt that Wan's authors ship with their examples (English translation of the
+# Chinese original): it steers away from the artefacts the model is known for.
+WAN_NEGATIVE_PROMPT = (
+    "Bright tones, overexposed, static, blurred details, subtitles, style, works, paintings, images, "
+    "static, overall gray, worst quality, low quality, JPEG compression residue, ugly, incomplete, "
+    "extra fingers, poorly drawn hands, poorly drawn faces, deformed, disfigured, misshapen limbs, "
+    "fused fingers, still picture, messy background, three legs, many people in the background, "
+    "walking backwards"
+)
+LTX_NEGATIVE_PROMPT = "worst quality, inconsistent motion, blurry, jittery, distorted"
+
+
+@dataclass(frozen=True)
+class VideoModel:
+    """One text-to-video model and the rules its pipeline imposes.
+
+    Frame counts: a generation has ``frame_step * k + 1`` frames (the VAE compresses time by
+    ``frame_step`` and keeps the first frame on its own), at least ``min_frames`` and at most
+    ``max_frames``. A shot that needs more frames is made of several generations.
+    """
+
+    name: str = field(metadata={"doc": "Short registry name, e.g. 'wan2.1-1.3b'."})
+    hf_id: str = field(metadata={"doc": "Hugging Face id, or the local folder it was resolved from."})
+    pipeline: str = field(metadata={"doc": "diffusers text-to-video pipeline class name."})
+    native_fps: float = field(metadata={"doc": "Frame rate the model was trained at, frames per second."})
+    frame_step: int = field(metadata={"doc": "Frame counts are frame_step * k + 1."})
+    max_frames: int = field(metadata={"doc": "Most frames in one generation (itself frame_step * k + 1)."})
+    buckets: tuple[tuple[int, int], ...] = field(metadata={"doc": "Generation sizes (width, height), best first."})
+    size_multiple: int = field(metadata={"doc": "Width and height must be multiples of this (VAE stride x patch)."})
+    default_steps: int
+    default_guidance: float
+    min_frames: int = 1
+    negative_prompt: str = ""
+    i2v_pipeline: str | None = field(
+        default=None,
+        metadata={"doc": "Image-to-video pipeline class used to extend a shot from its last frame; None: none."},
+    )
+    i2v_id: str | None = field(
+        default=None,
+        metadata={"doc": "Weights of the image-to-video pipeline; None: share the loaded text-to-video modules."},
+    )
+    frame_rate_argument: str | None = field(
+        default=None, metadata={"doc": "Name of the pipeline argument that takes the frame rate (LTX: frame_rate)."}
+    )
+    extra_call_arguments: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    index_config: Mapping[str, object] = field(
+        default_factory=lambda: MappingProxyType({}),
+        metadata={"doc": "model_index.json values that tell this entry apart from others of the same class."},
+    )
+    licence: str = ""
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.max_frames - 1) % self.frame_step:
+            raise ValueError(f"{self.name}: max_frames {self.max_frames} is not {self.frame_step}k+1")
+        if self.min_frames > self.max_frames:
+            raise ValueError(f"{self.name}: min_frames {self.min_frames} > max_frames {self.max_frames}")
+        for width, height in self.buckets:
+            if width % self.size_multiple or height % self.size_multiple:
+                raise ValueError(f"{self.name}: bucket {width}x{height} is not a multiple of {self.size_multiple}")
+        if not self.buckets:
+            raise ValueError(f"{self.name}: no resolution buckets")
+
+    # -- frame counts ------------------------------------------------------------------------
+
+    def round_frames(self, frames: int) -> int:
+        """The smallest valid frame count >= ``frames`` (and >= ``min_frames``), capped at ``max_frames``.
+
+        Wan (step 4): 10 -> 13; LTX (step 8): 10 -> 17; CogVideoX-2B: anything -> 49.
+        """
+        wanted = max(frames, self.min_frames, 1)
+        steps = math.ceil((wanted - 1) / self.frame_step)
+        return min(steps * self.frame_step + 1, self.max_frames)
+
+    def is_valid_frame_count(self, frames: int) -> bool:
+        return self.min_frames <= frames <= self.max_frames and (frames - 1) % self.frame_step == 0
+
+    @property
+    def max_seconds(self) -> float:
+        """Longest clip of one generation at the native frame rate, seconds."""
+        return (self.max_frames - 1) / self.native_fps
+
+    # -- sizes -------------------------------------------------------------------------------
+
+    def pick_bucket(self, width: int, height: int) -> tuple[int, int]:
+        """The generation size whose aspect ratio is closest to ``width`` x ``height`` (log ratio).
+
+        Ties go to the earlier bucket. The renderer then scales and centre-crops to the output.
+        """
+        wanted = math.log(width / height)
+        return min(self.buckets, key=lambda bucket: abs(math.log(bucket[0] / bucket[1]) - wanted))
+
+
+VIDEO_MODELS: dict[str, VideoModel] = {
+    model.name: model
+    for model in (
+        VideoModel(
+            name="wan2.1-1.3b",
+            hf_id="Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
+            pipeline="WanPipeline",
+            native_fps=16.0,
+            frame_step=4,
+            max_frames=81,  # 5 s at 16 fps, what the model was trained on
+            buckets=((832, 480), (480, 832)),
+            size_multiple=16,  # VAE stride 8 x patch 2
+            default_steps=50,
+            default_guidance=5.0,
+            negative_prompt=WAN_NEGATIVE_PROMPT,
+            licence="Apache-2.0",
+            notes=(
+                "About 8 GB of GPU memory at 832x480. There is no official 1.3B image-to-video model "
+                "(Wan2.1-I2V-14B-480P is 14B and would not fit beside it), so a shot longer than 81 "
+                "frames is made of several text-to-video generations with seeds seed, seed+1, ... that "
+                "crossfade over a few frames."
+            ),
+        ),
+        VideoModel(
+            name="wan2.2-ti2v-5b",
+            hf_id="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
+            pipeline="WanPipeline",
+            native_fps=24.0,
+            frame_step=4,
+            max_frames=121,  # 5 s at 24 fps
+            buckets=((1280, 704), (704, 1280)),
+            size_multiple=32,  # Wan 2.2 VAE stride 16 x patch 2
+            default_steps=50,
+            default_guidance=5.0,
+            negative_prompt=WAN_NEGATIVE_PROMPT,
+            # The same weights do image-to-video: WanImageToVideoPipeline with expand_timesteps.
+            i2v_pipeline="WanImageToVideoPipeline",
+            index_config=MappingProxyType({"expand_timesteps": True}),
+            licence="Apache-2.0",
+            notes="Text- and image-to-video in one 5B model at 720p; long shots extend from their last frame.",
+        ),
+        VideoModel(
+            name="ltx-video",
+            hf_id="Lightricks/LTX-Video",
+            pipeline="LTXPipeline",
+            native_fps=24.0,
+            frame_step=8,
+            max_frames=161,  # the pipeline's default; the model accepts up to 257
+            buckets=((768, 512), (512, 768), (512, 512)),
+            size_multiple=32,
+            default_steps=50,
+            default_guidance=3.0,
+            negative_prompt=LTX_NEGATIVE_PROMPT,
+            i2v_pipeline="LTXImageToVideoPipeline",
+            frame_rate_argument="frame_rate",
+            licence=(
+                "LTX-Video licence: OpenRAIL-M for the first 2B checkpoints, the LTXV Open Weights licence "
+                "for later ones; read the model card before commercial use"
+            ),
+            notes="Fast (about real time on an H100); long shots extend from their last frame.",
+        ),
+        VideoModel(
+            name="cogvideox-2b",
+            hf_id="THUDM/CogVideoX-2b",
+            pipeline="CogVideoXPipeline",
+            native_fps=8.0,
+            frame_step=4,
+            min_frames=49,  # trained on 49 frames only: always make 49 and trim
+            max_frames=49,
+            buckets=((720, 480),),  # the only size the model supports
+            size_multiple=16,
+            default_steps=50,
+            default_guidance=6.0,
+            extra_call_arguments=MappingProxyType({"use_dynamic_cfg": True}),
+            licence="Apache-2.0 (CogVideoX-5B has its own CogVideoX licence)",
+            notes=(
+                "6 s at 8 fps, 720x480 only. Its image-to-video sibling is the 5B model, so long shots "
+                "crossfade between generations. CogVideoX 1.5 (not listed) uses 16 fps and 8k+1 frames."
+            ),
+        ),
+    )
+}
+
+DEFAULT_VIDEO_MODEL = "wan2.1-1.3b"
+
+
+def resolve_video_model(name_or_id_or_path: str) -> VideoModel:
+    """The registry entry for a name, a known Hugging Face id or a local diffusers folder.
+
+    For a folder, the returned entry is a copy whose ``hf_id`` is the folder's path, so the
+    renderer loads from disk. Raises :class:`Music2VideoError` listing the valid names when the
+    choice matches nothing.
+    """
+    choice = name_or_id_or_path.strip()
+    by_name = {name.lower(): model for name, model in VIDEO_MODELS.items()}
+    if choice.lower() in by_name:
+        return by_name[choice.lower()]
+    for model in VIDEO_MODELS.values():
+        if choice.lower() == model.hf_id.lower():
+            return model
+    path = Path(choice).expanduser()
+    if path.is_dir():
+        return _model_for_folder(path)
+    raise Music2VideoError(
+        f"unknown video model {choice!r}; choose one of {', '.join(VIDEO_MODELS)}, one of their Hugging Face ids "
+        f"({', '.join(model.hf_id for model in VIDEO_MODELS.values())}), or a local folder saved with "
+        "save_pretrained (its model_index.json picks the rules)"
+    )
+
+
+def _model_for_folder(path: Path) -> VideoModel:
+    index_path = path / "model_index.json"
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise Music2VideoError(
+            f"{path} has no model_index.json, so it is not a diffusers pipeline folder; download one with "
+            "'huggingface-cli download <id> --local-dir <folder>'"
+        ) from None
+    except (OSError, ValueError) as error:
+        raise Music2VideoError(f"cannot read {index_path}: {error}") from None
+    class_name = index.get("_class_name")
+    candidates = [model for model in VIDEO_MODELS.values() if model.pipeline == class_name]
+    # Prefer the entry whose distinguishing config values the folder has (Wan 2.2 TI2V's
+    # expand_timesteps); an entry without such values is the family's fallback.
+    matching = [
+        model for model in candidates if all(index.get(key) == value for key, value in model.index_config.items())
+    ]
+    if not matching:
+        known = sorted({model.pipeline for model in VIDEO_MODELS.values()})
+        raise Music2VideoError(
+            f"{path} holds a {class_name!r} pipeline, which the renderer has no rules for; "
+            f"supported pipeline classes: {', '.join(known)}"
+        )
+    best = max(matching, key=lambda model: len(model.index_config))
+    return dataclasses.replace(best, hf_id=str(path))

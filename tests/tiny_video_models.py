@@ -1,0 +1,217 @@
+"""Tiny random-weight text-to-video pipelines, saved to folders, for offline tests.
+
+The renderer loads them through its real code (``from_pretrained`` on the folder, the
+registry rules picked by ``model_index.json``). Component sizes follow diffusers' own pipeline
+tests (``tests/pipelines/wan/test_wan.py``, ``tests/pipelines/ltx/test_ltx.py``) except the
+text encoder and tokenizer, which are built here instead of downloaded:
+
+* tokenizer: a T5 tokenizer over a 50-piece vocabulary. ``T5Tokenizer(vocab=...)`` builds the
+  ``tokenizers`` Unigram model with Metaspace pre-tokenizer and decoder, as T5/UMT5 use; ids
+  ``<pad>``=0, ``</s>``=1, ``<unk>``=2 as the real tokenizers have them.
+* text encoder: UMT5 (Wan) or T5 (LTX) encoder with ``d_model`` 32, matching the
+  transformer's ``text_dim`` / ``caption_channels``.
+
+A 9-frame 32x32 clip takes a few hundredths of a second in 2 steps on a CPU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+TEXT_DIM = 32
+_WORDS = (
+    "a the of and in on with at light dark night city neon rain dance dancer sky red blue gold "
+    "slow fast camera close wide shot street moon sea fire smoke"
+).split()
+
+
+def tiny_t5_tokenizer():
+    """A T5 tokenizer (Unigram + Metaspace) with <pad>=0, </s>=1, <unk>=2, words and letters."""
+    from transformers import T5Tokenizer
+
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    vocab += [("\u2581" + word, -float(rank + 1)) for rank, word in enumerate(_WORDS)]
+    vocab += [(letter, -50.0) for letter in "abcdefghijklmnopqrstuvwxyz,.'-"]
+    tokenizer = T5Tokenizer(vocab=vocab, extra_ids=0)
+    assert (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id) == (0, 1, 2)
+    return tokenizer
+
+
+def build_tiny_wan(folder: Path, seed: int = 0) -> Path:
+    """Save a tiny ``WanPipeline`` (Wan 2.1 layout) to ``folder`` and return it."""
+    import torch
+    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    tokenizer = tiny_t5_tokenizer()
+    torch.manual_seed(seed)
+    text_encoder = UMT5EncoderModel(
+        UMT5Config(
+            vocab_size=len(tokenizer),
+            d_model=TEXT_DIM,
+            d_kv=8,
+            d_ff=64,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+        )
+    )
+    torch.manual_seed(seed)
+    vae = AutoencoderKLWan(
+        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
+    )
+    torch.manual_seed(seed)
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=16,
+        out_channels=16,
+        text_dim=TEXT_DIM,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+    )
+    pipe = WanPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=vae,
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+    )
+    pipe.save_pretrained(folder)
+    return Path(folder)
+
+
+def build_tiny_ltx(folder: Path, seed: int = 0) -> Path:
+    """Save a tiny ``LTXPipeline`` to ``folder`` and return it (its VAE compresses 4x in space and time)."""
+    import torch
+    from diffusers import (
+        AutoencoderKLLTXVideo,
+        FlowMatchEulerDiscreteScheduler,
+        LTXPipeline,
+        LTXVideoTransformer3DModel,
+    )
+    from transformers import T5Config, T5EncoderModel
+
+    tokenizer = tiny_t5_tokenizer()
+    torch.manual_seed(seed)
+    text_encoder = T5EncoderModel(
+        T5Config(
+            vocab_size=len(tokenizer),
+            d_model=TEXT_DIM,
+            d_kv=8,
+            d_ff=64,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+        )
+    )
+    torch.manual_seed(seed)
+    transformer = LTXVideoTransformer3DModel(
+        in_channels=8,
+        out_channels=8,
+        patch_size=1,
+        patch_size_t=1,
+        num_attention_heads=4,
+        attention_head_dim=8,
+        cross_attention_dim=32,
+        num_layers=1,
+        caption_channels=TEXT_DIM,
+    )
+    torch.manual_seed(seed)
+    # Every decoder_* argument is set: their defaults are the full-size decoder.
+    vae = AutoencoderKLLTXVideo(
+        latent_channels=8,
+        block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        layers_per_block=(1, 1, 1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1, 1, 1),
+        spatio_temporal_scaling=(True, True, False, False),
+        decoder_spatio_temporal_scaling=(True, True, False, False),
+        decoder_inject_noise=(False, False, False, False, False),
+        upsample_residual=(False, False, False, False),
+        upsample_factor=(1, 1, 1, 1),
+        patch_size=1,
+        patch_size_t=1,
+        encoder_causal=True,
+        decoder_causal=False,
+    )
+    pipe = LTXPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=vae,
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+    )
+    pipe.save_pretrained(folder)
+    return Path(folder)
+
+
+def build_tiny_wan22_ti2v(folder: Path, seed: int = 0) -> Path:
+    """Save a tiny Wan 2.2 TI2V-style ``WanPipeline`` (expand_timesteps, 48-channel VAE) to ``folder``.
+
+    Shapes from diffusers' ``tests/pipelines/wan/test_wan_22_image_to_video.py``; the same
+    components run ``WanImageToVideoPipeline`` for image-to-video.
+    """
+    import torch
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    tokenizer = tiny_t5_tokenizer()
+    torch.manual_seed(seed)
+    text_encoder = UMT5EncoderModel(
+        UMT5Config(
+            vocab_size=len(tokenizer),
+            d_model=TEXT_DIM,
+            d_kv=8,
+            d_ff=64,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+        )
+    )
+    torch.manual_seed(seed)
+    vae = AutoencoderKLWan(
+        base_dim=3,
+        z_dim=48,
+        in_channels=12,
+        out_channels=12,
+        is_residual=True,
+        patch_size=2,
+        latents_mean=[0.0] * 48,
+        latents_std=[1.0] * 48,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        scale_factor_spatial=16,
+        scale_factor_temporal=4,
+        temperal_downsample=[False, True, True],
+    )
+    torch.manual_seed(seed)
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=48,
+        out_channels=48,
+        text_dim=TEXT_DIM,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+    )
+    pipe = WanPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=vae,
+        transformer=transformer,
+        scheduler=UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0),
+        expand_timesteps=True,
+    )
+    pipe.save_pretrained(folder)
+    return Path(folder)
