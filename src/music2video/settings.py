@@ -69,7 +69,13 @@ class ClapSettings(ModelSettings):
 
 
 class LalmSettings(ModelSettings):
-    model: str = Field("Qwen/Qwen2-Audio-7B-Instruct", description="Hugging Face id or local folder of an audio-language model.")
+    model: str = Field("Qwen/Qwen2.5-Omni-7B", description="Hugging Face id or local folder of an audio-language model.")
+    family: Literal["auto", "qwen2_5_omni", "qwen2_audio", "audio_flamingo3", "music_flamingo"] = Field(
+        "auto", description="Model family; auto reads it from the model id or its config.json."
+    )
+    window_s: float | None = Field(None, gt=0, description="Longest audio per request, seconds; None: the model's own limit.")
+    batch_size: int = Field(4, ge=1, description="Audio windows per generate call.")
+    device_map: str | None = Field(None, description="'auto' lets accelerate place layers and offload what does not fit.")
     max_new_tokens: int = Field(256, ge=16)
 
 
