@@ -1,0 +1,220 @@
+"""Shots stage: where the cuts fall, from the structure analysis.
+
+Rules, in order of priority:
+
+1. A cut at every section boundary; shots tile ``[0, duration_s]`` with no gap, the last one
+   ending exactly at the song's end.
+2. Every shot lasts between ``min_shot_s`` and ``max_shot_s``. The only exceptions: a section
+   shorter than ``min_shot_s`` is one shot, and a section that cannot be divided into pieces
+   within both bounds (e.g. 6 s with bounds 4-5 s) is split evenly into pieces no longer than
+   ``max_shot_s`` (with a warning), because the renderer cannot make a longer shot.
+3. Cuts fall on downbeats where possible, on beats otherwise, and on an even grid only where
+   the beats cannot meet the bounds: where the music has no beats for longer than the bounds
+   allow, or where whole beats do not add up to allowed lengths.
+4. Shot length follows the music: ``calm_shot_bars`` bars in the calmest section,
+   ``intense_shot_bars`` in the most energetic one, interpolated by section energy.
+
+Within each section, a dynamic programme picks the cuts that best fit the target length while
+preferring downbeats; it is exact and deterministic (ties go to the earlier cut).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+from music2video.artifacts import Analysis, Section, Shot, ShotPlan
+from music2video.settings import ShotSettings
+
+log = logging.getLogger(__name__)
+
+CUT_PENALTY = {"downbeat": 0.0, "beat": 0.25, "grid": 1.0}
+"""Cost added per cut by what it sits on, in the units of the length cost (see ``_shot_cost``)."""
+
+_SAME_TIME_S = 1e-3
+"""Two candidate cut times closer than this are the same cut."""
+
+
+def plan_shots(analysis: Analysis, settings: ShotSettings) -> ShotPlan:
+    """Cut the song into shots.
+
+    Args:
+        analysis: the structure analysis (beats, downbeats, sections, energy), times in seconds.
+        settings: shot length bounds (seconds) and target lengths (bars) for calm and intense music.
+
+    Returns:
+        ``ShotPlan`` whose shots tile ``[0, analysis.duration_s]``; each shot names its section
+        and what its first cut sits on (``start``, ``section``, ``downbeat``, ``beat``, ``grid``).
+    """
+    warnings: list[str] = []
+    sections = analysis.sections or [
+        Section(index=0, start_s=0.0, end_s=analysis.duration_s, label="A", role="verse", energy=1.0)
+    ]
+    downbeats = np.asarray(analysis.downbeats_s, dtype=float)
+    beats = np.asarray(analysis.beats_s, dtype=float)
+    relative_energy = _relative_energies(sections)
+
+    shots: list[Shot] = []
+    for section, energy in zip(sections, relative_energy):
+        # 1. How long shots should be here.
+        bar_s = _bar_duration_s(analysis, beats, section)
+        target_bars = settings.calm_shot_bars + (settings.intense_shot_bars - settings.calm_shot_bars) * energy
+        target_s = min(max(target_bars * bar_s, settings.min_shot_s), settings.max_shot_s)
+
+        # 2. Where they may be cut, then the best cuts.
+        candidates = _candidates(section, beats, downbeats, bar_s / max(1, analysis.beats_per_bar), settings)
+        cuts = _best_cuts(section, candidates, target_s, settings)
+        if cuts is None:
+            # The beats cannot be combined into lengths within the bounds (e.g. beats of 1.05 s
+            # with shots of 1.1-2.3 s leave an odd beat over): allow a few grid cuts too.
+            cuts = _best_cuts(section, _with_fine_grid(section, candidates, settings), target_s, settings)
+        if cuts is None:
+            cuts = _even_cuts(section, settings)
+            if section.duration_s / (len(cuts) + 1) < settings.min_shot_s:
+                warnings.append(
+                    f"section {section.index} ({section.duration_s:.2f} s) cannot be cut into shots of "
+                    f"{settings.min_shot_s:g}-{settings.max_shot_s:g} s; split it evenly into "
+                    f"{len(cuts) + 1} shots of {section.duration_s / (len(cuts) + 1):.2f} s"
+                )
+
+        # 3. Shots between the section's bounds and the chosen cuts.
+        edges = [(section.start_s, "section"), *cuts, (section.end_s, "")]
+        for (start_s, kind), (end_s, _) in zip(edges, edges[1:]):
+            index = len(shots)
+            shots.append(
+                Shot(
+                    index=index,
+                    id=f"shot-{index + 1:03d}",
+                    start_s=start_s,
+                    end_s=end_s,
+                    section_index=section.index,
+                    cut="start" if index == 0 else kind,
+                )
+            )
+
+    # The sections tile the song; make the tiling exact even if they were edited by hand.
+    shots[0] = shots[0].model_copy(update={"start_s": 0.0})
+    shots[-1] = shots[-1].model_copy(update={"end_s": analysis.duration_s})
+    for message in warnings:
+        log.warning(message)
+    return ShotPlan(warnings=warnings, duration_s=analysis.duration_s, shots=shots)
+
+
+def _relative_energies(sections: list[Section]) -> list[float]:
+    """Section energies rescaled so the calmest section is 0 and the most intense is 1 (all
+    0.5 when they are equal)."""
+    energies = [s.energy for s in sections]
+    low, high = min(energies), max(energies)
+    if high - low < 1e-6:
+        return [0.5] * len(sections)
+    return [(e - low) / (high - low) for e in energies]
+
+
+def _bar_duration_s(analysis: Analysis, beats: np.ndarray, section: Section) -> float:
+    """Bar length in seconds inside ``section`` (the local beat period × beats per bar)."""
+    inside = beats[(beats >= section.start_s) & (beats <= section.end_s)]
+    if len(inside) >= 2:
+        beat_s = float(np.median(np.diff(inside)))
+    elif len(beats) >= 2:
+        beat_s = float(np.median(np.diff(beats)))
+    else:
+        beat_s = 60.0 / analysis.tempo_bpm if analysis.tempo_bpm > 0 else 0.5
+    return beat_s * max(1, analysis.beats_per_bar)
+
+
+def _candidates(
+    section: Section, beats: np.ndarray, downbeats: np.ndarray, beat_s: float, settings: ShotSettings
+) -> list[tuple[float, str]]:
+    """Possible cut times strictly inside the section, with what each sits on, in time order.
+
+    Where beats are missing for longer than the shot bounds can bridge (a beatless intro, a
+    final chord ringing out), the gap is filled with an even grid at about the beat period.
+    """
+    lo, hi = section.start_s + _SAME_TIME_S, section.end_s - _SAME_TIME_S
+    points = {round(float(t), 6): "beat" for t in beats if lo < t < hi}
+    points.update({round(float(t), 6): "downbeat" for t in downbeats if lo < t < hi})
+    timed = sorted(points.items())
+
+    # Gaps wider than max - min can make the bounds impossible to meet; fill them.
+    widest_gap_s = max(settings.max_shot_s - settings.min_shot_s, 0.1 * settings.max_shot_s)
+    grid_step_s = min(beat_s, widest_gap_s) if beat_s > 0 else widest_gap_s
+    filled: list[tuple[float, str]] = []
+    previous = section.start_s
+    for time_s, kind in [*timed, (section.end_s, "")]:
+        gap_s = time_s - previous
+        if gap_s > widest_gap_s:
+            pieces = math.ceil(gap_s / grid_step_s)
+            filled.extend((previous + gap_s * k / pieces, "grid") for k in range(1, pieces))
+        if kind:
+            filled.append((time_s, kind))
+        previous = time_s
+    return filled
+
+
+def _with_fine_grid(
+    section: Section, candidates: list[tuple[float, str]], settings: ShotSettings
+) -> list[tuple[float, str]]:
+    """``candidates`` plus an even grid over the whole section, fine enough (half the spread
+    between the shortest and the longest shot) that any length the bounds allow can be met."""
+    step_s = max((settings.max_shot_s - settings.min_shot_s) / 2, 0.05)
+    pieces = max(1, math.ceil(section.duration_s / step_s))
+    grid = [section.start_s + section.duration_s * k / pieces for k in range(1, pieces)]
+    taken = [t for t, _ in candidates]
+    extra = [(t, "grid") for t in grid if not taken or min(abs(t - u) for u in taken) > _SAME_TIME_S]
+    return sorted([*candidates, *extra])
+
+
+def _shot_cost(length_s: float, target_s: float) -> float:
+    """How far a shot is from the target length: squared relative error, weighted by the shot's
+    length so that the total does not favour fewer or more shots for its own sake."""
+    return (length_s / target_s) * ((length_s - target_s) / target_s) ** 2
+
+
+def _best_cuts(
+    section: Section, candidates: list[tuple[float, str]], target_s: float, settings: ShotSettings
+) -> list[tuple[float, str]] | None:
+    """The cheapest cuts inside the section with every shot within the bounds; None if none exist.
+
+    Dynamic programme over the points [start, candidates..., end]: best[j] is the lowest cost
+    of shots tiling start..point j.
+    """
+    if section.duration_s <= settings.max_shot_s and (
+        section.duration_s < 2 * settings.min_shot_s or not candidates
+    ):
+        return []  # one shot: the section cannot (or need not) be split
+    times = [section.start_s, *[t for t, _ in candidates], section.end_s]
+    kinds = ["section", *[k for _, k in candidates], ""]
+    n = len(times)
+    best = [math.inf] * n
+    previous = [-1] * n
+    best[0] = 0.0
+    first = 0  # earliest i that can still reach j within max_shot_s (two-pointer window)
+    for j in range(1, n):
+        while times[j] - times[first] > settings.max_shot_s + 1e-9:
+            first += 1
+        penalty = CUT_PENALTY.get(kinds[j], 0.0)
+        for i in range(first, j):
+            length_s = times[j] - times[i]
+            if length_s < settings.min_shot_s - 1e-9:
+                break
+            if best[i] == math.inf:
+                continue
+            cost = best[i] + _shot_cost(length_s, target_s) + penalty
+            if cost < best[j]:
+                best[j], previous[j] = cost, i
+    if best[-1] == math.inf:
+        return None
+    cuts = []
+    j = previous[-1]
+    while j > 0:
+        cuts.append((times[j], kinds[j]))
+        j = previous[j]
+    return cuts[::-1]
+
+
+def _even_cuts(section: Section, settings: ShotSettings) -> list[tuple[float, str]]:
+    """Cuts dividing the section into equal shots no longer than ``max_shot_s``."""
+    pieces = max(1, math.ceil(section.duration_s / settings.max_shot_s - 1e-9))
+    return [(section.start_s + section.duration_s * k / pieces, "grid") for k in range(1, pieces)]

@@ -1,0 +1,41 @@
+"""Fixtures shared by the test modules.
+
+Session-scoped fixtures are built once per test run (the demo song takes about a second to
+synthesise and a second to analyse); tests must not modify what they return.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+# librosa compiles with numba on first use; cache the compiled code somewhere writable so that
+# only the first test run pays for it. Must be set before librosa is imported.
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(tempfile.gettempdir()) / "numba_cache"))
+
+import pytest  # noqa: E402
+
+from music2video.artifacts import Analysis  # noqa: E402
+from music2video.demo import DemoTruth, synthesize_demo_song  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def demo_song(tmp_path_factory) -> tuple[Path, DemoTruth]:
+    """The default demo song (about 62 s, 120 bpm, intro/verse/chorus/verse/chorus/outro) as a
+    float WAV, with its ground truth."""
+    path = tmp_path_factory.mktemp("demo") / "demo-song.wav"
+    truth = synthesize_demo_song(path)
+    return path, truth
+
+
+@pytest.fixture(scope="session")
+def demo_analysis(demo_song, tmp_path_factory) -> Analysis:
+    """The demo song decoded and analysed exactly as the pipeline does it."""
+    from music2video.decode import ANALYSIS_RATE_HZ, decode_audio, load_audio
+    from music2video.structure import analyze_structure
+
+    path, _ = demo_song
+    wav = tmp_path_factory.mktemp("demo-analysis") / "audio.wav"
+    decode_audio(path, wav)
+    return analyze_structure(load_audio(wav, ANALYSIS_RATE_HZ), ANALYSIS_RATE_HZ)
