@@ -205,6 +205,9 @@ def make(
         f"[green]wrote[/green] {video.video_path}  ({video.duration_s:.2f} s, {len(result.plan.shots)} shots, "
         f"{video.width}x{video.height} @ {video.fps:g} fps)\n[dim]run folder: {result.run_folder}[/dim]"
     )
+    report_path = result.run_folder / "report.html"
+    if report_path.exists():
+        console.print(f"[dim]report: {report_path}[/dim]")
 
 
 @app.command()
@@ -317,6 +320,11 @@ def demo_song(
     truth = synthesize_demo_song(output, duration_s=duration, tempo_bpm=tempo, seed=seed)
     console.print(f"[green]wrote[/green] {output} ({len(truth.sections)} sections at {truth.tempo_bpm:g} BPM)")
 
+
+from music2video.cli_evaluate import evaluate, report  # noqa: E402  (they import cli lazily)
+
+app.command()(evaluate)
+app.command()(report)
 
 # -- printing ---------------------------------------------------------------------------------
 

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 STAGE_VERSIONS = {"decode": 1, "structure": 1, "shots": 1, "listen": 1, "write": 1, "assemble": 1}
 
 RUN_FOLDER_SUFFIX = ".music2video"
-STAGES = ("decode", "structure", "shots", "listen", "write", "render", "assemble")
+STAGES = ("decode", "structure", "shots", "listen", "write", "render", "assemble")  # then evaluate, report
 
 
 def default_output(song: Path) -> Path:
@@ -133,8 +133,10 @@ class Run:
             key = stable_hash(file_sha256(self.song), STAGE_VERSIONS["decode"])
             audio = self.run.load("audio.json", AudioInfo, key)
             if audio is None or not self.run.path("audio.wav").exists():
-                self.progress.stage("decode")(0, 1, self.song.name)
+                report = self.progress.stage("decode")
+                report(0, 1, self.song.name)
                 audio = decode.decode_audio(self.song, self.run.path("audio.wav"))
+                report(1, 1, self.song.name)
                 audio.key = key
                 self.run.save("audio.json", audio)
             return audio
@@ -256,7 +258,8 @@ class Run:
                 self.progress.stage("render"),
             )
             result.key = stable_hash(storyboard, renderer.settings_fingerprint())
-            self.run.save("clips.json", result)
+            if self.run.load("clips.json", RenderResult, result.key) != result:
+                self.run.save("clips.json", result)
             return result
 
     def _renderer(self):  # -> ShotRenderer
@@ -294,6 +297,35 @@ class Run:
             self.run.save("video.json", video)
             return video
 
+    def evaluate(self) -> None:
+        """evaluation.json: how the finished video follows the music; never fails the run."""
+        from music2video.evaluate import evaluate_run
+
+        options = self.settings.evaluate
+        with self._stage("evaluate", "evaluation.json"):
+            try:
+                evaluate_run(
+                    self.run.root,
+                    options.sigma_s,
+                    clip_model=options.clip_model,
+                    clap_model=options.clap_model,
+                    motion=options.motion,
+                    progress=self.progress.stage("evaluate"),
+                )
+            except Music2VideoError as error:
+                log.warning("evaluation skipped: %s", error)
+
+    def report(self) -> Path | None:
+        """report.html in the run folder, from whatever artifacts exist."""
+        from music2video.report import write_report
+
+        with self._stage("report", "report.html"):
+            try:
+                return write_report(self.run.root, progress=self.progress.stage("report"))
+            except Exception as error:  # the video is done; a broken report must not undo that
+                log.warning("report not written: %s", error)
+                return None
+
     # -- whole runs -------------------------------------------------------------------------
 
     def until(self, last_stage: str) -> RunResult:
@@ -313,8 +345,12 @@ class Run:
             result.render = self.render(result.storyboard, analysis)
         if stop >= STAGES.index("assemble"):
             result.video = self.assemble(audio, plan, result.render)
+            if self.settings.evaluate.enabled:
+                self.evaluate()
             self.summary.finished = True
             self.run.save("run.json", self.summary)
+            if self.settings.evaluate.enabled:
+                self.report()
         return result
 
 

@@ -95,6 +95,18 @@ class VideoModelSettings(ModelSettings):
     vae_tiling: bool = False
 
 
+class EvaluateSettings(Section):
+    """The sync and quality metrics every run computes on its own video (evaluation.json)."""
+
+    enabled: bool = Field(True, description="Evaluate the finished video and write report.html.")
+    motion: Literal["auto", "flow", "difference"] = Field(
+        "difference", description="Motion for AV-Align: optical flow (OpenCV, slower) or frame difference."
+    )
+    sigma_s: float = Field(0.1, gt=0, description="Beat Alignment Score tolerance, seconds.")
+    clip_model: str | None = Field(None, description="CLIP model for prompt similarity and consistency; None skips them.")
+    clap_model: str | None = Field(None, description="CLAP model for audio-to-scene similarity; None skips it.")
+
+
 class Settings(BaseSettings):
     """Everything a run can be told. Field names equal the CLI flag and API keyword names."""
 
@@ -118,6 +130,7 @@ class Settings(BaseSettings):
     lalm: LalmSettings = Field(default_factory=LalmSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     video: VideoModelSettings = Field(default_factory=VideoModelSettings)
+    evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings)
 
     @field_validator("width", "height")
     @classmethod
