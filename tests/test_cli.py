@@ -273,3 +273,22 @@ def test_the_api_and_the_cli_share_one_code_path(demo_song, tmp_path):
     assert result.storyboard is not None and result.video is None
     assert len(result.storyboard.shots) == len(result.plan.shots)
     shutil.rmtree(result.run_folder)
+
+
+def test_user_lyrics_reach_the_storyboard_and_the_subtitles(demo_song, tmp_path):
+    song, _ = demo_song
+    lrc = tmp_path / "words.lrc"
+    lrc.write_text("[00:09.00]first line in the verse\n[00:21.50]here comes the chorus\n[00:33.00]second verse\n")
+    out = tmp_path / "sung.mp4"
+    run_cli(song, "-o", out, *SMALL, "--lyrics", lrc, "--subtitles", "soft")
+    run = tmp_path / "sung.music2video"
+    board = Storyboard.model_validate_json((run / "storyboard.json").read_text())
+    sung = {shot.id: shot.lyrics for shot in board.shots if shot.lyrics}
+    assert any("here comes the chorus" in words for words in sung.values())
+    chorus_shot = next(shot for shot in board.shots if "here comes the chorus" in shot.lyrics)
+    assert chorus_shot.start_s - 1e-6 <= 21.5 < chorus_shot.end_s or chorus_shot.start_s >= 21.5 - 2
+    assert "--> " in (run / "lyrics.srt").read_text()
+    with av.open(str(out)) as container:
+        assert [s.codec_context.name for s in container.streams.subtitles] == ["mov_text"]
+        assert container.streams.video and container.streams.audio
+    _assert_playable(out, sf.info(str(song)).duration)

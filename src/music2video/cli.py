@@ -58,6 +58,11 @@ LalmModel = Annotated[str | None, typer.Option(help="Audio-language model: Huggi
 LlmModel = Annotated[str | None, typer.Option(help="Chat model for the storyboard: Hugging Face id, local folder, or model name at --llm-base-url.", show_default=False)]
 LlmBaseUrl = Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp ...). Key from MUSIC2VIDEO_LLM__API_KEY.", show_default=False)]
 VideoModel = Annotated[str | None, typer.Option(help="Text-to-video model: registry name, Hugging Face id or local folder.", show_default=False)]
+LyricsFile = Annotated[Path | None, typer.Option("--lyrics", help="Your lyrics: plain text (aligned to the song) or LRC (times kept).", show_default=False)]
+Subtitles = Annotated[str | None, typer.Option(help="Lyrics in the video: none, soft (a track players can switch on) or burned. [default: none]", show_default=False)]
+WhisperModel = Annotated[str | None, typer.Option(help="Whisper model for the lyrics: Hugging Face id or local folder.", show_default=False)]
+Language = Annotated[str | None, typer.Option(help="Language of the lyrics (en, de, ja ...). Default: detected.", show_default=False)]
+VocalSeparation = Annotated[str | None, typer.Option(help="What Whisper hears: none (the mix), foreground (REPET) or demucs.", show_default=False)]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log every step.")]
 
 
@@ -79,13 +84,19 @@ def _settings_overrides(
     llm_model: str | None = None,
     llm_base_url: str | None = None,
     video_model: str | None = None,
+    lyrics: Path | None = None,
+    subtitles: str | None = None,
+    whisper_model: str | None = None,
+    language: str | None = None,
+    vocal_separation: str | None = None,
 ) -> dict[str, Any]:
     """Flags -> keyword arguments of ``load_settings`` (flags not given are left to config/env)."""
     from music2video.settings import parse_resolution
 
     overrides: dict[str, Any] = dict(
-        pipeline=pipeline, listener=listener, writer=writer, renderer=renderer, seed=seed, fps=fps, style=style
-    )
+        pipeline=pipeline, listener=listener, writer=writer, renderer=renderer, seed=seed, fps=fps, style=style,
+        subtitles=subtitles,
+    )  # fmt: skip
     if resolution:
         overrides["width"], overrides["height"] = parse_resolution(resolution)
     # Nested sections are deep-merged with the config file and environment, field by field.
@@ -95,7 +106,11 @@ def _settings_overrides(
         "lalm": {"model": lalm_model, "device": device, "dtype": dtype},
         "llm": {"model": llm_model, "base_url": llm_base_url, "device": device, "dtype": dtype},
         "video": {"model": video_model, "device": device, "dtype": dtype},
-    }
+        "lyrics": {
+            "user_lyrics": lyrics, "model": whisper_model, "language": language, "separation": vocal_separation,
+            "device": device, "dtype": dtype,
+        },
+    }  # fmt: skip
     for section, values in nested.items():
         given = {name: value for name, value in values.items() if value is not None}
         if given:
@@ -185,6 +200,11 @@ def make(
     llm_model: LlmModel = None,
     llm_base_url: LlmBaseUrl = None,
     video_model: VideoModel = None,
+    lyrics: LyricsFile = None,
+    subtitles: Subtitles = None,
+    whisper_model: WhisperModel = None,
+    language: Language = None,
+    vocal_separation: VocalSeparation = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Analyse and print the shot plan and the render cost estimate; render nothing.")] = False,
     verbose: Verbose = False,
 ) -> None:
@@ -193,6 +213,7 @@ def make(
     overrides = _settings_overrides(
         pipeline, listener, writer, renderer, seed, resolution, fps, style, min_shot, max_shot,
         device, dtype, clap_model, lalm_model, llm_model, llm_base_url, video_model,
+        lyrics, subtitles, whisper_model, language, vocal_separation,
     )  # fmt: skip
     if dry_run:
         result = _run(song, output, workdir, config, "shots", overrides)
@@ -245,6 +266,10 @@ def storyboard(
     lalm_model: LalmModel = None,
     llm_model: LlmModel = None,
     llm_base_url: LlmBaseUrl = None,
+    lyrics: LyricsFile = None,
+    whisper_model: WhisperModel = None,
+    language: Language = None,
+    vocal_separation: VocalSeparation = None,
     verbose: Verbose = False,
 ) -> None:
     """Analyse, listen and write storyboard.json (edit it, then run make or render)."""
@@ -252,6 +277,7 @@ def storyboard(
     overrides = _settings_overrides(
         pipeline, listener, writer, None, seed, None, None, style, None, None, device, dtype,
         clap_model, lalm_model, llm_model, llm_base_url, None,
+        lyrics, None, whisper_model, language, vocal_separation,
     )  # fmt: skip
     result = _run(song, output, workdir, config, "write", overrides)
     _print_warnings(result.descriptions, result.storyboard)

@@ -33,6 +33,7 @@ from music2video.artifacts import (
     Storyboard,
 )
 from music2video.errors import InputError, Music2VideoError
+from music2video.lyrics import Lyrics, lyrics_by_shot
 from music2video.progress import PipelineProgress, SilentPipelineProgress
 from music2video.runfolder import RunFolder, file_sha256, stable_hash
 from music2video.settings import Settings, load_settings
@@ -40,10 +41,10 @@ from music2video.settings import Settings, load_settings
 log = logging.getLogger(__name__)
 
 # Bump a stage's version when its algorithm changes, so old artifacts are not reused.
-STAGE_VERSIONS = {"decode": 1, "structure": 1, "shots": 1, "listen": 1, "write": 1, "assemble": 1}
+STAGE_VERSIONS = {"decode": 1, "structure": 1, "shots": 1, "listen": 1, "lyrics": 1, "write": 1, "assemble": 1}
 
 RUN_FOLDER_SUFFIX = ".music2video"
-STAGES = ("decode", "structure", "shots", "listen", "write", "render", "assemble")  # then evaluate, report
+STAGES = ("decode", "structure", "shots", "listen", "lyrics", "write", "render", "assemble")  # then evaluate, report
 
 
 def default_output(song: Path) -> Path:
@@ -65,6 +66,7 @@ class RunResult:
     analysis: Analysis
     plan: ShotPlan
     descriptions: Descriptions | None = None
+    lyrics: Lyrics | None = None
     storyboard: Storyboard | None = None
     render: RenderResult | None = None
     video: AssemblyResult | None = None
@@ -182,18 +184,58 @@ class Run:
             return describe_lalm(self.run.path("audio.wav"), analysis, plan, self.settings.lalm, progress)
         raise Music2VideoError(f"unknown listener {listener!r}; choose dsp, clap or lalm")
 
-    def write(self, analysis: Analysis, plan: ShotPlan, descriptions: Descriptions) -> Storyboard:
+    def lyrics(self, audio: AudioInfo) -> Lyrics | None:
+        """lyrics.json and lyrics.srt: where the voice is, and what it sings when."""
+        from music2video.lyrics import make_lyrics, write_srt
+
+        settings = self.settings.lyrics
+        if not settings.enabled:
+            return None
+        user = settings.user_lyrics
+        if user is not None and not Path(user).is_file():
+            raise InputError(f"lyrics file {user} does not exist")
+        if self.backends["lyrics"] != "whisper" and settings.transcribe:
+            # The preview pipeline downloads nothing: lyrics only from the user's file.
+            settings = settings.model_copy(update={"transcribe": False})
+        with self._stage("lyrics", "lyrics.json"):
+            key = stable_hash(
+                audio.key,
+                settings.model_dump(mode="json", exclude={"user_lyrics"}),
+                file_sha256(Path(user)) if user else None,
+                STAGE_VERSIONS["lyrics"],
+            )
+            lyrics = self.run.cached(
+                "lyrics.json",
+                Lyrics,
+                key,
+                lambda: make_lyrics(self.run.path("audio.wav"), settings, progress=self.progress.stage("lyrics")),
+            )
+            write_srt(lyrics, self.run.path("lyrics.srt"))  # cheap; follows hand edits of lyrics.json
+            return lyrics
+
+    def write(
+        self, analysis: Analysis, plan: ShotPlan, descriptions: Descriptions, lyrics: Lyrics | None = None
+    ) -> Storyboard:
         writer = self.backends["writer"]
-        # The API key never enters a hash or an artifact.
-        writer_settings = self.settings.llm.model_dump(exclude={"api_key"}) if writer == "llm" else None
+        # The API key never enters a hash or an artifact; the prompt templates do (people edit them).
+        writer_settings = (
+            [self.settings.llm.model_dump(exclude={"api_key"}), _prompt_templates_hash()] if writer == "llm" else None
+        )
         with self._stage("write", "storyboard.json"):
             key = stable_hash(
-                descriptions.key, writer, writer_settings, self.settings.style, self.settings.seed, STAGE_VERSIONS["write"]
+                descriptions.key,
+                lyrics.key if lyrics else None,
+                writer,
+                writer_settings,
+                self.settings.style,
+                self.settings.seed,
+                STAGE_VERSIONS["write"],
             )
             existing = self._load_storyboard(key, plan)
             if existing is not None:
                 return existing
-            storyboard = self._write(writer, analysis, plan, descriptions)
+            sung = lyrics_by_shot(lyrics, plan) if lyrics is not None and lyrics.lines else None
+            storyboard = self._write(writer, analysis, plan, descriptions, sung)
             storyboard.key = key
             self.run.save("storyboard.json", storyboard)
             return storyboard
@@ -222,11 +264,20 @@ class Run:
             check_storyboard_matches_plan(storyboard, plan, path)
         return storyboard
 
-    def _write(self, writer: str, analysis: Analysis, plan: ShotPlan, descriptions: Descriptions) -> Storyboard:
+    def _write(
+        self,
+        writer: str,
+        analysis: Analysis,
+        plan: ShotPlan,
+        descriptions: Descriptions,
+        sung: dict[str, str] | None,
+    ) -> Storyboard:
         if writer == "template":
             from music2video.write.template import write_template_storyboard
 
-            return write_template_storyboard(analysis, plan, descriptions, style=self.settings.style, seed=self.settings.seed)
+            return write_template_storyboard(
+                analysis, plan, descriptions, style=self.settings.style, seed=self.settings.seed, lyrics_by_shot=sung
+            )
         if writer == "llm":
             write_llm_storyboard = _optional_backend("music2video.write.llm", "write_llm_storyboard", "the llm writer")
             return write_llm_storyboard(
@@ -236,6 +287,7 @@ class Run:
                 self.settings.llm,
                 style=self.settings.style,
                 seed=self.settings.seed,
+                lyrics_by_shot=sung,
                 log_dir=self.run.path("llm"),
                 progress=self.progress.stage("write"),
             )
@@ -274,28 +326,56 @@ class Run:
             return renderer_class(settings.video, settings.width, settings.height, settings.fps)
         raise Music2VideoError(f"unknown renderer {name!r}; choose animatic or diffusers")
 
-    def assemble(self, audio: AudioInfo, plan: ShotPlan, render: RenderResult) -> AssemblyResult:
+    def assemble(
+        self, audio: AudioInfo, plan: ShotPlan, render: RenderResult, lyrics: Lyrics | None = None
+    ) -> AssemblyResult:
         from music2video.assemble import assemble_video
 
+        subtitles = self.settings.subtitles if lyrics is not None and lyrics.lines else "none"
         with self._stage("assemble", "video.json"):
-            key = stable_hash(audio.key, render.clips, str(self.output.resolve()), STAGE_VERSIONS["assemble"])
+            key = stable_hash(
+                audio.key,
+                render.clips,
+                str(self.output.resolve()),
+                subtitles,
+                lyrics.key if subtitles != "none" else None,
+                STAGE_VERSIONS["assemble"],
+            )
             existing = self.run.load("video.json", AssemblyResult, key)
             if existing is not None and self.output.exists():
                 return existing
+            # Subtitles are added after joining, to a copy, so the join itself stays one video
+            # and one audio stream copied packet for packet.
+            joined = self.output if subtitles == "none" else self.run.path("video-without-subtitles.mp4")
             cut_times = [shot.start_s for shot in plan.shots[1:]]
             video = assemble_video(
                 render,
                 self.run.root,
                 self.run.path("audio.wav"),
-                self.output,
+                joined,
                 audio.duration_s,
                 cut_times,
                 self.progress.stage("assemble"),
             )
+            if subtitles != "none":
+                self._add_subtitles(joined, subtitles, lyrics)
+                video.video_path = str(self.output.resolve())
             video.key = key
             video.warnings = [*render.warnings, *video.warnings]
             self.run.save("video.json", video)
             return video
+
+    def _add_subtitles(self, joined: Path, mode: str, lyrics: Lyrics) -> None:
+        from music2video.runfolder import atomic_path
+        from music2video.subtitles import add_soft_subtitles, burn_subtitles, iso639_2
+
+        srt = self.run.path("lyrics.srt")
+        with atomic_path(self.output) as tmp:
+            if mode == "soft":
+                add_soft_subtitles(joined, srt, tmp, language=iso639_2(lyrics.language))
+            else:
+                burn_subtitles(joined, srt, tmp, self.progress.stage("subtitles"))
+        joined.unlink(missing_ok=True)
 
     def evaluate(self) -> None:
         """evaluation.json: how the finished video follows the music; never fails the run."""
@@ -339,12 +419,14 @@ class Run:
         result = RunResult(self.run.root, audio, analysis, plan, summary=self.summary)
         if stop >= STAGES.index("listen"):
             result.descriptions = self.listen(audio, analysis, plan)
+        if stop >= STAGES.index("lyrics"):
+            result.lyrics = self.lyrics(audio)
         if stop >= STAGES.index("write"):
-            result.storyboard = self.write(analysis, plan, result.descriptions)
+            result.storyboard = self.write(analysis, plan, result.descriptions, result.lyrics)
         if stop >= STAGES.index("render"):
             result.render = self.render(result.storyboard, analysis)
         if stop >= STAGES.index("assemble"):
-            result.video = self.assemble(audio, plan, result.render)
+            result.video = self.assemble(audio, plan, result.render, result.lyrics)
             if self.settings.evaluate.enabled:
                 self.evaluate()
             self.summary.finished = True
@@ -385,6 +467,11 @@ def make_video(
     resolved = load_settings(Path(config) if config else None, **settings)
     run = Run(Path(song), resolved, Path(output) if output else None, Path(workdir) if workdir else None, progress)
     return run.until(until)
+
+
+def _prompt_templates_hash() -> str:
+    folder = Path(__file__).parent / "prompts"
+    return stable_hash(*[(path.name, path.read_text(encoding="utf-8")) for path in sorted(folder.glob("storyboard_*"))])
 
 
 def _optional_backend(module: str, attribute: str, purpose: str):

@@ -27,10 +27,12 @@ WriterName = Literal["template", "llm"]
 RendererName = Literal["animatic", "diffusers"]
 
 # Each pipeline is a preset of per-stage backends; any of them can be overridden on its own.
+# Lyrics: "whisper" transcribes sung words; "vocals" only finds where the voice is and times
+# the user's lyrics file, if any, without a model (the preview pipeline downloads nothing).
 PIPELINES: dict[str, dict[str, str]] = {
-    "preview": {"listener": "dsp", "writer": "template", "renderer": "animatic"},
-    "clap": {"listener": "clap", "writer": "llm", "renderer": "diffusers"},
-    "lalm": {"listener": "lalm", "writer": "llm", "renderer": "diffusers"},
+    "preview": {"listener": "dsp", "lyrics": "vocals", "writer": "template", "renderer": "animatic"},
+    "clap": {"listener": "clap", "lyrics": "whisper", "writer": "llm", "renderer": "diffusers"},
+    "lalm": {"listener": "lalm", "lyrics": "whisper", "writer": "llm", "renderer": "diffusers"},
 }
 
 
@@ -95,6 +97,39 @@ class VideoModelSettings(ModelSettings):
     vae_tiling: bool = False
 
 
+class LyricsSettings(ModelSettings):
+    """The ``[lyrics]`` section: vocal detection, Whisper transcription, user lyrics."""
+
+    enabled: bool = Field(True, description="Run the lyrics stage at all (instrumentals cost only the vocal detector).")
+    user_lyrics: Path | None = Field(None, description="Your lyrics: plain text (aligned to the song) or LRC (times kept).")
+    model: str = Field("openai/whisper-large-v3-turbo", description="Whisper: Hugging Face id or local folder.")
+    transcribe: bool = Field(True, description="Use Whisper; off: lyrics only from a user file, timed by the vocals.")
+    language: str | None = Field(None, description="Language code (en, de, ja ...); None: Whisper detects it once per song.")
+    separation: Literal["none", "foreground", "demucs"] = Field(
+        "none",
+        description=(
+            "What Whisper hears: the mix, the REPET foreground (librosa, no download), or Demucs' vocal stem "
+            "(pip install demucs; better on dense mixes, one more model)."
+        ),
+    )
+    demucs_model: str = Field("htdemucs", description="Demucs model name (e.g. htdemucs, htdemucs_ft) or 'demucs_unittest'.")
+    vocal_gate: bool = Field(
+        True, description="Let Whisper hear only where the vocal detector found a voice; off: the whole song."
+    )
+    vocal_threshold: float = Field(0.12, gt=0, lt=1, description="Foreground share of the voice band that counts as singing.")
+    max_new_tokens: int = Field(224, ge=8, le=440, description="Tokens per 30 s window (Whisper's own limit is 224).")
+    temperatures: list[float] = Field(
+        default_factory=lambda: [0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+        description="Decoding temperatures tried in turn while a window fails the thresholds (openai/whisper).",
+    )
+    no_speech_threshold: float = Field(
+        0.6, ge=0, le=1, description="Whisper's no-speech probability above which a window is silent."
+    )
+    logprob_threshold: float = Field(-1.0, description="Mean token log-probability below which text is unreliable.")
+    compression_ratio_threshold: float = Field(2.4, gt=0, description="gzip ratio above which text is a repetition loop.")
+    seed: int = Field(0, description="Seed of the sampling at temperatures above 0.")
+
+
 class EvaluateSettings(Section):
     """The sync and quality metrics every run computes on its own video (evaluation.json)."""
 
@@ -130,6 +165,10 @@ class Settings(BaseSettings):
     lalm: LalmSettings = Field(default_factory=LalmSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     video: VideoModelSettings = Field(default_factory=VideoModelSettings)
+    lyrics: LyricsSettings = Field(default_factory=LyricsSettings)
+    subtitles: Literal["none", "soft", "burned"] = Field(
+        "none", description="Lyrics in the video: none, soft (a track players can switch on) or burned into the frames."
+    )
     evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings)
 
     @field_validator("width", "height")

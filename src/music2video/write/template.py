@@ -242,6 +242,7 @@ def write_template_storyboard(
     descriptions: Descriptions,
     style: str = "",
     seed: int = 0,
+    lyrics_by_shot: dict[str, str] | None = None,
 ) -> Storyboard:
     """Write a deterministic storyboard from the song's structure and a listener's descriptions.
 
@@ -253,6 +254,8 @@ def write_template_storyboard(
         style: the user's instruction for the look or story; used verbatim in the concept and
             the style bible, and in every prompt as far as ``MAX_PROMPT_CHARS`` allows.
         seed: seeds every choice (characters, settings, actions) and the per-shot seeds.
+        lyrics_by_shot: the words sung during each shot (by shot id), copied into the shot's
+            ``lyrics`` and its scene description for people; prompts stay visual.
 
     Returns:
         ``Storyboard(writer="template")``, one ``StoryboardShot`` per planned shot, in order.
@@ -330,6 +333,9 @@ def write_template_storyboard(
         move = shot_rng.choice(world_of_section["moves"][int(high)])
         camera = _camera(energy, position)
         scene_for_people = _scene(kind, treatment, cast, high, action, move, use_descriptions=False)
+        sung = (lyrics_by_shot or {}).get(shot.id, "").strip()
+        if sung:
+            scene_for_people += f' Sung here: "{sung}".'
         scene_for_model = _scene(kind, treatment, cast, high, action, move, use_descriptions=True)
         prompt, cut = _compose_prompt(
             scene=scene_for_model,
@@ -356,6 +362,7 @@ def write_template_storyboard(
                 camera=camera,
                 energy=round(energy, 4),
                 characters=[character.name for character in cast],
+                lyrics=sung,
             )
         )
 

@@ -1,0 +1,202 @@
+"""The lyrics stage: from the run folder's ``audio.wav`` (and optional user lyrics) to :class:`Lyrics`.
+
+Steps of :func:`make_lyrics`:
+
+1. Read the song as 16 kHz mono; separate the vocals if asked (Demucs or the REPET foreground).
+2. Detect where someone sings (:mod:`.vocals`).
+3. An LRC file needs nothing more: its times are the user's.
+4. Without vocals and without user lyrics: no lyrics, no Whisper (an instrumental costs only
+   the detector).
+5. Whisper transcribes windows around the vocals (:mod:`.whisper`), the model is freed, and the
+   hallucination filters drop what is not sung; windows Whisper calls silent leave the vocal spans.
+6. Plain-text user lyrics are aligned to the heard words, or, without a transcription, spread
+   over the vocals by syllable count (:mod:`.user`).
+
+A Whisper model that cannot be loaded is a warning, not an error: the song still gets a video,
+with user lyrics spread over the vocals or without lyrics; the warning is in ``lyrics.json``
+and the report.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from music2video.artifacts import ShotPlan
+from music2video.errors import MissingDependencyError, ModelLoadError
+from music2video.lyrics.artifact import DroppedLine, LyricLine, Lyrics, LyricsSettings
+from music2video.lyrics.user import align_lines, distributed_lines, read_user_lyrics
+from music2video.lyrics.vocals import (
+    SAMPLE_RATE_HZ,
+    demucs_vocals,
+    detect_vocals,
+    foreground_audio,
+    remove_windows,
+)
+from music2video.lyrics.whisper import filter_hallucinations, load_whisper, plan_windows, transcribe_windows
+from music2video.progress import ProgressCallback, no_progress
+
+log = logging.getLogger(__name__)
+
+LINE_SEPARATOR = " / "  # lines sung in one shot, as the storyboard shows them
+
+
+def make_lyrics(
+    audio_wav: Path,
+    settings: LyricsSettings | None = None,
+    user_lyrics: Path | None = None,
+    progress: ProgressCallback = no_progress,
+) -> Lyrics:
+    """Lyrics of the song in ``audio_wav`` (any file soundfile reads), with times in seconds.
+
+    ``user_lyrics`` (default ``settings.user_lyrics``): a plain-text or LRC file. Raises
+    :class:`~music2video.errors.InputError` for an unreadable lyrics file; a Whisper that cannot
+    be loaded becomes a warning.
+    """
+    from music2video.decode import load_audio
+
+    settings = settings or LyricsSettings()
+    user_lyrics = user_lyrics if user_lyrics is not None else settings.user_lyrics
+    warnings: list[str] = []
+    if not settings.enabled:
+        import soundfile
+
+        info = soundfile.info(str(audio_wav))
+        duration_s = round(info.frames / info.samplerate, 3)
+        return Lyrics(source="none", has_vocals=False, duration_s=duration_s, warnings=["lyrics: turned off"])
+
+    # 1. Audio, and what Whisper will hear.
+    progress(0, 4, "reading audio")
+    samples = load_audio(Path(audio_wav), sample_rate_hz=SAMPLE_RATE_HZ)
+    duration_s = samples.size / SAMPLE_RATE_HZ
+    # A bad lyrics file fails now, before minutes of separation and transcription.
+    user = read_user_lyrics(Path(user_lyrics), duration_s) if user_lyrics is not None else None
+    if user is not None:
+        warnings.extend(user.warnings)
+    stem = None
+    if settings.separation == "demucs":
+        progress(0, 4, "separating vocals (demucs)")
+        try:
+            from music2video.torch_device import resolve_device
+
+            stem = demucs_vocals(Path(audio_wav), settings.demucs_model, str(resolve_device(settings.device)))
+            stem = np.pad(stem, (0, max(0, samples.size - stem.size)))[: samples.size]
+        except (MissingDependencyError, ModelLoadError) as error:
+            warnings.append(f"lyrics: {error}; the REPET foreground was used instead")
+            log.warning("%s", warnings[-1])
+
+    # 2. Where someone sings.
+    progress(1, 4, "detecting vocals")
+    vocals = detect_vocals(samples, SAMPLE_RATE_HZ, settings.vocal_threshold, vocal_stem=stem)
+    spans = vocals.spans_s
+
+    # 3. LRC: the user's times.
+    if user is not None and user.kind == "lrc":
+        return Lyrics(
+            source="user", language=settings.language, has_vocals=bool(user.lines) or bool(spans), vocal_spans_s=spans,
+            duration_s=round(duration_s, 3), lines=user.lines, warnings=warnings,
+        )  # fmt: skip
+
+    # 4. Instrumental: nothing to transcribe.
+    if not spans and settings.vocal_gate and user is None:
+        return Lyrics(source="none", has_vocals=False, duration_s=round(duration_s, 3), warnings=warnings)
+
+    # 5. Whisper.
+    heard: list[LyricLine] = []
+    dropped: list[DroppedLine] = []
+    language = settings.language
+    model_used = None
+    if settings.transcribe:
+        windows = plan_windows(spans if settings.vocal_gate else [(0.0, duration_s)], duration_s)
+        listen_to = samples
+        if stem is not None:
+            listen_to = stem
+        elif settings.separation in ("foreground", "demucs"):
+            listen_to = foreground_audio(samples)
+        whisper = None
+        if windows:  # nobody sings: no model to load
+            try:
+                whisper = load_whisper(settings.model, settings.device, settings.dtype)
+            except (ModelLoadError, MissingDependencyError) as error:
+                warnings.append(f"lyrics: {error}; lyrics were not transcribed")
+                log.warning("%s", warnings[-1])
+        if whisper is not None:
+            model_used = settings.model
+            try:
+                transcripts = transcribe_windows(whisper, listen_to, windows, settings, _sub_progress(progress, 2, 4))
+            finally:
+                whisper.free()
+            kept, dropped, silent = filter_hallucinations(transcripts, vocals if settings.vocal_gate else None, settings)
+            if silent:
+                spans = remove_windows(spans, silent)
+            language = language or next((t.language for t in transcripts if t.language), None)
+            heard = [
+                LyricLine(
+                    start_s=s.start_s, end_s=s.end_s, text=s.text, words=s.words, timing="whisper",
+                    confidence=round(float(np.mean([w.confidence or 0.0 for w in s.words])), 4) if s.words else None,
+                )  # fmt: skip
+                for s in kept
+            ]
+            if dropped:
+                log.info("lyrics: dropped %d transcribed line(s) as not sung", len(dropped))
+
+    # 6. Lines.
+    progress(3, 4, "timing lines")
+    if user is not None:
+        if heard:
+            lines, align_warnings = align_lines(user.texts, [w for line in heard for w in line.words], spans, duration_s)
+            warnings.extend(align_warnings)
+        else:
+            lines = distributed_lines(user.texts, spans, duration_s)
+            if not spans:
+                warnings.append("lyrics: no singing was detected, so your lyrics were spread over the whole song")
+            warnings.append(
+                "lyrics: your lyrics were spread over the detected vocals by syllable count (no transcription to align "
+                "them to); check the times in lyrics.srt"
+            )
+        source = "user"
+    else:
+        lines, source = heard, ("whisper" if heard else "none")
+    # Vocals: the detector's spans that Whisper did not call silent, or lines we are sure of.
+    has_vocals = bool(spans) or bool(lines)
+    progress(4, 4, "done")
+    return Lyrics(
+        source=source, model=model_used, language=language if lines else settings.language,
+        has_vocals=has_vocals, vocal_spans_s=spans, duration_s=round(duration_s, 3),
+        lines=lines, dropped=dropped, warnings=warnings,
+    )  # fmt: skip
+
+
+def lyrics_by_shot(lyrics: Lyrics | None, plan: ShotPlan) -> dict[str, str]:
+    """The lines sung during each shot, keyed by shot id (every shot; ``""`` when none).
+
+    A line belongs to the one shot where most of it is sung (its largest overlap; the earlier
+    shot on a tie), so a line across a cut is written once. Lines of a shot are joined with
+    ``LINE_SEPARATOR``.
+    """
+    result = {shot.id: "" for shot in plan.shots}
+    if lyrics is None or not plan.shots:
+        return result
+    chosen: dict[str, list[str]] = {shot.id: [] for shot in plan.shots}
+    for line in sorted(lyrics.lines, key=lambda item: item.start_s):
+        text = line.text.strip()
+        if not text:
+            continue
+        overlaps = [min(line.end_s, shot.end_s) - max(line.start_s, shot.start_s) for shot in plan.shots]
+        best = int(np.argmax(overlaps))
+        if overlaps[best] <= 0:  # a zero-length line (or one outside every shot): the shot it starts in
+            best = next((k for k, s in enumerate(plan.shots) if s.start_s <= line.start_s < s.end_s), len(plan.shots) - 1)
+        chosen[plan.shots[best].id].append(text)
+    return {shot_id: LINE_SEPARATOR.join(texts) for shot_id, texts in chosen.items()}
+
+
+def _sub_progress(progress: ProgressCallback, done: int, total: int) -> ProgressCallback:
+    """Report a sub-task's progress as a fraction of one step of the stage."""
+
+    def report(sub_done: int, sub_total: int, message: str = "") -> None:
+        fraction = sub_done / sub_total if sub_total else 1.0
+        progress(done, total, f"{message} ({fraction:.0%})".strip())
+
+    return report
