@@ -413,7 +413,13 @@ class Run:
         if last_stage not in STAGES:
             raise Music2VideoError(f"unknown stage {last_stage!r}; choose one of {', '.join(STAGES)}")
         stop = STAGES.index(last_stage)
-        audio = self.decode()
+        try:
+            audio = self.decode()
+        except InputError:
+            # A file that is not a song leaves no trace: remove the run folder we just made.
+            if not any(self.run.root.iterdir()):
+                self.run.root.rmdir()
+            raise
         analysis = self.analyze(audio)
         plan = self.plan_shots(analysis)
         result = RunResult(self.run.root, audio, analysis, plan, summary=self.summary)
