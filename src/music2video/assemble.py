@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 AUDIO_CODEC = "aac"  # FFmpeg's native encoder: AAC-LC, bundled in the PyAV wheel
 AUDIO_BIT_RATE = 192_000  # bits per second, stereo
 AUDIO_LAYOUT = "stereo"  # mono songs are upmixed, so every player puts sound in both speakers
+# The 'fast' quantiser search instead of 'twoloop': about 2.3x faster here (a 3-minute song
+# encodes in ~1.5 s instead of ~3.5 s) with the same error against the source at 192 kb/s; at
+# such rates FFmpeg's developers found it sounds no worse (they made it the default in 2018).
+AUDIO_OPTIONS = {"aac_coder": "fast"}
 AUDIO_BLOCK_SAMPLES = 1024 * 32  # samples per channel read from audio.wav at a time (AAC frames are 1024)
 
 
@@ -79,7 +83,9 @@ def assemble_video(
             f"({duration_s:.3f} s at {fps:g} fps); render again with the current shot plan"
         )
     if len(cut_times_s) != len(clips) - 1:
-        raise Music2VideoError(f"{len(cut_times_s)} cut times were given for {len(clips)} clips; expected {len(clips) - 1}")
+        raise Music2VideoError(
+            f"{len(cut_times_s)} cut times were given for {len(clips)} clips; expected {len(clips) - 1}"
+        )
     cut_frames = list(accumulate(clip.frames for clip in clips[:-1]))
     for clip, frame, time_s in zip(clips[1:], cut_frames, cut_times_s, strict=True):
         if frame != round(time_s * fps):
@@ -120,7 +126,9 @@ def assemble_video(
                 # likes >= 10000 ticks a second) and rescales them exactly; keep our own unit.
                 frame_time_base = 1 / rate
                 video.time_base = frame_time_base
-                audio = container.add_stream(AUDIO_CODEC, rate=audio_info.samplerate, layout=AUDIO_LAYOUT)
+                audio = container.add_stream(
+                    AUDIO_CODEC, rate=audio_info.samplerate, layout=AUDIO_LAYOUT, options=AUDIO_OPTIONS
+                )
                 audio.bit_rate = AUDIO_BIT_RATE
                 audio_packets = _Peekable(_encode_audio(audio, audio_wav, warnings))
 
@@ -190,8 +198,6 @@ def _warn(warnings: list[str], message: str) -> None:
 
 
 def _describe(parameters: tuple) -> str:
-    if len(parameters) < 4:
-        return "without video"
     name, width, height, pix_fmt = parameters[:4]
     return f"{name} {width}x{height} {pix_fmt}"
 
@@ -207,10 +213,13 @@ def _clip_packets(
         matches = _codec_parameters(path) == reference
         packets, regular = _read_packets(path, render.fps) if matches else ([], False)
     except av.error.FFmpegError as error:
-        raise Music2VideoError(f"{clip.shot_id}: clip {clip.path} cannot be read ({error}); delete it and render again") from None
+        raise Music2VideoError(
+            f"{clip.shot_id}: clip {clip.path} cannot be read ({error}); delete it and render again"
+        ) from None
     if matches and len(packets) != clip.frames:
         raise Music2VideoError(
-            f"{clip.shot_id}: clip {clip.path} has {len(packets)} frames, expected {clip.frames}; delete it and render again"
+            f"{clip.shot_id}: clip {clip.path} has {len(packets)} frames, expected {clip.frames}; "
+            "delete it and render again"
         )
     if matches and regular:
         return packets
@@ -219,6 +228,8 @@ def _clip_packets(
         why = "its timestamps are irregular"
     else:
         found = _codec_parameters(path)
+        if len(found) < 4:
+            raise Music2VideoError(f"{clip.shot_id}: clip {clip.path} has no video stream; delete it and render again")
         why = f"it is {_describe(found)}, not {_describe(reference)}"
         if found[:4] == reference[:4]:
             why = f"it was encoded with other {found[0]} settings"
@@ -259,7 +270,9 @@ def _reencode(source: Path, target: Path, clip: RenderedClip, render: RenderResu
                 writer.write(frame.to_ndarray(width=render.width, height=render.height, format="rgb24"))
                 count += 1
     except av.error.FFmpegError as error:
-        raise Music2VideoError(f"{clip.shot_id}: clip {clip.path} cannot be decoded ({error}); delete it and render again") from None
+        raise Music2VideoError(
+            f"{clip.shot_id}: clip {clip.path} cannot be decoded ({error}); delete it and render again"
+        ) from None
     if count != clip.frames:
         raise Music2VideoError(
             f"{clip.shot_id}: clip {clip.path} has {count} frames, expected {clip.frames}; delete it and render again"

@@ -25,7 +25,7 @@ from music2video.artifacts import Analysis, RenderedClip, RenderResult, Storyboa
 from music2video.errors import Music2VideoError
 from music2video.progress import ProgressCallback, no_progress
 from music2video.runfolder import RunFolder, stable_hash
-from music2video.videofile import ClipWriter
+from music2video.videofile import X264_OPTIONS, ClipWriter
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,9 @@ class ShotRenderer(Protocol):
 def shot_hash(shot: StoryboardShot, storyboard: Storyboard, frame_count: int, fingerprint: object) -> str:
     """Hash of what one clip depends on: its entry, the shared look and the render settings."""
     shared = {"style": storyboard.style, "characters": storyboard.characters}
-    return stable_hash(shot, shared, frame_count, fingerprint)
+    # Encoder settings count too: the assembler joins clips by copying packets, which needs
+    # every clip encoded alike.
+    return stable_hash(shot, shared, frame_count, fingerprint, X264_OPTIONS)
 
 
 def render_storyboard(

@@ -27,9 +27,13 @@ frame has in the finished video, so the flashes land on the frames where the bea
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import queue
 import re
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -59,6 +63,7 @@ PULSE_ZOOM = 0.05  # relative zoom bump at full pulse
 PULSE_FLASH = 0.08  # light added at full pulse, in 0..1 display units
 PULSE_GAIN = 0.6  # relative brightening of the motif at full pulse
 
+WHIP_S = 0.12  # time constant of a whip pan settling, seconds
 ENERGY_SMOOTHING_S = 0.25  # the energy curve is averaged over this window before it drives motion
 VIGNETTE_STRENGTH = 0.3  # darkening at the corners, 0..1
 
@@ -102,6 +107,7 @@ class Camera:
     drift_x_per_s: float = 0.0  # > 0 moves the view right, so the world slides left
     drift_y_per_s: float = 0.0  # > 0 moves the view down
     shake: float = 0.0  # amplitude of handheld wobble, world units
+    whip: float = 0.0  # a whip pan: the shot opens this far off to the side and swings into place
 
     @property
     def rolls(self) -> bool:
@@ -112,7 +118,8 @@ def parse_camera(text: str) -> tuple[Camera, bool]:
     """A free-text camera direction -> (camera motion, whether any word was understood).
 
     Words combine: "slow push in, orbit left" zooms and rolls. "slow"/"gentle" halve the speed,
-    "fast"/"quick" double it, "whip" makes a pan very fast.
+    "fast"/"quick" double it. A "whip pan" opens off to the side and swings into place in a
+    fraction of a second, so the shot's subject stays in frame after the whip.
     """
     words = set(re.findall(r"[a-z]+", text.lower()))
     speed = 1.0
@@ -122,21 +129,28 @@ def parse_camera(text: str) -> tuple[Camera, bool]:
         speed = 2.0
     left = bool(words & {"left", "counterclockwise", "anticlockwise"})
     sign = -1.0 if left else 1.0
-    zoom = roll = dx = dy = shake = 0.0
+    zoom = roll = dx = dy = shake = whip = 0.0
     understood = bool(words & {"static", "still", "locked", "fixed", "hold", "steady", "none"})
-    if words & {"push", "zoom", "dolly", "forward", "in"} and not words & {"out", "back", "pull"}:
+    # Verbs of motion decide; small words ("in", "up", "back") only give their direction, so a
+    # "close up" or "a static shot in the rain" does not move.
+    moves_away = bool(words & {"pull", "out", "backward", "backwards", "reveal", "retreat"})
+    if words & {"push", "zoom", "dolly", "forward", "approach"} and not moves_away and "back" not in words:
         zoom, understood = 0.14 * speed, True
-    if words & {"pull", "out", "back", "backward", "reveal"}:
+    if moves_away or words >= {"dolly", "back"}:
         zoom, understood = -0.12 * speed, True
-    if words & {"orbit", "rotate", "rotation", "roll", "spin", "circle", "circling", "arc", "turn", "dutch"}:
+    turning = {"orbit", "orbiting", "rotate", "rotating", "rotation", "roll", "spin", "circle", "circling", "arc", "dutch"}
+    if words & turning:
         roll, understood = -sign * 0.09 * speed, True
-    if words & {"pan", "truck", "track", "tracking", "slide", "sideways", "lateral", "whip"}:
-        dx, understood = sign * (1.6 if "whip" in words else 0.25) * speed, True
-    if words & {"tilt", "crane", "pedestal", "rise", "rising", "descend", "up", "down"}:
-        dy, understood = (0.2 if "down" in words or "descend" in words else -0.2) * speed, True
+    if words & {"pan", "panning", "truck", "track", "tracking", "slide", "sideways", "lateral", "whip"}:
+        dx, understood = sign * 0.25 * speed, True
+    if "whip" in words:
+        dx, whip = 0.0, -sign * 0.9
+    if words & {"tilt", "crane", "pedestal", "boom", "rise", "rising", "descend", "descending"}:
+        down = bool(words & {"down", "descend", "descending"})
+        dy, understood = (0.2 if down else -0.2) * speed, True
     if words & {"handheld", "shake", "shaky", "jitter", "wobble"}:
         shake, understood = 0.015 * speed, True
-    return Camera(zoom, roll, dx, dy, shake), understood
+    return Camera(zoom, roll, dx, dy, shake, whip), understood
 
 
 def beat_pulses(
@@ -287,7 +301,8 @@ class Waves:
             s1, s2 = self.speed[i]
             o1, o2 = self.offset[i]
             amp = self.amp[i] * (1 + 0.6 * f.pulse)
-            centre = self.y0[i] + amp * (np.sin(k1 * f.u + s1 * f.phase + o1) + 0.35 * np.sin(k2 * f.u + s2 * f.phase + o2))
+            swing = np.sin(k1 * f.u + s1 * f.phase + o1) + 0.35 * np.sin(k2 * f.u + s2 * f.phase + o2)
+            centre = self.y0[i] + amp * swing
             d = (f.v - centre) * (1.0 / self.width[i])
             d2 = np.square(d)
             light = np.exp(-d2)  # the line
@@ -472,13 +487,14 @@ class Ribbons:
         gain = (0.55 + 0.45 * f.level) * (1 + PULSE_GAIN * f.pulse)
         for i in range(len(self.y0)):
             (k1, k2, k3), (s1, s2, s3), (o1, o2, o3) = self.k[i], self.speed[i], self.offset[i]
-            centre = self.y0[i] + self.amp[i] * (np.sin(k1 * f.u + s1 * f.phase + o1) + 0.4 * np.sin(k2 * f.u + s2 * f.phase + o2))
+            swing = np.sin(k1 * f.u + s1 * f.phase + o1) + 0.4 * np.sin(k2 * f.u + s2 * f.phase + o2)
+            centre = self.y0[i] + self.amp[i] * swing
             half_width = self.half_width[i] * (1 + 0.45 * np.sin(k3 * f.u + s3 * f.phase + o3)) * (1 + 0.3 * f.pulse)
             d = (f.v - centre) / half_width
             body = np.clip(1.0 - np.square(d), 0.0, 1.0)  # rounded cross-section
             sheen = body * (0.55 + 0.45 * np.cos(5.0 * d + 0.7 * f.phase))  # folds in the cloth
             edge = np.exp(-np.square((np.abs(d) - 1.0) * 6.0)) * 0.35  # a bright hem
-            light = (sheen + edge) * (0.6 * gain)
+            light = (sheen + edge) * (0.8 * gain)
             shade = 0.5 + 0.5 * np.sin(0.9 * f.u + 0.3 * f.phase + o3)  # colour changes along its length
             layers.add(i, light * shade)
             layers.add(i + 1, light * (1.0 - shade))
@@ -523,17 +539,85 @@ MOTIF_CLASSES = {
 assert tuple(MOTIF_CLASSES) == MOTIFS
 
 
+# Words in a free-text motif (an LLM writer's "lighthouse beam sweeping the fog") that point
+# at one of the drawable motifs.
+MOTIF_KEYWORDS: dict[str, tuple[str, ...]] = {
+    "waves": ("wave", "sea", "ocean", "water", "tide", "river", "shore"),
+    "rays": ("ray", "beam", "sun", "light", "dawn", "spotlight", "lighthouse"),
+    "rings": ("ring", "circle", "ripple", "halo", "moon", "eye"),
+    "grid": ("grid", "city", "street", "road", "highway", "neon", "building", "window"),
+    "particles": ("particle", "snow", "dust", "star", "spark", "rain", "ember", "firefl"),
+    "ribbons": ("ribbon", "silk", "smoke", "scarf", "dance", "flag", "hair"),
+    "tunnel": ("tunnel", "corridor", "train", "journey", "hall", "portal", "vortex"),
+    "orbs": ("orb", "lantern", "bubble", "balloon", "bokeh", "lamp", "planet"),
+}
+
+
 def resolve_motif(name: str, shot_id: str = "") -> str:
-    """The motif to draw for a storyboard motif name; unknown names fall back with a warning."""
+    """The motif to draw for a storyboard motif name.
+
+    A drawable name is used as is; free text (from an LLM writer or a hand edit) is matched by
+    keywords, else mapped to a motif by a stable hash of the text, so that equal texts draw
+    alike and different texts usually differ. Either way the substitution is logged.
+    """
     key = name.strip().lower()
     if key in MOTIF_CLASSES:
         return key
-    log.warning("%s: unknown motif %r, drawing %r instead (choose one of %s)", shot_id or "shot", name, FALLBACK_MOTIF, ", ".join(MOTIFS))
-    return FALLBACK_MOTIF
+    for motif, words in MOTIF_KEYWORDS.items():
+        if any(word in key for word in words):
+            chosen = motif
+            break
+    else:
+        chosen = MOTIFS[int(hashlib.sha256(key.encode()).hexdigest(), 16) % len(MOTIFS)] if key else FALLBACK_MOTIF
+    log.info("%s: motif %r is drawn as %r (drawable: %s)", shot_id or "shot", name, chosen, ", ".join(MOTIFS))
+    return chosen
 
 
 # --------------------------------------------------------------------------------------------
 # The renderer
+
+
+DRAW_AHEAD_FRAMES = 3  # frames the drawing thread may run ahead of the encoder
+
+
+def _drawn_ahead(frames: Iterator[np.ndarray], depth: int = DRAW_AHEAD_FRAMES) -> Iterator[np.ndarray]:
+    """The same frames (copies), drawn by a background thread up to ``depth`` frames ahead.
+
+    An error while drawing is raised here, in the consumer; if the consumer stops early, the
+    thread is told to stop and joined, so no thread outlives the clip.
+    """
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def hand_over(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def draw() -> None:
+        try:
+            for frame in frames:
+                if not hand_over(frame.copy()):  # the generator reuses its buffer
+                    return
+            hand_over(done)
+        except BaseException as error:  # handed to the consumer, which raises it
+            hand_over(error)
+
+    worker = threading.Thread(target=draw, name="animatic-draw", daemon=True)
+    worker.start()
+    try:
+        while (item := handoff.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 class AnimaticRenderer:
@@ -592,14 +676,20 @@ class AnimaticRenderer:
         frame_count: int,
         output: Path,
     ) -> None:
-        """Write exactly ``frame_count`` frames of ``shot`` to ``output`` (H.264 via ClipWriter)."""
+        """Write exactly ``frame_count`` frames of ``shot`` to ``output`` (H.264 via ClipWriter).
+
+        The frames are drawn in a second thread while this one encodes: x264 (with FFmpeg's slice
+        threading) and numpy both release the GIL, so on two cores drawing and encoding overlap.
+        """
         with ClipWriter(output, self.width, self.height, self.fps) as writer:
-            for frame in self.frames(shot, storyboard, analysis, frame_count):
+            for frame in _drawn_ahead(self.frames(shot, storyboard, analysis, frame_count)):
                 writer.write(frame)
         if writer.frames_written != frame_count:  # a guard on frames(), which must never miss one
             raise Music2VideoError(f"{shot.id}: wrote {writer.frames_written} frames, expected {frame_count}")
 
-    def frames(self, shot: StoryboardShot, storyboard: Storyboard, analysis: Analysis, frame_count: int):
+    def frames(
+        self, shot: StoryboardShot, storyboard: Storyboard, analysis: Analysis, frame_count: int
+    ) -> Iterator[np.ndarray]:
         """Yield the shot's ``frame_count`` frames as (height, width, 3) uint8 RGB.
 
         The same array is reused for every frame: copy it if you keep it.
@@ -633,13 +723,17 @@ class AnimaticRenderer:
         roll = camera.roll_rad_per_s * motion * t
         offset_x = camera.drift_x_per_s * motion * t
         offset_y = camera.drift_y_per_s * motion * t
+        if camera.whip:
+            offset_x = offset_x + camera.whip * np.exp(-t / WHIP_S)
         if camera.shake:
             wobble = camera_rng.uniform(0, 2 * np.pi, 4)
             offset_x = offset_x + camera.shake * (np.sin(7.1 * t + wobble[0]) + 0.5 * np.sin(13.3 * t + wobble[1]))
             offset_y = offset_y + camera.shake * (np.sin(6.3 * t + wobble[2]) + 0.5 * np.sin(11.7 * t + wobble[3]))
 
         # 4. Colours: a dark gradient from the darkest palette colour, light from the others.
-        palette = parse_palette(shot.palette) or parse_palette(storyboard.style.palette) or parse_palette(list(DEFAULT_PALETTE))
+        palette = (
+            parse_palette(shot.palette) or parse_palette(storyboard.style.palette) or parse_palette(list(DEFAULT_PALETTE))
+        )
         layers, near, far = self._colours(palette)
         layers.allocate(h, w)
         background = self._background(look_rng, near, far)
@@ -706,7 +800,8 @@ class AnimaticRenderer:
             if len(lights) < 3:
                 lights.append(filler)
         second = by_luminance[1] if len(by_luminance) > 1 else darkest
-        return Layers(np.stack(lights[:3]).astype(np.float32)), _scaled_to_peak(darkest, 0.2), _scaled_to_peak(second, 0.09)
+        layers = Layers(np.stack(lights[:3]).astype(np.float32))
+        return layers, _scaled_to_peak(darkest, 0.2), _scaled_to_peak(second, 0.09)
 
     def _background(self, rng: np.random.Generator, near: np.ndarray, far: np.ndarray) -> np.ndarray:
         """(3, h, w) gradient from ``near`` to ``far`` along a random direction, with a soft light pool."""
@@ -718,7 +813,9 @@ class AnimaticRenderer:
         pool = np.exp(-1.5 * (np.square(self._xs[None, :] / self._aspect - cx) + np.square(self._ys[:, None] - cy)))
         return (gradient * (0.75 + 0.5 * pool)).astype(np.float32)
 
-    def _world_grid(self, zoom: float, roll: float, offset_x: float, offset_y: float, rolls: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _world_grid(
+        self, zoom: float, roll: float, offset_x: float, offset_y: float, rolls: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
         """World coordinates (u, v) of the pixels: world = rotate(screen, roll) / zoom + offset."""
         xs, ys = self._xs, self._ys
         if rolls:
