@@ -10,13 +10,15 @@ from music2video.settings import load_settings, parse_resolution
 
 def test_defaults_pick_preview_without_gpu():
     settings = load_settings()
-    assert settings.backends(has_gpu=False) == {"listener": "dsp", "writer": "template", "renderer": "animatic"}
+    assert settings.backends(has_gpu=False) == {
+        "listener": "dsp", "lyrics": "vocals", "writer": "template", "renderer": "animatic",
+    }
     assert settings.backends(has_gpu=True)["listener"] == "clap"
 
 
 def test_overrides_beat_presets():
     settings = load_settings(pipeline="clap", renderer="animatic", writer="template")
-    assert settings.backends() == {"listener": "clap", "writer": "template", "renderer": "animatic"}
+    assert settings.backends() == {"listener": "clap", "lyrics": "whisper", "writer": "template", "renderer": "animatic"}
 
 
 def test_precedence_flags_env_config(tmp_path, monkeypatch):

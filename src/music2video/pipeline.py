@@ -163,8 +163,10 @@ class Run:
     def listen(self, audio: AudioInfo, analysis: Analysis, plan: ShotPlan) -> Descriptions:
         listener = self.backends["listener"]
         listener_settings = getattr(self.settings, listener, None)
+        if listener == "clap":  # the user's vocabulary files count by content, not by path
+            listener_settings = [listener_settings, [file_sha256(Path(p)) for p in self.settings.clap.vocabularies if Path(p).is_file()]]
         with self._stage("listen", "descriptions.json"):
-            key = stable_hash(plan.key, listener, listener_settings, STAGE_VERSIONS["listen"])
+            key = stable_hash(plan.key, listener, listener_settings, _listener_data_hash(listener), STAGE_VERSIONS["listen"])
             return self.run.cached(
                 "descriptions.json", Descriptions, key, lambda: self._describe(listener, audio, analysis, plan)
             )
@@ -473,6 +475,18 @@ def make_video(
     resolved = load_settings(Path(config) if config else None, **settings)
     run = Run(Path(song), resolved, Path(output) if output else None, Path(workdir) if workdir else None, progress)
     return run.until(until)
+
+
+def _listener_data_hash(listener: str) -> str | None:
+    """Vocabulary and prompt files a listener reads: editing them must refresh descriptions."""
+    package = Path(__file__).parent
+    if listener == "clap":
+        files = sorted((package / "data" / "vocabularies").glob("*.json"))
+    elif listener == "lalm":
+        files = sorted((package / "prompts").glob("lalm_*"))
+    else:
+        return None
+    return stable_hash(*[(path.name, path.read_text(encoding="utf-8")) for path in files])
 
 
 def _prompt_templates_hash() -> str:
