@@ -325,7 +325,18 @@ class Run:
             return AnimaticRenderer(settings.width, settings.height, settings.fps)
         if name == "diffusers":
             renderer_class = _optional_backend("music2video.render.diffusion", "DiffusersRenderer", "the diffusers renderer")
-            return renderer_class(settings.video, settings.width, settings.height, settings.fps)
+            video = settings.video
+            return renderer_class(
+                video,
+                settings.width,
+                settings.height,
+                settings.fps,
+                cache=None if video.cache == "none" else video.cache,
+                compile=video.compile,
+                attention_backend=video.attention_backend,
+                retime=video.retime,
+                extend=video.extend,
+            )
         raise Music2VideoError(f"unknown renderer {name!r}; choose animatic or diffusers")
 
     def assemble(

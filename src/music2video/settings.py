@@ -93,8 +93,33 @@ class VideoModelSettings(ModelSettings):
     model: str = Field("Wan-AI/Wan2.1-T2V-1.3B-Diffusers", description="Registry name, Hugging Face id or local folder.")
     steps: int | None = Field(None, ge=1, description="Denoising steps; None uses the model's default.")
     guidance: float | None = Field(None, ge=0, description="Classifier-free guidance; None uses the model's default.")
-    offload: Literal["none", "model", "sequential"] = "none"
-    vae_tiling: bool = False
+    offload: Literal["none", "model", "sequential"] = Field(
+        "none", description="Move idle components to the CPU: model-level or layer by layer (least memory, slowest)."
+    )
+    vae_tiling: bool = Field(False, description="Decode the video latents in tiles: less memory for large frames.")
+    generation_size: str | None = Field(
+        None, description="Generate at WIDTHxHEIGHT (multiples of 16); None: the model's size nearest the output's shape."
+    )
+    cache: Literal["none", "first-block", "taylorseer", "pab"] = Field(
+        "none", description="Step-caching accelerator from diffusers: reuse work between denoising steps."
+    )
+    compile: bool = Field(False, description="torch.compile the transformer blocks (slow first shot, faster after).")
+    attention_backend: str | None = Field(None, description="diffusers attention backend, e.g. flash, _native_cudnn.")
+    retime: Literal["nearest", "blend"] = Field(
+        "nearest", description="From the model's frame rate to the output's: nearest frame (sharp) or blend neighbours."
+    )
+    extend: Literal["auto", "crossfade"] = Field(
+        "auto", description="Shots longer than one generation: image-to-video from the last frame where the model has it, else crossfade."
+    )
+
+    @field_validator("generation_size")
+    @classmethod
+    def _generation_size(cls, value: str | None) -> str | None:
+        if value is not None:
+            width, height = parse_resolution(value)
+            if width % 16 or height % 16:
+                raise ValueError(f"{value}: text-to-video models need sides that are multiples of 16")
+        return value
 
 
 class LyricsSettings(ModelSettings):

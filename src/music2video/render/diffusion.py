@@ -281,7 +281,12 @@ class DiffusersRenderer:
         self.retime, self.extend = retime, extend
         self.steps = settings.steps or self.entry.default_steps
         self.guidance = settings.guidance if settings.guidance is not None else self.entry.default_guidance
-        self.generation_size = self.entry.pick_bucket(width, height)
+        if settings.generation_size:
+            from music2video.settings import parse_resolution
+
+            self.generation_size = parse_resolution(settings.generation_size)
+        else:
+            self.generation_size = self.entry.pick_bucket(width, height)
         self.offload: OffloadLevel = settings.offload
 
         self._pipe: Any = None
