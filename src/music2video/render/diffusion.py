@@ -696,8 +696,10 @@ SECONDS_PER_FRAME_STEP: dict[str, dict[str, tuple[float, str]]] = {
     "wan2.1-1.3b": {
         # Wan 2.1 README: 5 s of 480p (81 frames, 50 steps) in about 4 minutes on an RTX 4090.
         "RTX 4090": (240 / (81 * 50), "Wan 2.1 README (RTX 4090, 4 min per 81-frame clip)"),
-        "H100": (0.025, "estimate (about 2.4x an RTX 4090); measure with benchmarks/gpu/bench_wan.py"),
-        "H200": (0.023, "estimate (H100 figure, slightly faster memory)"),
+        # benchmarks/gpu/bench_wan.py on an H100 80GB HBM3 (2026-11-26): 1.30 s per step with
+        # guidance for 81 frames at 832x480 in bf16, no step cache, eager attention.
+        "H100": (0.01606, "measured on an H100 with benchmarks/gpu/bench_wan.py"),
+        "H200": (0.0155, "estimate (the H100 measurement, slightly faster memory)"),
         "A100": (0.040, "estimate"),
     },
     "wan2.2-ti2v-5b": {
