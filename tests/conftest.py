@@ -20,6 +20,23 @@ from music2video.artifacts import Analysis  # noqa: E402
 from music2video.demo import DemoTruth, synthesize_demo_song  # noqa: E402
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Compile librosa's numba kernels once, before pytest-xdist starts its workers.
+
+    Two workers compiling into the same empty cache at once crashed numba once on this
+    machine; compiling here, in the controller (or the only process), leaves them a warm cache.
+    """
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller has warmed the cache
+        return
+    from music2video import make_video
+
+    with tempfile.TemporaryDirectory() as folder:
+        # The whole preview pipeline touches every librosa kernel the tests use.
+        song = Path(folder) / "warm.wav"
+        synthesize_demo_song(song, duration_s=8.0)
+        make_video(song, Path(folder) / "warm.mp4", pipeline="preview", width=64, height=36, fps=6)
+
+
 @pytest.fixture(scope="session")
 def demo_song(tmp_path_factory) -> tuple[Path, DemoTruth]:
     """The default demo song (about 62 s, 120 bpm, intro/verse/chorus/verse/chorus/outro) as a

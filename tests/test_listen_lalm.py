@@ -264,7 +264,7 @@ def test_unloadable_model_raises_model_load_error(song, analysis, plan, tmp_path
     weightless = tmp_path / "weightless"
     weightless.mkdir()
     (weightless / "config.json").write_text('{"model_type": "qwen2_audio"}')
-    with pytest.raises(ModelLoadError, match="cannot load the audio-language model .*--lalm-model /path/to/folder"):
+    with pytest.raises(ModelLoadError, match="cannot load the audio-language model in the folder .*--lalm-model"):
         describe_lalm(song, analysis, plan, settings_for(weightless))
 
 

@@ -49,7 +49,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from music2video.artifacts import Analysis, Descriptions, ScoredLabel, SegmentDescription, ShotPlan
-from music2video.errors import InputError, MissingDependencyError, ModelLoadError, Music2VideoError
+from music2video.errors import InputError, MissingDependencyError, Music2VideoError
+from music2video.model_source import load_error, model_source
 from music2video.progress import ProgressCallback, no_progress
 from music2video.runfolder import atomic_path, stable_hash
 from music2video.settings import ClapSettings
@@ -346,14 +347,14 @@ def load_clap(model_id: str, device: Any, dtype: Any) -> tuple[Any, Any]:
     _require_backend()
     from transformers import ClapModel, ClapProcessor
 
-    source = _model_source(model_id)
+    source = model_source(model_id, "CLAP", "--clap-model")
     try:
         # The model first: when files are missing, its error says why (offline, not found);
         # the processor's only says that it could not load a feature extractor.
         model = ClapModel.from_pretrained(source, dtype=dtype, use_safetensors=True)
         processor = ClapProcessor.from_pretrained(source)
     except (OSError, ValueError, KeyError) as error:
-        raise ModelLoadError(_load_error_message(model_id, error, local=Path(source).is_dir())) from None
+        raise load_error(model_id, "CLAP", "--clap-model", error) from None
     model.to(device)
     model.eval()
     return model, processor
@@ -497,51 +498,6 @@ def _require_backend() -> None:
         import transformers  # noqa: F401
     except ImportError:
         raise MissingDependencyError("transformers", "clap", "The clap listener") from None
-
-
-def _model_source(model_id: str) -> str:
-    """A local folder as a path string, a hub id as given; a path-looking id that is not a folder
-    fails here with a clear message instead of as a malformed hub id."""
-    folder = Path(model_id).expanduser()
-    if folder.is_dir():
-        return str(folder)
-    # Hub ids are "name" or "org/name"; anything else with a slash or a path prefix is a folder.
-    looks_like_path = model_id.startswith((".", "/", "~")) or "\\" in model_id or model_id.count("/") > 1
-    if looks_like_path:
-        raise ModelLoadError(
-            f"cannot load the CLAP model '{model_id}': no such folder; "
-            f"point --clap-model (or [clap] model in music2video.toml) at a folder saved with save_pretrained"
-        )
-    return model_id
-
-
-def _load_error_message(model_id: str, error: BaseException, local: bool = False) -> str:
-    """One line: which model, why in a few words, and how to point at a local copy."""
-    text = " ".join(str(error).split())
-    # transformers wraps the hub's error; its causes hold the precise reason.
-    causes, cause = [], error.__cause__ or error.__context__
-    while cause is not None and len(causes) < 5:
-        causes.append(f"{type(cause).__name__} {cause}")
-        cause = cause.__cause__ or cause.__context__
-    lowered = " ".join([text, *causes]).lower()
-    if "couldn't connect" in lowered or "offline" in lowered or "cached files" in lowered:
-        why = "not in the local Hugging Face cache, and the hub is unreachable or HF_HUB_OFFLINE is set"
-    elif "not found" in lowered or "404" in lowered or "is not a valid model identifier" in lowered:
-        why = "no such model on the Hugging Face hub"
-    elif "safetensors" in lowered:
-        why = "no safetensors weights (pickled .bin weights are not loaded)"
-    else:
-        why = text[:160] or type(error).__name__
-    if local:
-        return (
-            f"cannot load the CLAP model in the folder '{model_id}' ({why}); point --clap-model (or [clap] model "
-            f"in music2video.toml) at a folder saved with save_pretrained: config.json, model.safetensors and the processor files"
-        )
-    return (
-        f"cannot load the CLAP model '{model_id}' ({why}); download it once online, or point at a local "
-        f"copy with --clap-model /path/to/folder or [clap] model = \"/path/to/folder\" in music2video.toml, "
-        f"and set HF_HUB_OFFLINE=1 to use only the local cache"
-    )
 
 
 def _normalise_rows(matrix: np.ndarray) -> np.ndarray:

@@ -46,7 +46,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
 import string
 from collections.abc import Callable, Collection, Sequence
@@ -59,6 +58,7 @@ import numpy as np
 
 from music2video.artifacts import Analysis, Descriptions, ScoredLabel, Section, SegmentDescription, Shot, ShotPlan
 from music2video.errors import InputError, MissingDependencyError, ModelLoadError, Music2VideoError
+from music2video.model_source import load_error, model_source
 from music2video.listen.lalm_families import (
     DEFAULT_MODEL,
     FAMILIES,
@@ -489,7 +489,7 @@ def resolve_family(model: str, family: str | None = "auto") -> LalmFamily:
 
 
 def _model_type(model: str) -> str:
-    source = _model_source(model)
+    source = model_source(model, "audio-language", "--lalm-model")
     try:
         if Path(source).is_dir():
             config_path = Path(source) / "config.json"
@@ -501,7 +501,7 @@ def _model_type(model: str) -> str:
 
             config, _ = PretrainedConfig.get_config_dict(source)
     except (OSError, ValueError) as error:
-        raise ModelLoadError(_load_error_message(model, error)) from None
+        raise load_error(model, "audio-language", "--lalm-model", error) from None
     return str(config.get("model_type", ""))
 
 
@@ -512,11 +512,11 @@ def load_lalm(model: str, family: LalmFamily, device: Any, dtype: Any, device_ma
     accelerate's placement with CPU offload of what does not fit) accelerate places it.
     Raises :class:`ModelLoadError` with the id and how to point at a local folder."""
     _require_backend()
-    source = _model_source(model)
+    source = model_source(model, "audio-language", "--lalm-model")
     try:
         loaded, processor = family.load(source, dtype=dtype, device_map=device_map)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
-        raise ModelLoadError(_load_error_message(model, error)) from None
+        raise load_error(model, "audio-language", "--lalm-model", error) from None
     if device_map is None:
         loaded.to(device)
     loaded.eval()
@@ -532,39 +532,6 @@ def _require_backend() -> None:
         import transformers  # noqa: F401
     except ImportError:
         raise MissingDependencyError("transformers", "lalm", "The lalm listener") from None
-
-
-def _model_source(model: str) -> str:
-    """A local folder as a path string, a hub id as given; a path-looking id that is not a folder
-    fails here with a clear message instead of as a malformed hub id."""
-    folder = Path(model).expanduser()
-    if folder.is_dir():
-        return str(folder)
-    looks_like_path = model.startswith((".", "/", "~", "\\")) or model.count("/") > 1 or os.sep in model.replace("/", "")
-    if looks_like_path:
-        raise ModelLoadError(
-            f"cannot load the audio-language model '{model}': no such folder; point --lalm-model "
-            f"(or [lalm] model in music2video.toml) at a folder saved with save_pretrained"
-        )
-    return model
-
-
-def _load_error_message(model: str, error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    lowered = text.lower()
-    if "couldn't connect" in lowered or "offline" in lowered or "cached files" in lowered:
-        why = "not in the local Hugging Face cache, and the hub is unreachable or HF_HUB_OFFLINE is set"
-    elif "not found" in lowered or "404" in lowered or "is not a valid model identifier" in lowered:
-        why = "no such model on the Hugging Face hub"
-    elif "safetensors" in lowered:
-        why = "no safetensors weights (pickled .bin weights are not loaded)"
-    else:
-        why = text[:160] or type(error).__name__
-    return (
-        f"cannot load the audio-language model '{model}' ({why}); download it once online, or point at a "
-        f'local copy with --lalm-model /path/to/folder or [lalm] model = "/path/to/folder" in music2video.toml, '
-        f"and set HF_HUB_OFFLINE=1 to use only the local cache"
-    )
 
 
 def ask_model(

@@ -27,18 +27,17 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 import unicodedata
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from music2video.errors import MissingDependencyError, ModelLoadError, Music2VideoError
+from music2video.model_source import load_error, model_source
 from music2video.lyrics.artifact import DroppedLine, LyricsSettings, LyricWord
 from music2video.lyrics.vocals import SAMPLE_RATE_HZ, VocalActivity
 from music2video.progress import ProgressCallback, no_progress
@@ -174,12 +173,12 @@ def load_whisper(model_id: str, device_name: str = "auto", dtype_name: str = "au
 
     device = resolve_device(device_name)
     dtype = resolve_dtype(dtype_name, device)
-    source = _model_source(model_id)
+    source = model_source(model_id, "Whisper", "--whisper-model")
     try:
         processor = WhisperProcessor.from_pretrained(source)
         model = WhisperForConditionalGeneration.from_pretrained(source, dtype=dtype, use_safetensors=True)
     except (OSError, ValueError, KeyError) as error:
-        raise ModelLoadError(_load_error_message(model_id, error)) from None
+        raise load_error(model_id, "Whisper", "--whisper-model", error) from None
     model.to(device)
     model.eval()
 
@@ -520,32 +519,3 @@ def normalise(text: str) -> str:
 # helpers
 
 
-def _model_source(model_id: str) -> str:
-    folder = Path(model_id).expanduser()
-    if folder.is_dir():
-        return str(folder)
-    looks_like_path = model_id.startswith((".", "/", "~", "\\")) or model_id.count("/") > 1 or os.sep in model_id.replace("/", "")
-    if looks_like_path:
-        raise ModelLoadError(
-            f"cannot load the Whisper model '{model_id}': no such folder; point --whisper-model "
-            "(or [lyrics] model in music2video.toml) at a folder saved with save_pretrained"
-        )
-    return model_id
-
-
-def _load_error_message(model_id: str, error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    lowered = text.lower()
-    if "couldn't connect" in lowered or "offline" in lowered or "cached files" in lowered:
-        why = "not in the local Hugging Face cache, and the hub is unreachable or HF_HUB_OFFLINE is set"
-    elif "not found" in lowered or "404" in lowered or "is not a valid model identifier" in lowered:
-        why = "no such model on the Hugging Face hub"
-    elif "safetensors" in lowered:
-        why = "no safetensors weights (pickled .bin weights are not loaded)"
-    else:
-        why = text[:160] or type(error).__name__
-    return (
-        f"cannot load the Whisper model '{model_id}' ({why}); download it once online, or point at a local copy "
-        f"with --whisper-model /path/to/folder or [lyrics] model = \"/path/to/folder\" in music2video.toml, "
-        f"and set HF_HUB_OFFLINE=1 to use only the local cache"
-    )

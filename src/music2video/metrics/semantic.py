@@ -21,7 +21,6 @@ one at a time, and are freed before the next loads.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from music2video.artifacts import Storyboard, StoryboardShot
-from music2video.errors import MissingDependencyError, ModelLoadError
+from music2video.errors import MissingDependencyError
+from music2video.model_source import load_error, model_source
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +83,12 @@ def load_clip(model_id: str, device: Any, dtype: Any) -> tuple[Any, Any]:
     _require_backend("CLIP similarity")
     from transformers import CLIPModel, CLIPProcessor
 
-    source = _model_source(model_id, "--clip-model")
+    source = model_source(model_id, "CLIP", "--clip-model")
     try:
         processor = CLIPProcessor.from_pretrained(source)
         model = CLIPModel.from_pretrained(source, dtype=dtype, use_safetensors=True)
     except (OSError, ValueError, KeyError) as error:
-        raise ModelLoadError(_load_error_message("CLIP", model_id, "--clip-model", error)) from None
+        raise load_error(model_id, "CLIP", "--clip-model", error) from None
     model.to(device)
     model.eval()
     return model, processor
@@ -301,28 +301,3 @@ def _require_backend(purpose: str) -> None:
             raise MissingDependencyError(package, "clap", purpose) from None
 
 
-def _model_source(model_id: str, flag: str) -> str:
-    """A local folder as a path string, a hub id as given; a path-like id that is no folder fails clearly."""
-    folder = Path(model_id).expanduser()
-    if folder.is_dir():
-        return str(folder)
-    if model_id.startswith((".", "/", "~", "\\")) or model_id.count("/") > 1 or os.sep in model_id.replace("/", ""):
-        raise ModelLoadError(f"cannot load the model '{model_id}': no such folder; point {flag} at a folder saved with save_pretrained")
-    return model_id
-
-
-def _load_error_message(kind: str, model_id: str, flag: str, error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    lowered = text.lower()
-    if "couldn't connect" in lowered or "offline" in lowered or "cached files" in lowered:
-        why = "not in the local Hugging Face cache, and the hub is unreachable or HF_HUB_OFFLINE is set"
-    elif "not found" in lowered or "404" in lowered or "is not a valid model identifier" in lowered:
-        why = "no such model on the Hugging Face hub"
-    elif "safetensors" in lowered:
-        why = "no safetensors weights (pickled .bin weights are not loaded)"
-    else:
-        why = text[:160] or type(error).__name__
-    return (
-        f"cannot load the {kind} model '{model_id}' ({why}); download it once online, or point {flag} "
-        f"at a local folder saved with save_pretrained, and set HF_HUB_OFFLINE=1 to use only the local cache"
-    )

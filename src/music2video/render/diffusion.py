@@ -51,7 +51,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from music2video.artifacts import Analysis, Storyboard, StoryboardShot
-from music2video.errors import MissingDependencyError, ModelLoadError, Music2VideoError
+from music2video.errors import MissingDependencyError, Music2VideoError
+from music2video.model_source import load_error
 from music2video.render.video_models import VideoModel, resolve_video_model
 from music2video.settings import VideoModelSettings
 from music2video.videofile import ClipWriter
@@ -341,7 +342,7 @@ class DiffusersRenderer:
         try:
             self._pipe = pipeline_class.from_pretrained(entry.hf_id, dtype=self._dtype)
         except Exception as error:  # hub, file, config and import errors all mean "cannot load"
-            raise ModelLoadError(_load_error_message(entry, error)) from None
+            raise load_error(entry.hf_id, "video", "--video-model", error) from None
         self._pipe.set_progress_bar_config(disable=True)
         self._configure(self._pipe)
         if self.compile:
@@ -669,19 +670,6 @@ def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 
-
-def _load_error_message(entry: VideoModel, error: BaseException) -> str:
-    reason = f"{type(error).__name__}: {_first_line(error)}"
-    source = Path(entry.hf_id).expanduser()
-    if source.is_absolute() or entry.hf_id.startswith(".") or source.exists():
-        return (
-            f"cannot load video model from folder {entry.hf_id!r} as {entry.pipeline} ({reason}); "
-            "it must be a complete folder written by save_pretrained or huggingface-cli download"
-        )
-    return (
-        f"cannot load video model {entry.hf_id!r} ({reason}); without internet access, download it once "
-        f"('huggingface-cli download {entry.hf_id} --local-dir DIR') and pass --video-model DIR"
-    )
 
 
 # --------------------------------------------------------------------------------------------
