@@ -7,7 +7,6 @@ the mean probability of their tokens, for aligned user lyrics the alignment's ma
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
