@@ -140,6 +140,7 @@ def render_one(renderer: DiffusersRenderer, shot: StoryboardShot, fps: float, ou
     """Render ``shot`` inside an entered renderer; return the frame count asked for."""
     frame_count = round(shot.end_s * fps) - round(shot.start_s * fps)
     renderer.render_shot(shot, make_storyboard([shot]), make_analysis(shot.end_s), frame_count, output)
+    assert renderer.finish() == {}  # the clip is written in the background; wait for it
     return frame_count
 
 
@@ -476,3 +477,29 @@ def test_bench_wan_tiny_runs(monkeypatch, capsys, tmp_path):
     assert results["baseline"]["attn_passes"] == "4/4" and results["baseline"]["overhead_s"] > 0
     assert "error" not in results["first-block"]
     assert "outside the model" in capsys.readouterr().out
+
+
+def test_clips_are_written_while_the_next_shot_generates(tiny_wan, tmp_path, monkeypatch):
+    """Encoding overlaps generation; a clip that fails to write fails that shot alone."""
+    import threading
+
+    from music2video.render import diffusion
+
+    writer_threads: set[str] = set()
+    original_write = DiffusersRenderer._write_clip
+
+    def write_or_fail(self, frames, frame_count, output):
+        writer_threads.add(threading.current_thread().name)
+        if "shot-002" in output.name:
+            raise OSError("disk full")
+        original_write(self, frames, frame_count, output)
+
+    monkeypatch.setattr(DiffusersRenderer, "_write_clip", write_or_fail)
+    shots = [make_shot(start_s=i * 0.5, end_s=(i + 1) * 0.5).model_copy(update={"id": f"shot-{i + 1:03d}"}) for i in range(3)]
+    storyboard = make_storyboard(shots)
+    run = RunFolder(tmp_path / "run")
+    result = render_storyboard(make_renderer(tiny_wan), storyboard, make_analysis(1.5), run, 24.0, 32, 32)
+    assert writer_threads and all(name.startswith("clip-writer") for name in writer_threads)
+    assert set(result.failed_shots) == {"shot-002"} and "disk full" in result.failed_shots["shot-002"]
+    assert [count_frames(run.root / clip.path) for clip in result.clips] == [12, 12, 12]
+    assert diffusion.MAX_PENDING_WRITES == 1

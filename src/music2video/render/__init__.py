@@ -42,6 +42,10 @@ class ShotRenderer(Protocol):
     def settings_fingerprint(self) -> object:
         """Everything besides the storyboard that changes the pixels (model, steps, size ...)."""
 
+    # A renderer may also define ``finish() -> dict[str, str]``: called after the last shot,
+    # it waits for clips still being written in the background and returns {shot id: why}
+    # for those that failed.
+
     def render_shot(
         self,
         shot: StoryboardShot,
@@ -111,6 +115,12 @@ def render_storyboard(
                     log.error("%s failed and is replaced by a placeholder: %s", shot.id, failed[shot.id])
                 done += 1
                 progress(done, len(plan), f"rendered {shot.id}")
+            # A renderer that writes clips in the background reports their failures here.
+            finish = getattr(renderer, "finish", None)
+            if finish is not None:
+                for shot_id, why in finish().items():
+                    log.error("%s failed and is replaced by a placeholder: %s", shot_id, why)
+                    failed[shot_id] = why
 
     clips = []
     for shot, frame_count, digest, path in plan:

@@ -43,6 +43,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -76,6 +77,8 @@ ExtendMode = Literal["auto", "crossfade"]
 # transformers (checked on tiny Wan models; FasterCache is left out: it fails with Wan's
 # separate conditional and unconditional passes).
 CACHE_METHODS = ("first-block", "taylorseer", "pab")
+# Clips written in the background while the next shot generates; more would only hold memory.
+MAX_PENDING_WRITES = 1
 # First-block cache: skip the remaining blocks while the first block's residual changes by
 # less than this (relative mean absolute difference). diffusers' default; higher is faster.
 FIRST_BLOCK_CACHE_THRESHOLD = 0.05
@@ -297,6 +300,9 @@ class DiffusersRenderer:
         self._placed: tuple[int, str] | None = None  # (id of pipeline, offload level) last applied
         self._device: torch.device | None = None
         self._dtype: torch.dtype | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._pending_writes: list[tuple[str, Future[None]]] = []
+        self._earlier_write_failures: dict[str, str] = {}
 
     # -- ShotRenderer ------------------------------------------------------------------------
 
@@ -334,6 +340,7 @@ class DiffusersRenderer:
             raise MissingDependencyError("diffusers", "video", "The diffusers renderer") from None
         from music2video.torch_device import resolve_device, resolve_dtype
 
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clip-writer")
         self._device = resolve_device(self.settings.device)
         self._dtype = resolve_dtype(self.settings.dtype, self._device)
         entry = self.entry
@@ -376,9 +383,36 @@ class DiffusersRenderer:
     ) -> None:
         from music2video.torch_device import free_memory
 
-        self._pipe = self._i2v = self._running = None
-        self._placed = None
-        free_memory()
+        try:
+            if exc_type is not None:  # interrupted: let the clip in flight finish, keep nothing else waiting
+                self._wait_for_writes()
+        finally:
+            if self._writer is not None:
+                self._writer.shutdown(wait=True)
+                self._writer = None
+            self._pipe = self._i2v = self._running = None
+            self._placed = None
+            free_memory()
+
+    def finish(self) -> dict[str, str]:
+        """Wait for the clips still being written; return ``{shot id: why}`` for any that failed.
+
+        Called by the render driver after the last shot, because writing a clip (retime, resize,
+        encode) runs in a background thread while the GPU generates the next shot.
+        """
+        failed = {**self._earlier_write_failures, **self._wait_for_writes()}
+        self._earlier_write_failures = {}
+        return failed
+
+    def _wait_for_writes(self) -> dict[str, str]:
+        failed = {}
+        for shot_id, future in self._pending_writes:
+            try:
+                future.result()
+            except Exception as error:  # reported per shot, like a failed generation
+                failed[shot_id] = f"writing the clip failed: {type(error).__name__}: {error}"
+        self._pending_writes = []
+        return failed
 
     def render_shot(
         self,
@@ -412,8 +446,26 @@ class DiffusersRenderer:
         started = time.perf_counter()
         frames = self._generate_with_memory_fallback(shot, plan)
 
+        log.info(
+            "%s: %d frames generated (%s) in %.1f s",
+            shot.id,
+            plan.generated_frames,
+            "+".join(map(str, plan.segments)),
+            time.perf_counter() - started,
+        )
+
+        # 3-5. Retime, scale and write in the background while the GPU makes the next shot.
+        # One clip at most waits in line, so at most two shots' frames are held in memory.
+        failed = self._wait_for_writes() if len(self._pending_writes) >= MAX_PENDING_WRITES else {}
+        assert self._writer is not None  # made in __enter__, like the pipeline
+        future = self._writer.submit(self._write_clip, frames, frame_count, output)
+        self._pending_writes.append((shot.id, future))
+        if failed:
+            self._earlier_write_failures.update(failed)
+
+    def _write_clip(self, frames: np.ndarray, frame_count: int, output: Path) -> None:
         # 3. Retime: which source frame(s) each of the frame_count output frames shows.
-        timing = retime_plan(frame_count, self.fps, entry.native_fps, len(frames), self.retime)
+        timing = retime_plan(frame_count, self.fps, self.entry.native_fps, len(frames), self.retime)
         with ClipWriter(output, self.width, self.height, self.fps) as writer:
             # A chunk at a time, so that only a few retimed full-size frames exist at once.
             for start in range(0, frame_count, RESIZE_CHUNK_FRAMES):
@@ -423,14 +475,6 @@ class DiffusersRenderer:
                 # 5. Write.
                 for frame in pixels:
                     writer.write(frame)
-        log.info(
-            "%s: %d frames generated (%s), %d written in %.1f s",
-            shot.id,
-            plan.generated_frames,
-            "+".join(map(str, plan.segments)),
-            frame_count,
-            time.perf_counter() - started,
-        )
 
     # -- generation --------------------------------------------------------------------------
 
