@@ -503,3 +503,30 @@ def test_clips_are_written_while_the_next_shot_generates(tiny_wan, tmp_path, mon
     assert set(result.failed_shots) == {"shot-002"} and "disk full" in result.failed_shots["shot-002"]
     assert [count_frames(run.root / clip.path) for clip in result.clips] == [12, 12, 12]
     assert diffusion.MAX_PENDING_WRITES == 1
+
+
+def test_a_failing_torch_compile_falls_back_to_eager(tiny_wan, tmp_path, monkeypatch, caplog):
+    """No triton, an unsupported op: the shot renders uncompiled instead of failing."""
+    import torch._dynamo.exc
+
+    from music2video.render import diffusion
+
+    calls = {"n": 0}
+    original = DiffusersRenderer._generate_shot
+
+    def compile_fails_once(self, shot, plan):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise torch._dynamo.exc.TorchRuntimeError("Cannot find a working triton installation")
+        return original(self, shot, plan)
+
+    monkeypatch.setattr(DiffusersRenderer, "_generate_shot", compile_fails_once)
+    with caplog.at_level(logging.WARNING, logger="music2video.render.diffusion"):
+        with make_renderer(tiny_wan, compile=True) as renderer:
+            assert renderer._compiled
+            render_one(renderer, make_shot(end_s=0.5), 24.0, tmp_path / "eager.mp4")
+            assert not renderer._compiled
+            assert not any(getattr(m, "_compiled_call_impl", None) for m in renderer._pipe.transformer.modules())
+    assert count_frames(tmp_path / "eager.mp4") == 12
+    assert "torch.compile failed" in caplog.text
+    assert diffusion.is_compile_error(RuntimeError("boom")) is False

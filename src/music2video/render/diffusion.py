@@ -301,6 +301,7 @@ class DiffusersRenderer:
         self._device: torch.device | None = None
         self._dtype: torch.dtype | None = None
         self._writer: ThreadPoolExecutor | None = None
+        self._compiled = False
         self._pending_writes: list[tuple[str, Future[None]]] = []
         self._earlier_write_failures: dict[str, str] = {}
 
@@ -484,6 +485,12 @@ class DiffusersRenderer:
             try:
                 return self._generate_shot(shot, plan)
             except Exception as error:
+                if self._compiled and is_compile_error(error):
+                    # No working compiler (no triton, an unsupported op): run uncompiled instead
+                    # of failing every shot.
+                    log.warning("torch.compile failed (%s); rendering without it", _first_line(error))
+                    self._uncompile_transformer()
+                    continue
                 if not is_out_of_memory(error):
                     raise
                 out_of_memory = True
@@ -663,9 +670,26 @@ class DiffusersRenderer:
             transformer.compile_repeated_blocks(fullgraph=True)
         else:
             transformer.compile()
+        self._compiled = True
         log.info(
             "compiling %s with torch.compile: the first shot includes the compile time", type(transformer).__name__
         )
+
+
+    def _uncompile_transformer(self) -> None:
+        """Undo ``Module.compile`` on the transformer and its blocks: plain eager calls again."""
+        for module in self._pipe.transformer.modules():
+            if getattr(module, "_compiled_call_impl", None) is not None:
+                module._compiled_call_impl = None
+        self._compiled = False
+
+
+def is_compile_error(error: BaseException) -> bool:
+    """True for errors raised by torch.compile's tracing or code generation (dynamo, inductor)."""
+    for cause in (error, error.__cause__, error.__context__):
+        if cause is not None and type(cause).__module__.startswith(("torch._dynamo", "torch._inductor")):
+            return True
+    return "triton" in str(error).lower() and "torch.compile" in str(error).lower()
 
 
 def share_components(pipeline_class: Any, pipe: Any) -> Any:
