@@ -78,6 +78,7 @@ from music2video.torch_device import free_memory, resolve_device, resolve_dtype
 from music2video.write.template import (
     NEGATIVE_PROMPT,
     NEGATIVE_PROMPT_CHARACTERS,
+    matching_description,
     shot_seed,
     write_template_storyboard,
 )
@@ -125,8 +126,6 @@ DATA_TAGS_PER_VOCABULARY = 5
 SUMMARY_SCENE_CHARS = 100
 """Longest scene excerpt in a section summary, in characters."""
 
-MATCH_TOLERANCE_S = 0.05
-"""A description whose start and end are this close to a shot's or section's belongs to it, seconds."""
 
 PITCH_CLASSES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
@@ -941,11 +940,11 @@ class _Director:
 
     def shot_description(self, index: int) -> SegmentDescription | None:
         shot = self.plan.shots[index]
-        return _matching(self.descriptions.shots, index, shot.start_s, shot.end_s)
+        return matching_description(self.descriptions.shots, index, shot.start_s, shot.end_s)
 
     def section_description(self, position: int, section: Section) -> SegmentDescription | None:
         """The listener's description of the section at ``position`` in the analysis."""
-        return _matching(self.descriptions.sections, position, section.start_s, section.end_s)
+        return matching_description(self.descriptions.sections, position, section.start_s, section.end_s)
 
     def shot_energy(self, index: int) -> float:
         """0..1, as the template writer measures it (listener's energy, else the analysis curve),
@@ -1409,22 +1408,6 @@ def _chunks(indices: list[int]) -> list[list[int]]:
         chunks.append(indices[start:end])
         start = end
     return [chunk for chunk in chunks if chunk]
-
-
-def _matching(items: Sequence[SegmentDescription], index: int, start_s: float,
-              end_s: float) -> SegmentDescription | None:
-    """The description of the span ``start_s..end_s``: the one at ``index`` when its times agree
-    (within ``MATCH_TOLERANCE_S``), else the one that overlaps the span most, else None."""
-    if 0 <= index < len(items):
-        item = items[index]
-        if abs(item.start_s - start_s) <= MATCH_TOLERANCE_S and abs(item.end_s - end_s) <= MATCH_TOLERANCE_S:
-            return item
-    best, best_overlap = None, 0.0
-    for item in items:
-        overlap = min(item.end_s, end_s) - max(item.start_s, start_s)
-        if overlap > best_overlap:
-            best, best_overlap = item, overlap
-    return best
 
 
 def _listing(items: Sequence[str], shown: int = 8) -> str:

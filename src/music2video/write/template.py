@@ -33,13 +33,14 @@ import hashlib
 import json
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from music2video.artifacts import (
     Analysis,
     Character,
-    Section,
     Descriptions,
+    Section,
     SectionTreatment,
     SegmentDescription,
     ShotPlan,
@@ -315,7 +316,7 @@ def write_template_storyboard(
         position = position_in_section.get(shot.section_index, 0)
         position_in_section[shot.section_index] = position + 1
         treatment = treatments.get(shot.section_index) or _fallback_treatment(shot.section_index, song, warnings)
-        description = _match(descriptions.shots, shot.index, shot.start_s, shot.end_s)
+        description = matching_description(descriptions.shots, shot.index, shot.start_s, shot.end_s)
         energy = _shot_energy(description, analysis, shot.start_s, shot.end_s, treatment.energy)
         shot_rng = _rng(seed, "shot", shot.index)
 
@@ -533,7 +534,7 @@ def _section_treatments(
     # film keeps one colour world while each part still shifts it.
     by_label: dict[str, list[Affect]] = {}
     for position, section in enumerate(analysis.sections):
-        description = _match(descriptions.sections, position, section.start_s, section.end_s)
+        description = matching_description(descriptions.sections, position, section.start_s, section.end_s)
         affect = _affect(description, warnings, "some sections", energy_hint=section.energy)
         by_label.setdefault(section.label, []).append(affect)
 
@@ -563,7 +564,7 @@ def _section_treatments(
     for position, section in enumerate(analysis.sections):
         palette, motif, setting, world, energy = per_label[section.label]
         # A listener that names imagery (lalm) gives the setting in its own words.
-        description = _match(descriptions.sections, position, section.start_s, section.end_s)
+        description = matching_description(descriptions.sections, position, section.start_s, section.end_s)
         imagery = _first_label(description, ("imagery", "setting", "scene")) if description else None
         treatments[section.index] = Treatment(
             treatment=SectionTreatment(
@@ -822,8 +823,11 @@ def _lens(arousal: float) -> str:
 # Small helpers
 
 
-def _match(items: list[SegmentDescription], index: int, start_s: float, end_s: float) -> SegmentDescription | None:
-    """The description of a span: the one at ``index`` if its times agree, else the best overlap."""
+def matching_description(
+    items: Sequence[SegmentDescription], index: int, start_s: float, end_s: float
+) -> SegmentDescription | None:
+    """The description of a span: the one at ``index`` if its times agree (within
+    ``MATCH_TOLERANCE_S``), else the one that overlaps it most, else None. Shared by the writers."""
     if 0 <= index < len(items):
         item = items[index]
         if abs(item.start_s - start_s) <= MATCH_TOLERANCE_S and abs(item.end_s - end_s) <= MATCH_TOLERANCE_S:
