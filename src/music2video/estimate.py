@@ -5,9 +5,9 @@ from __future__ import annotations
 from music2video.artifacts import ShotPlan
 from music2video.settings import Settings
 
-# Measured with benchmarks/bench_preview.py on a 2-core CPU at 640x360 (15.5 s for 4320 frames):
+# Measured with benchmarks/bench_preview.py on a 2-core CPU at 640x360 (13.6 s for 4320 frames):
 # milliseconds per output frame. Scales roughly with the pixel count.
-ANIMATIC_MS_PER_FRAME_640x360 = 3.6
+ANIMATIC_MS_PER_FRAME_640x360 = 3.2
 
 
 def estimate_render(plan: ShotPlan, settings: Settings) -> str:
