@@ -217,7 +217,7 @@ def make(
     )  # fmt: skip
     if dry_run:
         result = _run(song, output, workdir, config, "shots", overrides)
-        _print_plan(result, config, overrides)
+        _print_plan(result)
         return
     result = _run(song, output, workdir, config, "assemble", overrides)
     _print_warnings(result.audio, result.analysis, result.plan, result.descriptions, result.storyboard, result.video)
@@ -369,7 +369,7 @@ def _print_analysis(result) -> None:
     console.print(f"[dim]run folder: {result.run_folder}[/dim]")
 
 
-def _print_plan(result, config: Path | None, overrides: dict[str, Any]) -> None:
+def _print_plan(result) -> None:
     from music2video.estimate import estimate_render
 
     _print_analysis(result)
@@ -377,9 +377,7 @@ def _print_plan(result, config: Path | None, overrides: dict[str, Any]) -> None:
     for shot in result.plan.shots:
         table.add_row(shot.id, f"{shot.start_s:.2f}", f"{shot.end_s:.2f}", f"{shot.duration_s:.2f}", shot.cut, str(shot.section_index))
     console.print(table)
-    from music2video.settings import load_settings
-
-    console.print(estimate_render(result.plan, load_settings(config, **overrides)))
+    console.print(estimate_render(result.plan, result.settings))
 
 
 def main(argv: list[str] | None = None) -> None:

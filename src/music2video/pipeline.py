@@ -62,6 +62,7 @@ class RunResult:
     """What :func:`make_video` (or a partial run) produced. Fields are None for stages not run."""
 
     run_folder: Path
+    settings: Settings
     audio: AudioInfo
     analysis: Analysis
     plan: ShotPlan
@@ -123,7 +124,7 @@ class Run:
         )
         self.run.save("run.json", self.summary)
 
-    def _analysis_samples(self, audio: AudioInfo) -> np.ndarray:
+    def _analysis_samples(self) -> np.ndarray:
         if self._samples is None:
             self._samples = decode.load_audio(self.run.path("audio.wav"), sample_rate_hz=decode.ANALYSIS_RATE_HZ)
         return self._samples
@@ -151,7 +152,7 @@ class Run:
                 Analysis,
                 key,
                 lambda: structure.analyze_structure(
-                    self._analysis_samples(audio), decode.ANALYSIS_RATE_HZ, self.progress.stage("structure")
+                    self._analysis_samples(), decode.ANALYSIS_RATE_HZ, self.progress.stage("structure")
                 ),
             )
 
@@ -176,7 +177,7 @@ class Run:
         if listener == "dsp":
             from music2video.listen.dsp import describe_dsp
 
-            return describe_dsp(self._analysis_samples(audio), decode.ANALYSIS_RATE_HZ, analysis, plan, progress)
+            return describe_dsp(self._analysis_samples(), decode.ANALYSIS_RATE_HZ, analysis, plan, progress)
         if listener == "clap":
             from music2video.listen.clap import describe_clap
 
@@ -435,7 +436,7 @@ class Run:
             raise
         analysis = self.analyze(audio)
         plan = self.plan_shots(analysis)
-        result = RunResult(self.run.root, audio, analysis, plan, summary=self.summary)
+        result = RunResult(self.run.root, self.settings, audio, analysis, plan, summary=self.summary)
         if stop >= STAGES.index("listen"):
             result.descriptions = self.listen(audio, analysis, plan)
         if stop >= STAGES.index("lyrics"):

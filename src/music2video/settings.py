@@ -36,11 +36,11 @@ PIPELINES: dict[str, dict[str, str]] = {
 }
 
 
-class Section(BaseModel):
+class SettingsSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ShotSettings(Section):
+class ShotSettings(SettingsSection):
     min_shot_s: float = Field(1.5, gt=0, description="Shortest shot, seconds.")
     max_shot_s: float = Field(
         5.0, gt=0, description="Longest shot, seconds; by default what Wan 2.1 makes in one generation (81 frames at 16 fps)."
@@ -55,7 +55,7 @@ class ShotSettings(Section):
         return self
 
 
-class ModelSettings(Section):
+class ModelSettings(SettingsSection):
     """Where and how a neural model runs. ``auto`` picks CUDA, then MPS, then CPU."""
 
     device: str = Field("auto", description="auto, cuda, cuda:1, mps or cpu.")
@@ -157,7 +157,7 @@ class LyricsSettings(ModelSettings):
     seed: int = Field(0, description="Seed of the sampling at temperatures above 0.")
 
 
-class EvaluateSettings(Section):
+class EvaluateSettings(SettingsSection):
     """The sync and quality metrics every run computes on its own video (evaluation.json)."""
 
     enabled: bool = Field(True, description="Evaluate the finished video and write report.html.")
