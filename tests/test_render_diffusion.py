@@ -27,8 +27,6 @@ from music2video.render import render_storyboard
 from music2video.render.diffusion import (
     DiffusersRenderer,
     cover_and_crop,
-    describe_render_estimate,
-    estimate_render_seconds,
     join_segments,
     native_frames_needed,
     plan_generation,
@@ -428,23 +426,6 @@ def test_bad_options_fail_early(tiny_wan):
         make_renderer(tiny_wan, cache="warp-drive")
     with pytest.raises(Music2VideoError, match="wan2.1-1.3b"):
         DiffusersRenderer(VideoModelSettings(model="no-such-model"), 32, 32, 24.0)
-
-
-# --------------------------------------------------------------------------------------------
-# estimates
-
-
-def test_render_estimate_uses_the_gpu_table():
-    wan = VIDEO_MODELS["wan2.1-1.3b"]
-    # One 5 s clip at 480p, 50 steps on an RTX 4090: the README's 4 minutes.
-    assert estimate_render_seconds(wan, [81], 50, "NVIDIA GeForce RTX 4090") == pytest.approx(240)
-    assert estimate_render_seconds(wan, [120], 50, "NVIDIA GeForce RTX 4090", output_fps=24.0) == pytest.approx(240)
-    h100 = estimate_render_seconds(wan, [81, 81], None, "NVIDIA H100 80GB HBM3")
-    assert 0 < h100 < 2 * 240
-    assert estimate_render_seconds(wan, [81], 50, "cpu") > 100 * 240
-    assert estimate_render_seconds(wan, [81], 50, "Some Future GPU") == pytest.approx(240)
-    line = describe_render_estimate(wan, [120, 48], 50, "NVIDIA H100 80GB HBM3", output_fps=24.0)
-    assert line.startswith("render: 2 shots with wan2.1-1.3b") and "H100" in line
 
 
 # --------------------------------------------------------------------------------------------

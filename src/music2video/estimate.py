@@ -1,17 +1,85 @@
-"""Render-cost estimates for ``--dry-run``: how long the chosen renderer will take for a plan."""
+"""Estimates before a run: how long rendering will take (``--dry-run``) and how much disk it needs.
+
+Every estimate is made from the settings the run will use: the renderer, the video model, its
+generation size, steps, step cache and device, and the output size and frame rate. The figures
+in the tables below say where they come from; "estimate" figures are guesses to be replaced by
+measurements (benchmarks/gpu/bench_wan.py prints the Wan figure for the GPU it runs on).
+"""
 
 from __future__ import annotations
 
 from music2video.artifacts import ShotPlan
+from music2video.render.video_models import VideoModel
 from music2video.settings import Settings
+
+# -- the animatic (preview) renderer ---------------------------------------------------------
 
 # Measured with benchmarks/bench_preview.py on a 2-core CPU at 640x360 (13.6 s for 4320 frames):
 # milliseconds per output frame. Scales roughly with the pixel count.
 ANIMATIC_MS_PER_FRAME_640x360 = 3.2
 
+# -- the diffusers renderer ------------------------------------------------------------------
+
+# Seconds per generated frame per denoising step (both classifier-free-guidance passes
+# included) at the entry's first resolution bucket, bf16, no offload, no step cache.
+# Keys are matched as substrings of torch.cuda.get_device_name().
+SECONDS_PER_FRAME_STEP: dict[str, dict[str, tuple[float, str]]] = {
+    "wan2.1-1.3b": {
+        # Wan 2.1 README: 5 s of 480p (81 frames, 50 steps) in about 4 minutes on an RTX 4090.
+        "RTX 4090": (240 / (81 * 50), "Wan 2.1 README (RTX 4090, 4 min per 81-frame clip)"),
+        # benchmarks/gpu/bench_wan.py on an H100 80GB HBM3 (2026-11-26): 1.30 s per step with
+        # guidance for 81 frames at 832x480 in bf16, no step cache, eager attention.
+        "H100": (0.01606, "measured on an H100 with benchmarks/gpu/bench_wan.py"),
+        "H200": (0.0155, "estimate (the H100 measurement, slightly faster memory)"),
+        "A100": (0.040, "estimate"),
+    },
+    "wan2.2-ti2v-5b": {
+        # Wan 2.2 README: 5 s of 720p (121 frames, 50 steps) in under 9 minutes on one RTX 4090.
+        "RTX 4090": (540 / (121 * 50), "Wan 2.2 README (RTX 4090, under 9 min per 121-frame clip)"),
+        "H100": (0.035, "estimate"),
+        "H200": (0.033, "estimate"),
+        "A100": (0.060, "estimate"),
+    },
+    "ltx-video": {
+        # LTX-Video paper: 5 s of 768x512 at 24 fps (121 frames) in 2 s on an H100 (20 steps).
+        "H100": (2 / (121 * 20), "LTX-Video paper (H100, 2 s per 121-frame clip at 20 steps)"),
+        "H200": (2 / (121 * 20), "estimate (H100 figure)"),
+        "A100": (0.0016, "estimate (half an H100)"),
+        "RTX 4090": (0.0020, "estimate"),
+    },
+    "cogvideox-2b": {
+        # CogVideoX README: 50 steps of 49 frames in ~90 s on an A100, ~45 s on an H100
+        # (measured with model CPU offload and VAE tiling).
+        "H100": (45 / (49 * 50), "CogVideoX README (H100, ~45 s per clip)"),
+        "H200": (45 / (49 * 50), "estimate (H100 figure)"),
+        "A100": (90 / (49 * 50), "CogVideoX README (A100, ~90 s per clip)"),
+        "RTX 4090": (0.040, "estimate"),
+    },
+}
+# GPUs not in the table are assumed to be about as fast as this one.
+REFERENCE_GPU = "RTX 4090"
+# A CPU is assumed this many times slower than the reference GPU (an estimate; real models on
+# a CPU take hours per shot).
+CPU_SLOWDOWN = 200.0
+# How many times faster a step cache makes the denoising loop (settings.video.cache).
+# TaylorSeer: benchmarks/gpu/bench_wan.py on an H100 (random weights, so indicative); the
+# others are estimates until measured the same way.
+CACHE_SPEEDUP: dict[str, float] = {"none": 1.0, "taylorseer": 2.8, "first-block": 1.5, "pab": 1.3}
+
+# -- disk ------------------------------------------------------------------------------------
+
+# H.264 at the clip writer's settings (crf 20, veryfast): bits per pixel per frame, an upper
+# figure for busy pictures (calm ones take a fraction of it). Clips and the final video each
+# hold every frame once, the video without subtitles a third copy while subtitles are added.
+H264_BITS_PER_PIXEL = 0.15
+VIDEO_COPIES = 3
+# audio.wav: 44.1 kHz stereo float32, as decode writes it; plus AAC and the artifacts' slack.
+AUDIO_WAV_BYTES_PER_SECOND = 44_100 * 2 * 4
+SLACK_BYTES = 64 * 1024 * 1024
+
 
 def estimate_render(plan: ShotPlan, settings: Settings) -> str:
-    """One or two lines: frames to render and the expected time with the chosen renderer."""
+    """One line: frames to render and the expected time with the renderer the settings choose."""
     frames = [shot.frame_count(settings.fps) for shot in plan.shots]
     total_frames = sum(frames)
     renderer = settings.backends()["renderer"]
@@ -22,8 +90,127 @@ def estimate_render(plan: ShotPlan, settings: Settings) -> str:
             f"render: {len(frames)} shots, {total_frames} frames at {settings.width}x{settings.height}; "
             f"animatic ≈ {seconds:.0f} s on a 2-core CPU"
         )
-    from music2video.render.diffusion import describe_render_estimate
+    from music2video.render.diffusion import generation_size
     from music2video.render.video_models import resolve_video_model
 
-    entry = resolve_video_model(settings.video.model)
-    return describe_render_estimate(entry, frames, settings.video.steps, output_fps=settings.fps)
+    video = settings.video
+    entry = resolve_video_model(video.model)
+    size = generation_size(entry, video, settings.width, settings.height)
+    return describe_render_estimate(
+        entry, frames, video.steps, device_name(video.device), output_fps=settings.fps, size=size, cache=video.cache
+    )
+
+
+def seconds_per_frame_step(model: VideoModel, device: str) -> tuple[float, str]:
+    """(seconds per generated frame per step at the first bucket, where the figure comes from)."""
+    table = SECONDS_PER_FRAME_STEP.get(model.name) or SECONDS_PER_FRAME_STEP["wan2.1-1.3b"]
+    source_note = "" if model.name in SECONDS_PER_FRAME_STEP else f" (no figures for {model.name}: Wan 2.1 1.3B's)"
+    reference = table.get(REFERENCE_GPU) or next(iter(table.values()))
+    if device.lower() in ("cpu", "mps"):
+        return reference[0] * CPU_SLOWDOWN, f"estimate: {CPU_SLOWDOWN:g}x an {REFERENCE_GPU}" + source_note
+    for key, (seconds, source) in table.items():
+        if key.lower() in device.lower():
+            return seconds, source + source_note
+    return reference[0], f"{device} not in the table; {REFERENCE_GPU} figure" + source_note
+
+
+def estimate_render_seconds(
+    model_entry: VideoModel,
+    plan_frames: list[int],
+    steps: int | None = None,
+    device: str | None = None,
+    *,
+    output_fps: float | None = None,
+    size: tuple[int, int] | None = None,
+    cache: str = "none",
+) -> float:
+    """Expected seconds of diffusion for a shot plan.
+
+    Args:
+        model_entry: the video model (see :func:`~music2video.render.video_models.resolve_video_model`).
+        plan_frames: frames per shot: output frames at ``output_fps`` when it is given, else
+            frames at the model's native rate.
+        steps: denoising steps (None: the model's default).
+        device: a GPU name as ``torch.cuda.get_device_name()`` gives it, or ``cpu``; None asks
+            torch (``cpu`` without torch or CUDA).
+        size: the generation size (width, height); None: the model's first bucket. Time scales
+            with the pixel count (linearly: attention grows faster, so small sizes are, if
+            anything, overestimated).
+        cache: the step cache (``settings.video.cache``), see :data:`CACHE_SPEEDUP`.
+
+    Counts every frame the model generates (frame-rule rounding and extension overlaps
+    included) times the steps times :func:`seconds_per_frame_step`. Model loading, text
+    encoding and VAE decoding are left out (a few seconds per shot on a GPU).
+    """
+    from music2video.render.diffusion import native_frames_needed, plan_generation
+
+    steps = steps or model_entry.default_steps
+    device = device or device_name("auto")
+    per_frame_step, _source = seconds_per_frame_step(model_entry, device)
+    bucket_width, bucket_height = model_entry.buckets[0]
+    width, height = size or (bucket_width, bucket_height)
+    pixel_ratio = width * height / (bucket_width * bucket_height)
+    can_extend = model_entry.i2v_pipeline is not None
+    generated = 0
+    for frames in plan_frames:
+        needed = native_frames_needed(frames, output_fps, model_entry.native_fps) if output_fps else frames
+        generated += plan_generation(model_entry, needed, can_extend).generated_frames
+    return generated * steps * per_frame_step * pixel_ratio / CACHE_SPEEDUP.get(cache, 1.0)
+
+
+def describe_render_estimate(
+    model_entry: VideoModel,
+    plan_frames: list[int],
+    steps: int | None = None,
+    device: str | None = None,
+    *,
+    output_fps: float | None = None,
+    size: tuple[int, int] | None = None,
+    cache: str = "none",
+) -> str:
+    """One line for ``--dry-run``: shots, model, size, steps, cache and expected diffusion time, with the figure's source."""
+    steps = steps or model_entry.default_steps
+    device = device or device_name("auto")
+    size = size or model_entry.buckets[0]
+    seconds = estimate_render_seconds(
+        model_entry, plan_frames, steps, device, output_fps=output_fps, size=size, cache=cache
+    )
+    _per_frame_step, source = seconds_per_frame_step(model_entry, device)
+    cached = "" if cache == "none" else f", {cache} cache (≈{CACHE_SPEEDUP.get(cache, 1.0):g}x)"
+    return (
+        f"render: {len(plan_frames)} shots with {model_entry.name} at {size[0]}x{size[1]}, {steps} steps{cached}; "
+        f"≈ {format_duration(seconds)} of diffusion on {device} ({source})"
+    )
+
+
+def estimate_disk_bytes(duration_s: float, width: int, height: int, fps: float) -> tuple[int, int]:
+    """(bytes the run folder needs, bytes the output video needs) for a song of ``duration_s``.
+
+    A deliberately generous figure (see :data:`H264_BITS_PER_PIXEL`): it is checked against the
+    free space before a run starts, so that a disk that cannot hold the run stops it at once.
+    """
+    video_bytes = int(duration_s * fps * width * height * H264_BITS_PER_PIXEL / 8)
+    run_folder = int(duration_s * AUDIO_WAV_BYTES_PER_SECOND) + (VIDEO_COPIES - 1) * video_bytes + SLACK_BYTES
+    return run_folder, video_bytes
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def device_name(device: str) -> str:
+    """The name the cost table is keyed by, for a device setting (``auto``, ``cuda:1``, ``cpu``)."""
+    if device.lower().startswith(("cpu", "mps")):
+        return device.split(":")[0].lower()
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    if not torch.cuda.is_available():
+        return "cpu"
+    index = int(device.split(":")[1]) if device.startswith("cuda:") else None
+    return torch.cuda.get_device_name(index)

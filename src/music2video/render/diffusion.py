@@ -118,6 +118,15 @@ class GenerationPlan:
         return sum(self.segments)
 
 
+def generation_size(model: VideoModel, settings: VideoModelSettings, width: int, height: int) -> tuple[int, int]:
+    """(width, height) the model generates at: the user's ``generation_size``, else the bucket nearest the output's shape."""
+    if settings.generation_size:
+        from music2video.settings import parse_resolution
+
+        return parse_resolution(settings.generation_size)
+    return model.pick_bucket(width, height)
+
+
 def native_frames_needed(frame_count: int, fps: float, native_fps: float) -> int:
     """Frames at ``native_fps`` that cover ``frame_count`` output frames at ``fps``, both ends included."""
     seconds = frame_count / fps
@@ -285,12 +294,7 @@ class DiffusersRenderer:
         self.retime, self.extend = retime, extend
         self.steps = settings.steps or self.entry.default_steps
         self.guidance = settings.guidance if settings.guidance is not None else self.entry.default_guidance
-        if settings.generation_size:
-            from music2video.settings import parse_resolution
-
-            self.generation_size = parse_resolution(settings.generation_size)
-        else:
-            self.generation_size = self.entry.pick_bucket(width, height)
+        self.generation_size = generation_size(self.entry, settings, width, height)
         self.offload: OffloadLevel = settings.offload
 
         self._pipe: Any = None
@@ -737,134 +741,3 @@ def _to_pil(frame: np.ndarray) -> Any:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
-
-
-
-# --------------------------------------------------------------------------------------------
-# Cost estimates for --dry-run
-
-# Seconds per generated frame per denoising step (both classifier-free-guidance passes
-# included) at the entry's first resolution bucket, bf16, no offload, no step cache.
-# Keys are matched as substrings of torch.cuda.get_device_name(). Each figure says where it
-# comes from; "estimate" figures are guesses to be replaced by measurements
-# (benchmarks/gpu/bench_wan.py prints the Wan figure for the GPU it runs on).
-SECONDS_PER_FRAME_STEP: dict[str, dict[str, tuple[float, str]]] = {
-    "wan2.1-1.3b": {
-        # Wan 2.1 README: 5 s of 480p (81 frames, 50 steps) in about 4 minutes on an RTX 4090.
-        "RTX 4090": (240 / (81 * 50), "Wan 2.1 README (RTX 4090, 4 min per 81-frame clip)"),
-        # benchmarks/gpu/bench_wan.py on an H100 80GB HBM3 (2026-11-26): 1.30 s per step with
-        # guidance for 81 frames at 832x480 in bf16, no step cache, eager attention.
-        "H100": (0.01606, "measured on an H100 with benchmarks/gpu/bench_wan.py"),
-        "H200": (0.0155, "estimate (the H100 measurement, slightly faster memory)"),
-        "A100": (0.040, "estimate"),
-    },
-    "wan2.2-ti2v-5b": {
-        # Wan 2.2 README: 5 s of 720p (121 frames, 50 steps) in under 9 minutes on one RTX 4090.
-        "RTX 4090": (540 / (121 * 50), "Wan 2.2 README (RTX 4090, under 9 min per 121-frame clip)"),
-        "H100": (0.035, "estimate"),
-        "H200": (0.033, "estimate"),
-        "A100": (0.060, "estimate"),
-    },
-    "ltx-video": {
-        # LTX-Video paper: 5 s of 768x512 at 24 fps (121 frames) in 2 s on an H100 (20 steps).
-        "H100": (2 / (121 * 20), "LTX-Video paper (H100, 2 s per 121-frame clip at 20 steps)"),
-        "H200": (2 / (121 * 20), "estimate (H100 figure)"),
-        "A100": (0.0016, "estimate (half an H100)"),
-        "RTX 4090": (0.0020, "estimate"),
-    },
-    "cogvideox-2b": {
-        # CogVideoX README: 50 steps of 49 frames in ~90 s on an A100, ~45 s on an H100
-        # (measured with model CPU offload and VAE tiling).
-        "H100": (45 / (49 * 50), "CogVideoX README (H100, ~45 s per clip)"),
-        "H200": (45 / (49 * 50), "estimate (H100 figure)"),
-        "A100": (90 / (49 * 50), "CogVideoX README (A100, ~90 s per clip)"),
-        "RTX 4090": (0.040, "estimate"),
-    },
-}
-# GPUs not in the table are assumed to be about as fast as this one.
-REFERENCE_GPU = "RTX 4090"
-# A CPU is assumed this many times slower than the reference GPU (an estimate; real models on
-# a CPU take hours per shot).
-CPU_SLOWDOWN = 200.0
-
-
-def seconds_per_frame_step(model: VideoModel, device_name: str) -> tuple[float, str]:
-    """(seconds per generated frame per step, where the figure comes from) for a device name."""
-    table = SECONDS_PER_FRAME_STEP.get(model.name) or SECONDS_PER_FRAME_STEP["wan2.1-1.3b"]
-    source_note = "" if model.name in SECONDS_PER_FRAME_STEP else f" (no figures for {model.name}: Wan 2.1 1.3B's)"
-    reference = table.get(REFERENCE_GPU) or next(iter(table.values()))
-    if device_name.lower() in ("cpu", "mps"):
-        return reference[0] * CPU_SLOWDOWN, f"estimate: {CPU_SLOWDOWN:g}x an {REFERENCE_GPU}" + source_note
-    for key, (seconds, source) in table.items():
-        if key.lower() in device_name.lower():
-            return seconds, source + source_note
-    return reference[0], f"{device_name} not in the table; {REFERENCE_GPU} figure" + source_note
-
-
-def estimate_render_seconds(
-    model_entry: VideoModel,
-    plan_frames: list[int],
-    steps: int | None = None,
-    device_name: str | None = None,
-    *,
-    output_fps: float | None = None,
-) -> float:
-    """Expected seconds of diffusion for a shot plan, for ``--dry-run``.
-
-    Args:
-        model_entry: the video model (see :func:`resolve_video_model`).
-        plan_frames: frames per shot: output frames at ``output_fps`` when it is given, else
-            frames at the model's native rate.
-        steps: denoising steps (None: the model's default).
-        device_name: a GPU name as ``torch.cuda.get_device_name()`` gives it, or ``cpu``;
-            None asks torch (``cpu`` without torch or CUDA).
-
-    Counts every frame the model generates (frame-rule rounding and extension overlaps
-    included) times the steps times :func:`seconds_per_frame_step`. Model loading, text
-    encoding and VAE decoding are left out (a few seconds per shot on a GPU).
-    """
-    steps = steps or model_entry.default_steps
-    device_name = device_name or _current_device_name()
-    per_frame_step, _source = seconds_per_frame_step(model_entry, device_name)
-    can_extend = model_entry.i2v_pipeline is not None
-    generated = 0
-    for frames in plan_frames:
-        needed = native_frames_needed(frames, output_fps, model_entry.native_fps) if output_fps else frames
-        generated += plan_generation(model_entry, needed, can_extend).generated_frames
-    return generated * steps * per_frame_step
-
-
-def describe_render_estimate(
-    model_entry: VideoModel,
-    plan_frames: list[int],
-    steps: int | None = None,
-    device_name: str | None = None,
-    *,
-    output_fps: float | None = None,
-) -> str:
-    """One line for ``--dry-run``: shots, frames and expected diffusion time, with the figure's source."""
-    steps = steps or model_entry.default_steps
-    device_name = device_name or _current_device_name()
-    seconds = estimate_render_seconds(model_entry, plan_frames, steps, device_name, output_fps=output_fps)
-    _per_frame_step, source = seconds_per_frame_step(model_entry, device_name)
-    width, height = model_entry.buckets[0]
-    return (
-        f"render: {len(plan_frames)} shots with {model_entry.name} at {width}x{height}, {steps} steps; "
-        f"≈ {_format_duration(seconds)} of diffusion on {device_name} ({source})"
-    )
-
-
-def _format_duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 2 * 3600:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _current_device_name() -> str:
-    try:
-        import torch
-    except ImportError:
-        return "cpu"
-    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"

@@ -1,0 +1,77 @@
+"""Estimates made before a run: render time for --dry-run and disk space, from the settings used."""
+
+from __future__ import annotations
+
+import pytest
+
+from music2video.artifacts import Shot, ShotPlan
+from music2video.estimate import (
+    describe_render_estimate,
+    estimate_disk_bytes,
+    estimate_render,
+    estimate_render_seconds,
+)
+from music2video.render.video_models import VIDEO_MODELS
+from music2video.settings import load_settings
+
+RTX_4090 = "NVIDIA GeForce RTX 4090"
+
+
+def plan_of(*durations_s: float) -> ShotPlan:
+    shots, start = [], 0.0
+    for index, duration in enumerate(durations_s):
+        shots.append(Shot(index=index, id=f"shot-{index:03d}", start_s=start, end_s=start + duration, section_index=0, cut="beat"))
+        start += duration
+    return ShotPlan(duration_s=start, shots=shots)
+
+
+def test_render_estimate_uses_the_gpu_table():
+    wan = VIDEO_MODELS["wan2.1-1.3b"]
+    # One 5 s clip at 480p, 50 steps on an RTX 4090: the README's 4 minutes.
+    assert estimate_render_seconds(wan, [81], 50, RTX_4090) == pytest.approx(240)
+    assert estimate_render_seconds(wan, [120], 50, RTX_4090, output_fps=24.0) == pytest.approx(240)
+    h100 = estimate_render_seconds(wan, [81, 81], None, "NVIDIA H100 80GB HBM3")
+    assert 0 < h100 < 2 * 240
+    assert estimate_render_seconds(wan, [81], 50, "cpu") > 100 * 240
+    assert estimate_render_seconds(wan, [81], 50, "Some Future GPU") == pytest.approx(240)
+    line = describe_render_estimate(wan, [120, 48], 50, "NVIDIA H100 80GB HBM3", output_fps=24.0)
+    assert line.startswith("render: 2 shots with wan2.1-1.3b at 832x480, 50 steps") and "H100" in line
+
+
+def test_render_estimate_follows_generation_size_steps_and_cache():
+    wan = VIDEO_MODELS["wan2.1-1.3b"]
+    full = estimate_render_seconds(wan, [81], 50, RTX_4090)
+    # 256x144 is 36864 pixels against 832x480's 399360: about 11x less work.
+    small = estimate_render_seconds(wan, [81], 50, RTX_4090, size=(256, 144))
+    assert small == pytest.approx(full * 256 * 144 / (832 * 480))
+    assert estimate_render_seconds(wan, [81], 20, RTX_4090) == pytest.approx(full * 20 / 50)
+    assert estimate_render_seconds(wan, [81], 50, RTX_4090, cache="taylorseer") < full / 2
+
+
+def test_dry_run_estimate_reads_the_settings_the_run_will_use():
+    """The issue's case: a run set to generate at 256x144 was estimated at 832x480."""
+    plan = plan_of(4.0, 6.0, 2.5)
+    common = {"pipeline": "preview", "renderer": "diffusers", "fps": 24.0}
+    native = estimate_render(plan, load_settings(None, **common, video={"device": "cpu"}))
+    small = estimate_render(
+        plan, load_settings(None, **common, video={"device": "cpu", "generation_size": "256x144", "steps": 20, "cache": "taylorseer"})
+    )
+    assert "at 832x480, 50 steps" in native and "on cpu" in native
+    assert "at 256x144, 20 steps, taylorseer cache" in small
+    other = estimate_render(plan, load_settings(None, **common, video={"device": "cpu", "model": "ltx-video"}))
+    assert "ltx-video" in other
+
+
+def test_animatic_estimate_follows_the_output_size():
+    plan = plan_of(5.0, 5.0)
+    line = estimate_render(plan, load_settings(None, pipeline="preview", width=320, height=180))
+    assert line.startswith("render: 2 shots, 240 frames at 320x180; animatic")
+
+
+def test_disk_estimate_grows_with_duration_and_size():
+    small_run, small_video = estimate_disk_bytes(60.0, 640, 360, 24.0)
+    large_run, large_video = estimate_disk_bytes(60.0, 1920, 1080, 24.0)
+    assert large_video == pytest.approx(small_video * 9, rel=1e-6)
+    assert large_run > small_run > small_video > 0
+    longer_run, _ = estimate_disk_bytes(120.0, 640, 360, 24.0)
+    assert longer_run > small_run
