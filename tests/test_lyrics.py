@@ -334,10 +334,40 @@ def test_lrc_lyrics_keep_their_times(vocal_song: Path, tmp_path: Path) -> None:
     lrc = tmp_path / "song.lrc"
     lrc.write_text("[ti:Test]\n[00:04.00]first line\n[00:11.00]second line\n[00:19.50]third line\n[00:23.00]\n")
     lyrics = make_lyrics(vocal_song, LyricsSettings(model="/nonexistent/whisper"), user_lyrics=lrc)
-    assert [(line.start_s, line.end_s, line.text) for line in lyrics.lines] == [
-        (4.0, 11.0, "first line"), (11.0, 19.5, "second line"), (19.5, 23.0, "third line"),
-    ]  # fmt: skip
+    assert [(line.start_s, line.text) for line in lyrics.lines] == [(4.0, "first line"), (11.0, "second line"), (19.5, "third line")]
+    # Each line ends with its voice (sung 4-8, 11-15.5, 19-23 s), not when the next line starts.
+    ends = [line.end_s for line in lyrics.lines]
+    assert ends == pytest.approx([8.0, 15.5, 23.0], abs=SPAN_TOLERANCE_S)
+    assert all(line.words[-1].end_s == line.end_s for line in lyrics.lines)
     assert lyrics.source == "user" and lyrics.has_vocals
+    assert not any("LRC lines start" in w for w in lyrics.warnings)
+
+
+def _late_lrc(tmp_path: Path, late_s: float) -> Path:
+    lrc = tmp_path / "late.lrc"
+    starts = [4.0, 6.0, 11.0, 13.0, 19.0, 21.0]
+    lrc.write_text("".join(f"[00:{t + late_s:05.2f}]line {k}\n" for k, t in enumerate(starts)))
+    return lrc
+
+
+def test_an_lrc_late_by_a_constant_is_reported_and_auto_fixes_it(vocal_song: Path, tmp_path: Path) -> None:
+    lrc = _late_lrc(tmp_path, 1.5)
+    warned = make_lyrics(vocal_song, LyricsSettings(transcribe=False), user_lyrics=lrc)
+    assert warned.lines[0].start_s == 5.5  # the default only warns
+    assert any("start 1.5" in w and "after the detected voice" in w and "--lyrics-offset auto" in w for w in warned.warnings)
+    fixed = make_lyrics(vocal_song, LyricsSettings(transcribe=False, offset="auto"), user_lyrics=lrc)
+    starts = [line.start_s for line in fixed.lines]
+    assert starts == pytest.approx([4.0, 6.0, 11.0, 13.0, 19.0, 21.0], abs=SPAN_TOLERANCE_S)
+    given = make_lyrics(vocal_song, LyricsSettings(transcribe=False, offset=-1.0), user_lyrics=lrc)
+    assert given.lines[0].start_s == 4.5
+
+
+def test_an_instrumental_given_lyrics_is_warned_about_with_the_voice_time(instrumental_song: Path, tmp_path: Path) -> None:
+    sheet = tmp_path / "lyrics.txt"
+    sheet.write_text("walking down the silver road\ncarry all my heavy load\n")
+    lyrics = make_lyrics(instrumental_song, LyricsSettings(transcribe=False), user_lyrics=sheet)
+    assert not lyrics.has_vocals
+    assert any("0.0 s of voice was detected" in w and "instrumental" in w for w in lyrics.warnings)
 
 
 def test_demucs_separation_runs_when_installed(tmp_path: Path) -> None:
@@ -434,6 +464,46 @@ def test_a_lyrics_file_that_is_only_headers_is_refused(tmp_path: Path) -> None:
         read_user_lyrics(sheet, 10.0)
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes(), "not UTF-8 text"),
+        (b"first line\x00\x01\x02\nsecond line\n", "not text: it holds 3 control character"),
+        (b"", "is empty"),
+        (b" \n\t\n", "is empty"),
+        ("la la\n".encode("latin-1") + "caf\xe9\n".encode("latin-1"), "not UTF-8 text"),
+        (b"la\n" * 10_000, "has 10000 lines"),
+    ],
+)
+def test_bad_lyrics_files_are_refused_with_one_line(tmp_path: Path, content: bytes, message: str) -> None:
+    sheet = tmp_path / "lyrics.txt"
+    sheet.write_bytes(content)
+    with pytest.raises(InputError, match=message) as error:
+        read_user_lyrics(sheet, 60.0)
+    assert "\n" not in str(error.value)
+
+
+def test_utf16_with_a_bom_and_utf8_with_a_bom_are_read(tmp_path: Path) -> None:
+    for encoding in ("utf-16", "utf-8-sig"):
+        sheet = tmp_path / f"{encoding}.txt"
+        sheet.write_text("café au lait\nnoël\n", encoding=encoding)
+        assert read_user_lyrics(sheet, 60.0).texts == ["café au lait", "noël"]
+
+
+def test_a_lyrics_file_is_checked_before_the_analysis(vocal_song: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from music2video.pipeline import Run
+    from music2video.settings import Settings
+
+    sheet = tmp_path / "empty.txt"
+    sheet.write_text("")
+    analysed = []
+    monkeypatch.setattr(Run, "analyze", lambda self, audio: analysed.append(audio))
+    run = Run(vocal_song, Settings(pipeline="preview", lyrics={"user_lyrics": sheet}), workdir=tmp_path / "run")
+    with pytest.raises(InputError, match="is empty"):
+        run.until("write")
+    assert analysed == []
+
+
 def test_syllable_counts() -> None:
     assert syllables("hold on tonight") == 4
     assert syllables("rhythm") == 1  # y counts as a vowel; at least one per word
@@ -481,6 +551,21 @@ def test_unmatched_lines_are_interpolated_and_flagged() -> None:
 def test_distribution_keeps_lines_inside_spans_and_weights_syllables() -> None:
     times = distribute_lines(["a a a a", "b b b b", "c c"], [(0.0, 4.0), (10.0, 12.0)], 0.0, 20.0)
     assert times[0] == (0.0, 2.0) and times[1] == (2.0, 4.0) and times[2] == (10.0, 12.0)
+
+
+def test_distribution_leaves_no_span_empty_while_lines_remain() -> None:
+    # The reproduction: a short false span used to leave the first real span empty.
+    times = distribute_lines(
+        ["walking down the silver road", "carry all my heavy load"], [(4.0, 6.7), (7.5, 8.7), (9.7, 22.9)], 0, 60
+    )
+    assert times[0] == (4.0, 6.7)
+    assert times[1][0] == 9.7 and times[1][1] <= 9.7 + 8  # not stretched over the whole 13 s span
+    # More lines than spans: every span gets at least one, in order, none in a gap.
+    spans = [(4.0, 6.7), (7.5, 8.7), (9.7, 22.9)]
+    times = distribute_lines(["la la la"] * 8, spans, 0, 60)
+    used = {next(k for k, (a, b) in enumerate(spans) if a <= s and e <= b) for s, e in times}
+    assert used == {0, 1, 2}
+    assert [s for s, _ in times] == sorted(s for s, _ in times)
 
 
 # --------------------------------------------------------------------------------------------
@@ -545,18 +630,30 @@ def plan(cuts: list[float]) -> ShotPlan:
     return ShotPlan(duration_s=cuts[-1], shots=shots)
 
 
-def test_lyrics_by_shot_gives_a_line_to_the_shot_where_most_of_it_is_sung() -> None:
+def _line(text: str, start_s: float, seconds_per_word: float) -> LyricLine:
+    words = [
+        LyricWord(text=w, start_s=start_s + k * seconds_per_word, end_s=start_s + (k + 1) * seconds_per_word)
+        for k, w in enumerate(text.split())
+    ]
+    return LyricLine(start_s=words[0].start_s, end_s=words[-1].end_s, text=text, words=words, timing="aligned")
+
+
+def test_lyrics_by_shot_splits_lines_at_the_cut_by_word_times() -> None:
     lyrics = Lyrics(
-        source="whisper", has_vocals=True, duration_s=12.0,
+        source="user", has_vocals=True, duration_s=12.0,
         lines=[
-            LyricLine(start_s=0.5, end_s=1.5, text="in the first", timing="whisper"),
-            LyricLine(start_s=3.5, end_s=6.0, text="mostly second", timing="whisper"),  # cut at 4.0
-            LyricLine(start_s=6.5, end_s=7.0, text="also second", timing="whisper"),
-            LyricLine(start_s=7.5, end_s=8.5, text="tie goes first", timing="whisper"),  # cut at 8.0
+            _line("in the first", 0.5, 0.3),
+            _line("walking down the silver road", 3.0, 0.4),  # words at 3.0-3.4-3.8 | 4.2-4.6-5.0: cut at 4.0
+            _line("also second", 6.5, 0.25),
+            LyricLine(start_s=9.0, end_s=9.5, text="no word times", timing="lrc"),
         ],
     )  # fmt: skip
     by_shot = lyrics_by_shot(lyrics, plan([0.0, 4.0, 8.0, 12.0]))
-    assert by_shot == {"shot-000": "in the first", "shot-001": "mostly second / also second / tie goes first", "shot-002": ""}
+    assert by_shot == {
+        "shot-000": "in the first / walking down",
+        "shot-001": "the silver road / also second",
+        "shot-002": "no word times",
+    }
     assert lyrics_by_shot(None, plan([0.0, 4.0])) == {"shot-000": ""}
 
 

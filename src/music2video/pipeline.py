@@ -187,6 +187,18 @@ class Run:
             return describe_lalm(self.run.path("audio.wav"), analysis, plan, self.settings.lalm, progress)
         raise Music2VideoError(f"unknown listener {listener!r}; choose dsp, clap or lalm")
 
+    def check_lyrics_file(self, audio: AudioInfo) -> None:
+        """Refuse a lyrics file that is missing, not text, empty, or too long for the song (one line each)."""
+        from music2video.lyrics import read_user_lyrics
+
+        settings = self.settings.lyrics
+        if not settings.enabled or settings.user_lyrics is None:
+            return
+        user = Path(settings.user_lyrics)
+        if not user.is_file():
+            raise InputError(f"lyrics file {user} does not exist")
+        read_user_lyrics(user, audio.duration_s)
+
     def lyrics(self, audio: AudioInfo) -> Lyrics | None:
         """lyrics.json and lyrics.srt: where the voice is, and what it sings when."""
         from music2video.lyrics import make_lyrics, write_srt
@@ -434,6 +446,8 @@ class Run:
             if not any(self.run.root.iterdir()):
                 self.run.root.rmdir()
             raise
+        if stop >= STAGES.index("lyrics"):
+            self.check_lyrics_file(audio)  # a bad lyrics file fails now, not after the analysis
         analysis = self.analyze(audio)
         plan = self.plan_shots(analysis)
         result = RunResult(self.run.root, self.settings, audio, analysis, plan, summary=self.summary)

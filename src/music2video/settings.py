@@ -139,6 +139,13 @@ class LyricsSettings(ModelSettings):
             "(pip install demucs; better on dense mixes, one more model)."
         ),
     )
+    offset: Literal["warn", "auto"] | float = Field(
+        "warn",
+        description=(
+            "LRC times against the detected voice: warn reports a consistent offset, auto shifts the lines by it, "
+            "a number of seconds shifts them by that much (negative: earlier)."
+        ),
+    )
     demucs_model: str = Field("htdemucs", description="Demucs model name (e.g. htdemucs, htdemucs_ft) or 'demucs_unittest'.")
     vocal_gate: bool = Field(
         True, description="Let Whisper hear only where the vocal detector found a voice; off: the whole song."

@@ -27,6 +27,7 @@ import numpy as np
 from music2video.artifacts import ShotPlan
 from music2video.errors import MissingDependencyError, ModelLoadError
 from music2video.lyrics.artifact import DroppedLine, LyricLine, Lyrics, LyricsSettings
+from music2video.lyrics.lrc_check import check_lrc
 from music2video.lyrics.user import align_lines, distributed_lines, read_user_lyrics
 from music2video.lyrics.vocals import (
     SAMPLE_RATE_HZ,
@@ -41,6 +42,8 @@ from music2video.progress import ProgressCallback, no_progress
 log = logging.getLogger(__name__)
 
 LINE_SEPARATOR = " / "  # lines sung in one shot, as the storyboard shows them
+# Less voice than this share of the song, with a lyrics file given: warn that it sounds instrumental.
+INSTRUMENTAL_VOICE_SHARE = 0.05
 
 
 def make_lyrics(
@@ -92,11 +95,23 @@ def make_lyrics(
     vocals = detect_vocals(samples, SAMPLE_RATE_HZ, settings.vocal_threshold, vocal_stem=stem)
     spans = vocals.spans_s
 
-    # 3. LRC: the user's times.
+    voiced_s = sum(b - a for a, b in spans)
+    if user is not None and voiced_s < INSTRUMENTAL_VOICE_SHARE * duration_s:
+        warnings.append(
+            f"lyrics: you gave lyrics, but only {voiced_s:.1f} s of voice was detected in this {duration_s:.1f} s "
+            "song: is it an instrumental? The lines are placed anyway; check lyrics.srt"
+        )
+        log.warning("%s", warnings[-1])
+
+    # 3. LRC: the user's times, checked against the voice.
     if user is not None and user.kind == "lrc":
+        lines, lrc_warnings = check_lrc(user.lines, spans, duration_s, settings.offset)
+        warnings.extend(lrc_warnings)
+        for warning in lrc_warnings:
+            log.warning("%s", warning)
         return Lyrics(
-            source="user", language=settings.language, has_vocals=bool(user.lines) or bool(spans), vocal_spans_s=spans,
-            duration_s=round(duration_s, 3), lines=user.lines, warnings=warnings,
+            source="user", language=settings.language, has_vocals=bool(spans), vocal_spans_s=spans,
+            duration_s=round(duration_s, 3), lines=lines, warnings=warnings,
         )  # fmt: skip
 
     # 4. Instrumental: nothing to transcribe.
@@ -159,8 +174,9 @@ def make_lyrics(
         source = "user"
     else:
         lines, source = heard, ("whisper" if heard else "none")
-    # Vocals: the detector's spans that Whisper did not call silent, or lines we are sure of.
-    has_vocals = bool(spans) or bool(lines)
+    # Vocals: the detector's spans that Whisper did not call silent, or lines Whisper heard. A
+    # user's lyrics file alone does not make a song vocal (an instrumental given lyrics).
+    has_vocals = bool(spans) or bool(heard)
     progress(4, 4, "done")
     return Lyrics(
         source=source, model=model_used, language=language if lines else settings.language,
@@ -170,26 +186,32 @@ def make_lyrics(
 
 
 def lyrics_by_shot(lyrics: Lyrics | None, plan: ShotPlan) -> dict[str, str]:
-    """The lines sung during each shot, keyed by shot id (every shot; ``""`` when none).
+    """The words sung during each shot, keyed by shot id (every shot; ``""`` when none).
 
-    A line belongs to the one shot where most of it is sung (its largest overlap; the earlier
-    shot on a tie), so a line across a cut is written once. Lines of a shot are joined with
-    ``LINE_SEPARATOR``.
+    Split by time at word boundaries: a word belongs to the shot holding its middle, so a line
+    sung across a cut gives its first words to one shot and the rest to the next, and each
+    shot's text is what is heard while it is on screen. Words of one line are joined by spaces,
+    pieces of different lines by ``LINE_SEPARATOR``. A line without word times counts as one word.
     """
     result = {shot.id: "" for shot in plan.shots}
     if lyrics is None or not plan.shots:
         return result
-    chosen: dict[str, list[str]] = {shot.id: [] for shot in plan.shots}
-    for line in sorted(lyrics.lines, key=lambda item: item.start_s):
-        text = line.text.strip()
-        if not text:
-            continue
-        overlaps = [min(line.end_s, shot.end_s) - max(line.start_s, shot.start_s) for shot in plan.shots]
-        best = int(np.argmax(overlaps))
-        if overlaps[best] <= 0:  # a zero-length line (or one outside every shot): the shot it starts in
-            best = next((k for k, s in enumerate(plan.shots) if s.start_s <= line.start_s < s.end_s), len(plan.shots) - 1)
-        chosen[plan.shots[best].id].append(text)
-    return {shot_id: LINE_SEPARATOR.join(texts) for shot_id, texts in chosen.items()}
+    starts = np.array([shot.start_s for shot in plan.shots])
+    pieces: dict[str, list[list[str]]] = {shot.id: [] for shot in plan.shots}
+    for index, line in enumerate(sorted(lyrics.lines, key=lambda item: item.start_s)):
+        words = [(w.text, w.start_s, w.end_s) for w in line.words if w.text.strip()]
+        if not words and line.text.strip():
+            words = [(line.text.strip(), line.start_s, line.end_s)]
+        last_line_in: dict[str, int] = {}
+        for text, start_s, end_s in words:
+            middle = (start_s + max(end_s, start_s)) / 2
+            shot = plan.shots[int(np.clip(np.searchsorted(starts, middle, side="right") - 1, 0, len(starts) - 1))]
+            if last_line_in.get(shot.id) == index:
+                pieces[shot.id][-1].append(text.strip())
+            else:
+                pieces[shot.id].append([text.strip()])
+                last_line_in[shot.id] = index
+    return {shot_id: LINE_SEPARATOR.join(" ".join(words) for words in lines) for shot_id, lines in pieces.items()}
 
 
 def _sub_progress(progress: ProgressCallback, done: int, total: int) -> ProgressCallback:

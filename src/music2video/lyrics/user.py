@@ -17,8 +17,10 @@
 
 from __future__ import annotations
 
+import codecs
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,10 @@ from music2video.lyrics.whisper import normalise
 
 LRC_MAX_LINE_S = 10.0  # an LRC line followed by a long instrumental stops showing after this
 MIN_LINE_S = 0.2  # lines squeezed into too little time still get this much each
+# Slowest singing a line is spread at (held notes included): a long span with few syllables keeps
+# its lines at its start instead of stretching them over what may be an instrumental break.
+SLOWEST_SYLLABLES_PER_S = 1.0
+MAX_LYRICS_BYTES = 2_000_000  # a lyrics sheet is a few kB; a bigger file is the wrong file
 # Alignment scores: a matched word earns up to MATCH; leaving a written word unmatched costs
 # GAP_LYRIC; skipping a transcribed word (an ad-lib, a repeat the text does not write, a
 # hallucination) costs only GAP_TRANSCRIPT.
@@ -67,23 +73,73 @@ class UserLyrics:
 
 
 def read_user_lyrics(path: Path, duration_s: float) -> UserLyrics:
-    """Read a lyrics file: LRC when most of its non-empty lines start with a time tag."""
+    """Read a lyrics file: LRC when most of its non-empty lines start with a time tag.
+
+    Checked before any analysis (:func:`decode_lyrics_text`, then the line count), each failure
+    an :class:`InputError` of one line: not text, empty, only headers, or more lines than a song
+    of ``duration_s`` seconds holds at ``MIN_LINE_S`` each.
+    """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        text = path.read_text(encoding="latin-1")
-    except OSError as error:
-        raise InputError(f"cannot read the lyrics file {path} ({error.strerror or error})") from None
-    if not text.strip():
-        raise InputError(f"the lyrics file {path} is empty")
+    text = decode_lyrics_text(path)
     if is_lrc(text):
         lines, warnings = parse_lrc(text, duration_s)
+        _check_line_count(path, len(lines), duration_s)
         return UserLyrics("lrc", lines, [], warnings)
     texts, warnings = parse_plain(text)
     if not texts:
         raise InputError(f"the lyrics file {path} holds section headers but no lyric lines")
+    _check_line_count(path, len(texts), duration_s)
     return UserLyrics("text", [], texts, warnings)
+
+
+def decode_lyrics_text(path: Path) -> str:
+    """The text of a lyrics file: UTF-8 (BOM optional) or UTF-16 with a BOM.
+
+    Refused with one line each: a file over ``MAX_LYRICS_BYTES`` (checked from its size, before
+    reading), bytes that are not UTF-8 (a binary file, or a legacy encoding: save it as UTF-8),
+    control characters other than tabs and line breaks (a binary file that happens to decode),
+    and a file with nothing but white space.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_LYRICS_BYTES:
+            raise InputError(
+                f"the lyrics file {path} is {size / 1e6:.1f} MB; lyrics are text of a few kB (at most "
+                f"{MAX_LYRICS_BYTES // 1_000_000} MB): is it the right file?"
+            )
+        data = path.read_bytes()
+    except OSError as error:
+        raise InputError(f"cannot read the lyrics file {path} ({error.strerror or error})") from None
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"  # the BOM says which byte order; Python's utf-16 codec reads it
+    else:
+        encoding = "utf-8-sig"
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as error:
+        raise InputError(
+            f"the lyrics file {path} is not UTF-8 text (undecodable byte at offset {error.start}); save it as "
+            "UTF-8 (or UTF-16 with a byte-order mark)"
+        ) from None
+    bad = [ch for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r\f\v"]
+    if bad:
+        raise InputError(
+            f"the lyrics file {path} is not text: it holds {len(bad)} control character(s) such as "
+            f"U+{ord(bad[0]):04X}; give a plain-text or LRC file"
+        )
+    if not text.strip():
+        raise InputError(f"the lyrics file {path} is empty")
+    return text
+
+
+def _check_line_count(path: Path, count: int, duration_s: float) -> None:
+    most = max(1, math.floor(duration_s / MIN_LINE_S))
+    if count > most:
+        raise InputError(
+            f"the lyrics file {path} has {count} lines (repeats expanded), more than a {duration_s:.1f} s song can "
+            f"hold at {MIN_LINE_S:g} s a line ({most}); is it the lyrics of this song?"
+        )
 
 
 def is_lrc(text: str) -> bool:
@@ -288,32 +344,76 @@ def distribute_lines(
 ) -> list[tuple[float, float]]:
     """Times for ``texts`` spread over the vocal ``spans`` inside ``[lo, hi]``, by syllable count.
 
-    Each line goes to the span holding the middle of its share of the vocal time, and each span's
-    lines are spread over the whole span, so no line straddles a pause. Without spans inside
-    ``[lo, hi]`` the lines share ``[lo, hi]`` itself.
+    The spans are used honestly:
+
+    * every line goes whole into one span, in order, so no line sits in a gap between spans;
+    * no span is left empty while lines remain: with at least as many lines as spans every span
+      gets one or more lines; with fewer lines, each line gets a span of its own;
+    * which lines share a span (or, with fewer lines, which spans are used) is chosen by dynamic
+      programming so that each span's singing rate is as close as possible to the song's
+      (squared log ratio of the syllables a span gets to those its length holds at that rate);
+    * inside a span the lines follow each other in proportion to their syllables, but never
+      slower than ``SLOWEST_SYLLABLES_PER_S``: a span the detector stretched over an
+      instrumental break does not stretch the line with it.
+
+    Without spans inside ``[lo, hi]`` the lines share ``[lo, hi]`` itself.
     """
     if not texts:
         return []
     if hi - lo < MIN_LINE_S * len(texts):
         hi = lo + MIN_LINE_S * len(texts)
-    region = [(max(a, lo), min(b, hi)) for a, b in spans if min(b, hi) - max(a, lo) > 0.05]
+    region = [(max(a, lo), min(b, hi)) for a, b in sorted(spans) if min(b, hi) - max(a, lo) > 0.05]
+    slowest = SLOWEST_SYLLABLES_PER_S
     if not region:
-        region = [(lo, hi)]
+        region, slowest = [(lo, hi)], 1e-9  # no voice to follow: the lines fill the whole stretch
     weights = np.array([syllables(t) for t in texts], dtype=float)
     lengths = np.array([b - a for a, b in region])
-    # Where each line's middle falls on the concatenated vocal time, hence its span.
-    middles = (np.cumsum(weights) - weights / 2) / weights.sum() * lengths.sum()
-    span_of = np.searchsorted(np.cumsum(lengths), middles, side="right").clip(0, len(region) - 1)
+    groups = _group_lines(weights, lengths)
     times: list[tuple[float, float]] = [(lo, lo)] * len(texts)
-    for s, (a, b) in enumerate(region):
-        members = np.flatnonzero(span_of == s)
-        if members.size == 0:
+    for (a, b), members in zip(region, groups, strict=True):
+        if not members:
             continue
         w = weights[members]
-        edges = a + (b - a) * np.concatenate([[0.0], np.cumsum(w) / w.sum()])
+        used = min(b - a, max(w.sum() / slowest, MIN_LINE_S * len(members)))
+        edges = a + used * np.concatenate([[0.0], np.cumsum(w) / w.sum()])
         for k, line in enumerate(members):
             times[line] = (round(float(edges[k]), 3), round(float(edges[k + 1]), 3))
     return times
+
+
+def _group_lines(weights: np.ndarray, lengths: np.ndarray) -> list[list[int]]:
+    """Consecutive lines per span (see :func:`distribute_lines`): ``weights`` are syllables per
+    line, ``lengths`` seconds per span. Returns one list of line indices per span."""
+    n, m = len(weights), len(lengths)
+    rate = weights.sum() / max(lengths.sum(), 1e-6)  # the song's syllables per second of voice
+    held = np.maximum(lengths * rate, 1e-6)  # syllables each span holds at that rate
+    cumulative = np.concatenate([[0.0], np.cumsum(weights)])
+    cost = np.full((n + 1, m + 1), np.inf)
+    back = np.zeros((n + 1, m + 1), dtype=np.int64)  # first line of span j-1's group (== i: empty span)
+    cost[0, 0] = 0.0
+    if n <= m:
+        # One line per used span; the spans to leave empty are the ones that fit worst.
+        cost[0, :] = 0.0
+        for i in range(1, n + 1):
+            for j in range(i, m + 1):
+                skip = cost[i, j - 1]
+                take = cost[i - 1, j - 1] + math.log(weights[i - 1] / held[j - 1]) ** 2
+                cost[i, j], back[i, j] = (take, i - 1) if take <= skip else (skip, i)
+    else:
+        for j in range(1, m + 1):
+            # Span j-1 takes lines k..i-1 for some k < i; every span takes at least one line.
+            for i in range(j, n - (m - j) + 1):
+                k = np.arange(j - 1, i)
+                total = cost[k, j - 1] + np.log((cumulative[i] - cumulative[k]) / held[j - 1]) ** 2
+                best = int(np.argmin(total))
+                cost[i, j], back[i, j] = total[best], k[best]
+    groups: list[list[int]] = [[] for _ in range(m)]
+    i = n
+    for j in range(m, 0, -1):
+        k = int(back[i, j])
+        groups[j - 1] = list(range(k, i))
+        i = k
+    return groups
 
 
 def distributed_lines(texts: list[str], spans: list[tuple[float, float]], duration_s: float) -> list[LyricLine]:
