@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from music2video.artifacts import Analysis, Descriptions, ScoredLabel, SegmentDescription, ShotPlan
+from music2video.music import MOOD_WORDS, QUADRANTS, KeyEstimate, circumplex_scores, estimate_key
 from music2video.progress import ProgressCallback, no_progress
 
 
@@ -67,11 +68,6 @@ KEY_MIN_SPAN_S = 6.0  # shorter spans inherit their parent's key (too few notes 
 CONFIDENT_SPAN_S = 4.0  # spans at least this long get full confidence from their length
 MIN_PULSE_BEATS = 4  # beats needed inside a span to measure its own tempo
 
-# Krumhansl & Kessler (1982) probe-tone profiles, tonic first (C major / C minor).
-KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
-PITCH_CLASSES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
-
 # --------------------------------------------------------------------------------------------
 # Vocabularies. Ordinal ones are (word, centre): the nearest centre wins, so the thresholds
 # sit half-way between centres.
@@ -80,33 +76,6 @@ ENERGY_WORDS = [("calm", 0.125), ("moderate", 0.375), ("energetic", 0.625), ("in
 TEMPO_WORDS = [("slow", 70.0), ("mid-tempo", 100.0), ("up-tempo", 125.0), ("fast", 155.0)]  # BPM
 BRIGHTNESS_WORDS = [("dark", 0.2), ("warm", 0.5), ("bright", 0.8)]
 TEXTURE_WORDS = [("sparse", 0.75), ("steady", 2.5), ("busy", 4.5)]  # onsets per second
-
-# Mood words on Russell's (1980) circumplex: (word, valence, arousal), both -1..1.
-MOOD_WORDS = [
-    ("euphoric", 0.75, 0.8),
-    ("joyful", 0.8, 0.4),
-    ("playful", 0.5, 0.55),
-    ("hopeful", 0.5, 0.1),
-    ("tender", 0.55, -0.3),
-    ("serene", 0.45, -0.7),
-    ("dreamy", 0.1, -0.55),
-    ("wistful", -0.2, -0.35),
-    ("melancholic", -0.5, -0.45),
-    ("sad", -0.75, -0.65),
-    ("brooding", -0.5, 0.0),
-    ("tense", -0.45, 0.5),
-    ("angry", -0.75, 0.8),
-    ("driving", 0.05, 0.75),
-]
-MOOD_WIDTH = 0.35  # circumplex distance at which a mood word's score falls to exp(-0.5)
-
-# The four quadrants, named as the writer and the report use them.
-QUADRANTS = [
-    ("happy/excited", 0.5, 0.5),
-    ("tense/angry", -0.5, 0.5),
-    ("sad/melancholic", -0.5, -0.5),
-    ("calm/serene", 0.5, -0.5),
-]
 
 EPS = 1e-10
 
@@ -169,7 +138,7 @@ def describe_dsp(
     # 3. The song, then sections (inheriting the song's key), then shots (inheriting their
     #    section's key)
     song_start, song_end = 0.0, max(analysis.duration_s, len(y) / sample_rate_hz)
-    song_key = _estimate_key(frames.chroma_mean(song_start, song_end))
+    song_key = estimate_key(frames.chroma_mean(song_start, song_end))
     song = _describe_span(frames, y, analysis, song_start, song_end, song_key, parent_key=None, noun="song")
     done += 1
     progress(done, total, "dsp: describing sections")
@@ -177,7 +146,7 @@ def describe_dsp(
     sections: list[SegmentDescription] = []
     section_keys: dict[int, KeyEstimate | None] = {}  # by Section.index, which shots refer to
     for section in analysis.sections:
-        own = _estimate_key(frames.chroma_mean(section.start_s, section.end_s)) if section.duration_s >= KEY_MIN_SPAN_S else None
+        own = estimate_key(frames.chroma_mean(section.start_s, section.end_s)) if section.duration_s >= KEY_MIN_SPAN_S else None
         section_keys[section.index] = own or song_key
         sections.append(
             _describe_span(frames, y, analysis, section.start_s, section.end_s, own, parent_key=song_key, parent_name="song")
@@ -188,7 +157,7 @@ def describe_dsp(
     shots: list[SegmentDescription] = []
     for shot in plan.shots:
         parent = section_keys.get(shot.section_index, song_key)
-        own = _estimate_key(frames.chroma_mean(shot.start_s, shot.end_s)) if shot.duration_s >= KEY_MIN_SPAN_S else None
+        own = estimate_key(frames.chroma_mean(shot.start_s, shot.end_s)) if shot.duration_s >= KEY_MIN_SPAN_S else None
         shots.append(_describe_span(frames, y, analysis, shot.start_s, shot.end_s, own, parent_key=parent))
         done += 1
         progress(done, total, f"dsp: {shot.id}")
@@ -294,54 +263,6 @@ def _log_compress(spectrum: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# Key
-
-
-@dataclass(frozen=True)
-class KeyEstimate:
-    tonic: int  # pitch class, 0 = C
-    major: bool
-    clarity: float  # Pearson correlation of the best profile, -1..1
-    major_strength: float  # 0..1: 1 when the best major profile fits much better than any minor one
-    best_major: float  # best correlation among the 12 major keys
-    best_minor: float  # best correlation among the 12 minor keys
-    ranked: tuple[tuple[str, float], ...]  # best keys first, ("A minor", correlation)
-
-    @property
-    def name(self) -> str:
-        return f"{PITCH_CLASSES[self.tonic]} {'major' if self.major else 'minor'}"
-
-
-def _estimate_key(chroma_mean: np.ndarray) -> KeyEstimate | None:
-    """Krumhansl–Schmuckler key of a mean chroma vector; None when there is no pitch content."""
-    if chroma_mean.sum() <= EPS or np.ptp(chroma_mean) <= EPS:
-        return None
-    scores: list[tuple[float, int, bool]] = []
-    for tonic in range(12):
-        for major, profile in ((True, KK_MAJOR), (False, KK_MINOR)):
-            # Rotating the profile right by ``tonic`` puts its tonic weight on that pitch class.
-            r = float(np.corrcoef(chroma_mean, np.roll(profile, tonic))[0, 1])
-            scores.append((r, tonic, major))
-    scores.sort(key=lambda item: (-item[0], item[1], not item[2]))  # ties: lower tonic, major first
-    best_r, tonic, major = scores[0]
-    best_major = max(r for r, _, m in scores if m)
-    best_minor = max(r for r, _, m in scores if not m)
-    # Relative keys share their notes, so the two best correlations are often close; the
-    # difference, scaled so 0.2 spans the whole range, says how sure the mode is.
-    major_strength = float(np.clip(0.5 + 2.5 * (best_major - best_minor), 0.0, 1.0))
-    ranked = tuple((f"{PITCH_CLASSES[t]} {'major' if m else 'minor'}", round(r, 4)) for r, t, m in scores[:3])
-    return KeyEstimate(
-        tonic=tonic,
-        major=major,
-        clarity=best_r,
-        major_strength=major_strength,
-        best_major=best_major,
-        best_minor=best_minor,
-        ranked=ranked,
-    )
-
-
-# --------------------------------------------------------------------------------------------
 # One span
 
 
@@ -409,8 +330,7 @@ def _describe_span(
     }
     if key is not None:
         features.update(
-            key_tonic=float(key.tonic),
-            key_mode_major=1.0 if key.major else 0.0,
+            **key.key.features(),
             key_clarity=key.clarity,
             key_inherited=0.0 if own_key is not None else 1.0,
         )
@@ -499,13 +419,8 @@ def _ladder(value: float, words: list[tuple[str, float]]) -> list[ScoredLabel]:
     return [ScoredLabel(label=word, score=round(score, 3)) for word, score in scored]
 
 
-def _circumplex(valence: float, arousal: float, points: list[tuple[str, float, float]], keep: int) -> list[ScoredLabel]:
-    scored = []
-    for word, v, a in points:
-        distance_sq = (valence - v) ** 2 + (arousal - a) ** 2
-        scored.append((word, math.exp(-distance_sq / (2 * MOOD_WIDTH**2))))
-    scored.sort(key=lambda item: -item[1])
-    return [ScoredLabel(label=word, score=round(score, 3)) for word, score in scored[:keep]]
+def _circumplex(valence: float, arousal: float, points: tuple[tuple[str, float, float], ...], keep: int) -> list[ScoredLabel]:
+    return [ScoredLabel(label=word, score=round(score, 3)) for word, score in circumplex_scores(valence, arousal, points)[:keep]]
 
 
 def _tags(

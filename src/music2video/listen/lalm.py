@@ -59,6 +59,7 @@ import numpy as np
 from music2video.artifacts import Analysis, Descriptions, ScoredLabel, Section, SegmentDescription, Shot, ShotPlan
 from music2video.errors import InputError, MissingDependencyError, ModelLoadError, Music2VideoError
 from music2video.model_source import load_error, model_source
+from music2video.music import Key
 from music2video.listen.lalm_families import (
     DEFAULT_MODEL,
     FAMILIES,
@@ -421,8 +422,8 @@ def window_facts(window: Window, analysis: Analysis, dsp: SegmentDescription) ->
     features = dsp.features
     tempo_bpm = features.get("tempo_bpm", analysis.tempo_bpm)
     facts = [f"Position: {where}.", f"Tempo: about {tempo_bpm:.0f} BPM, {analysis.beats_per_bar} beats per bar."]
-    if "key_tonic" in features and "key_mode_major" in features:
-        facts.append(f"Key: probably {_key_name(features['key_tonic'], features['key_mode_major'])}.")
+    if (key := Key.from_features(features)) is not None:
+        facts.append(f"Key: probably {key.name}.")
     energy_words = [t.label for t in dsp.tags.get("energy", [])[:1]]
     brightness_words = [t.label for t in dsp.tags.get("brightness", [])[:1]]
     energy = features.get("energy", section.energy)
@@ -431,13 +432,6 @@ def window_facts(window: Window, analysis: Analysis, dsp: SegmentDescription) ->
         loudness += f"; timbre {brightness_words[0]}"
     facts.append(loudness + ".")
     return facts
-
-
-_PITCH_CLASSES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
-
-
-def _key_name(tonic: float, major: float) -> str:
-    return f"{_PITCH_CLASSES[int(round(tonic)) % 12]} {'major' if major >= 0.5 else 'minor'}"
 
 
 def layout_instructions() -> list[str]:
@@ -975,8 +969,8 @@ def _song_description(
     genre = tags.get("genre", [])
     lead = f"{genre[0].label.capitalize()} song" if genre else "Song"
     lead += f" at about {analysis.tempo_bpm:.0f} BPM"
-    if "key_tonic" in dsp.features and "key_mode_major" in dsp.features:
-        lead += f" in {_key_name(dsp.features['key_tonic'], dsp.features['key_mode_major'])}"
+    if (key := Key.from_features(dsp.features)) is not None:
+        lead += f" in {key.name}"
     parts.append(lead + ".")
     arc: list[str] = []
     for section, description in zip(analysis.sections, sections):

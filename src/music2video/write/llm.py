@@ -71,6 +71,7 @@ from music2video.artifacts import (
     StyleBible,
 )
 from music2video.errors import MissingDependencyError, ModelLoadError, Music2VideoError
+from music2video.music import Key
 from music2video.progress import ProgressCallback, no_progress
 from music2video.runfolder import write_text_atomic
 from music2video.settings import LlmSettings
@@ -126,8 +127,6 @@ DATA_TAGS_PER_VOCABULARY = 5
 SUMMARY_SCENE_CHARS = 100
 """Longest scene excerpt in a section summary, in characters."""
 
-
-PITCH_CLASSES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
 HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 HEX_COLOUR_PATTERN = "^#[0-9a-fA-F]{6}$"
@@ -865,10 +864,8 @@ def _listener_data(segment: SegmentDescription | None) -> dict[str, Any]:
 def _key_data(segment: SegmentDescription) -> dict[str, str]:
     """``{"key": "A minor"}`` when a listener heard the key (dsp's key_tonic/key_mode_major
     features, or a "key" tag); else nothing. The raw numbers would mean little to a model."""
-    features = segment.features
-    if "key_tonic" in features and "key_mode_major" in features and math.isfinite(features["key_tonic"]):
-        tonic = PITCH_CLASSES[int(round(features["key_tonic"])) % 12]
-        return {"key": f"{tonic} {'major' if features['key_mode_major'] >= 0.5 else 'minor'}"}
+    if (key := Key.from_features(segment.features)) is not None:
+        return {"key": key.name}
     labels = segment.tags.get("key", [])
     return {"key": labels[0].label} if labels and labels[0].label.strip() else {}
 

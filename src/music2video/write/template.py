@@ -48,6 +48,7 @@ from music2video.artifacts import (
     StoryboardShot,
     StyleBible,
 )
+from music2video.music import Key
 
 WRITER_NAME = "template"
 MAX_PROMPT_CHARS = 600  # longer prompts are cut by most text encoders (Wan's UMT5 reads ~512 tokens, CLIP 77)
@@ -490,11 +491,8 @@ def _mood_words(description: SegmentDescription, affect: Affect) -> list[str]:
 
 def _key_name(description: SegmentDescription) -> str | None:
     """'A Minor' from dsp key features or a 'key' tag; None when no listener heard a key."""
-    features = description.features
-    if "key_tonic" in features and "key_mode_major" in features:
-        names = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
-        tonic = names[int(round(features["key_tonic"])) % 12]
-        return f"{tonic} {'Major' if features['key_mode_major'] >= 0.5 else 'Minor'}"
+    if (key := Key.from_features(description.features)) is not None:
+        return key.name.title()
     labels = description.tags.get("key", [])
     if labels and len(labels[0].label) <= 20:
         return labels[0].label.title()

@@ -1,0 +1,190 @@
+"""Music facts shared by every stage: pitch classes, keys, and mood on the valence/arousal plane.
+
+This module is the one home of:
+
+- ``PITCH_CLASSES`` and ``key_name``: how a key is written ("A minor", "Eb major").
+- ``Key``: the typed key that ``analysis.json`` carries (tonic, mode, confidence), and the one
+  decoder of the untyped ``key_tonic`` / ``key_mode_major`` floats that listeners put in a
+  description's ``features`` (``Key.from_features``).
+- ``estimate_key``: the Krumhansl–Schmuckler key of a mean chroma vector.
+- ``Mood``: the typed mood (valence, arousal, quadrant and words) and ``mood_from_cues``, which
+  computes it from measured audio cues with weights fitted on labelled real recordings (see
+  ``AROUSAL_WEIGHTS``).
+
+It imports nothing heavy: numpy and pydantic only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+PITCH_CLASSES: tuple[str, ...] = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+"""Pitch-class names, index 0 = C; one spelling each (sharps for C#/F#, flats for the rest)."""
+
+Mode = Literal["major", "minor"]
+
+# Krumhansl & Kessler (1982) probe-tone profiles, tonic first (C major / C minor).
+KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+_EPS = 1e-10
+
+
+def key_name(tonic: int, mode: Mode) -> str:
+    """``key_name(9, "minor") == "A minor"``; ``tonic`` is a pitch class (0 = C), taken mod 12."""
+    return f"{PITCH_CLASSES[int(tonic) % 12]} {mode}"
+
+
+# --------------------------------------------------------------------------------------------
+# Key
+
+
+class Key(BaseModel):
+    """A song's (or a passage's) key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tonic: int = Field(ge=0, le=11, description="Pitch class of the tonic, 0 = C ... 11 = B.")
+    mode: Mode
+    confidence: float = Field(
+        ge=0.0,
+        le=1.0,
+        description="Correlation of the chroma with the best Krumhansl–Kessler key profile, clipped "
+        "to 0..1: tonal music measures about 0.6-0.9, noise and atonal clusters below 0.3.",
+    )
+
+    @property
+    def name(self) -> str:
+        return key_name(self.tonic, self.mode)
+
+    def features(self) -> dict[str, float]:
+        """The key as the untyped floats of a ``SegmentDescription.features``."""
+        return {"key_tonic": float(self.tonic), "key_mode_major": 1.0 if self.mode == "major" else 0.0}
+
+    @classmethod
+    def from_features(cls, features: dict[str, float]) -> Key | None:
+        """The key in a description's ``features`` (``key_tonic``, ``key_mode_major`` and, when
+        present, ``key_clarity``); None when no listener put one there."""
+        tonic, major = features.get("key_tonic"), features.get("key_mode_major")
+        if tonic is None or major is None or not (math.isfinite(tonic) and math.isfinite(major)):
+            return None
+        clarity = features.get("key_clarity", 0.0)
+        return cls(
+            tonic=int(round(tonic)) % 12,
+            mode="major" if major >= 0.5 else "minor",
+            confidence=min(max(clarity if math.isfinite(clarity) else 0.0, 0.0), 1.0),
+        )
+
+
+@dataclass(frozen=True)
+class KeyEstimate:
+    """Everything the Krumhansl–Schmuckler estimate measured; ``key`` is the typed result."""
+
+    tonic: int  # pitch class, 0 = C
+    major: bool
+    clarity: float  # Pearson correlation of the best profile, -1..1
+    major_strength: float  # 0..1: 1 when the best major profile fits much better than any minor one
+    best_major: float  # best correlation among the 12 major keys
+    best_minor: float  # best correlation among the 12 minor keys
+    ranked: tuple[tuple[str, float], ...]  # best keys first, ("A minor", correlation)
+
+    @property
+    def mode(self) -> Mode:
+        return "major" if self.major else "minor"
+
+    @property
+    def name(self) -> str:
+        return key_name(self.tonic, self.mode)
+
+    @property
+    def key(self) -> Key:
+        return Key(tonic=self.tonic, mode=self.mode, confidence=round(min(max(self.clarity, 0.0), 1.0), 4))
+
+
+def estimate_key(chroma_mean: np.ndarray) -> KeyEstimate | None:
+    """Krumhansl–Schmuckler key of a mean chroma vector (12 values, C first); None when there
+    is no pitch content (all zero or flat)."""
+    chroma_mean = np.asarray(chroma_mean, dtype=float)
+    if chroma_mean.sum() <= _EPS or np.ptp(chroma_mean) <= _EPS:
+        return None
+    scores: list[tuple[float, int, bool]] = []
+    for tonic in range(12):
+        for major, profile in ((True, KK_MAJOR), (False, KK_MINOR)):
+            # Rotating the profile right by ``tonic`` puts its tonic weight on that pitch class.
+            r = float(np.corrcoef(chroma_mean, np.roll(profile, tonic))[0, 1])
+            scores.append((r, tonic, major))
+    scores.sort(key=lambda item: (-item[0], item[1], not item[2]))  # ties: lower tonic, major first
+    best_r, tonic, major = scores[0]
+    best_major = max(r for r, _, m in scores if m)
+    best_minor = max(r for r, _, m in scores if not m)
+    # Relative keys share their notes, so the two best correlations are often close; the
+    # difference, scaled so 0.2 spans the whole range, says how sure the mode is.
+    major_strength = float(np.clip(0.5 + 2.5 * (best_major - best_minor), 0.0, 1.0))
+    ranked = tuple((key_name(t, "major" if m else "minor"), round(r, 4)) for r, t, m in scores[:3])
+    return KeyEstimate(
+        tonic=tonic,
+        major=major,
+        clarity=best_r,
+        major_strength=major_strength,
+        best_major=best_major,
+        best_minor=best_minor,
+        ranked=ranked,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Mood
+
+Quadrant = Literal["happy/excited", "tense/angry", "sad/melancholic", "calm/serene"]
+
+# The four quadrants of Russell's (1980) circumplex, named as the writer and the report use them,
+# each with its centre (valence, arousal).
+QUADRANTS: tuple[tuple[Quadrant, float, float], ...] = (
+    ("happy/excited", 0.5, 0.5),
+    ("tense/angry", -0.5, 0.5),
+    ("sad/melancholic", -0.5, -0.5),
+    ("calm/serene", 0.5, -0.5),
+)
+
+# Mood words placed on the circumplex: (word, valence, arousal), both -1..1.
+MOOD_WORDS: tuple[tuple[str, float, float], ...] = (
+    ("euphoric", 0.75, 0.8),
+    ("joyful", 0.8, 0.4),
+    ("playful", 0.5, 0.55),
+    ("hopeful", 0.5, 0.1),
+    ("tender", 0.55, -0.3),
+    ("serene", 0.45, -0.7),
+    ("dreamy", 0.1, -0.55),
+    ("wistful", -0.2, -0.35),
+    ("melancholic", -0.5, -0.45),
+    ("sad", -0.75, -0.65),
+    ("brooding", -0.5, 0.0),
+    ("tense", -0.45, 0.5),
+    ("angry", -0.75, 0.8),
+    ("driving", 0.05, 0.75),
+)
+MOOD_WIDTH = 0.35  # circumplex distance at which a mood word's score falls to exp(-0.5)
+
+
+def quadrant(valence: float, arousal: float) -> Quadrant:
+    """The circumplex quadrant of a point; zero counts as positive."""
+    if arousal >= 0:
+        return "happy/excited" if valence >= 0 else "tense/angry"
+    return "calm/serene" if valence >= 0 else "sad/melancholic"
+
+
+def circumplex_scores(
+    valence: float, arousal: float, points: tuple[tuple[str, float, float], ...] = MOOD_WORDS
+) -> list[tuple[str, float]]:
+    """Every point's word scored by closeness (a Gaussian of width ``MOOD_WIDTH``), best first."""
+    scored = []
+    for word, v, a in points:
+        distance_sq = (valence - v) ** 2 + (arousal - a) ** 2
+        scored.append((word, math.exp(-distance_sq / (2 * MOOD_WIDTH**2))))
+    scored.sort(key=lambda item: -item[1])
+    return scored
