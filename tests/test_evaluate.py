@@ -388,7 +388,7 @@ def test_cli_evaluate_prints_a_table_and_writes_json(tmp_path: Path):
     import typer
     from typer.testing import CliRunner
 
-    from music2video.cli_evaluate import evaluate
+    from music2video.cli.evaluate_commands import evaluate
 
     run = _run_folder(tmp_path)
     app = typer.Typer()
@@ -407,7 +407,7 @@ def test_cli_report_evaluates_the_run_and_writes_the_page(tmp_path: Path):
     import typer
     from typer.testing import CliRunner
 
-    from music2video.cli_evaluate import evaluate, report
+    from music2video.cli.evaluate_commands import evaluate, report
 
     run = _run_folder(tmp_path)
     app = typer.Typer()

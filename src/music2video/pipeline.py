@@ -37,6 +37,7 @@ from music2video.lyrics import Lyrics, lyrics_by_shot
 from music2video.progress import PipelineProgress, SilentPipelineProgress
 from music2video.runfolder import RunFolder, file_sha256, stable_hash
 from music2video.settings import Settings, load_settings
+from music2video.stages import STAGES
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,6 @@ log = logging.getLogger(__name__)
 STAGE_VERSIONS = {"decode": 1, "structure": 1, "shots": 1, "listen": 1, "lyrics": 1, "write": 1, "assemble": 1}
 
 RUN_FOLDER_SUFFIX = ".music2video"
-STAGES = ("decode", "structure", "shots", "listen", "lyrics", "write", "render", "assemble")  # then evaluate, report
 
 
 def default_output(song: Path) -> Path:
@@ -489,16 +489,21 @@ def make_video(
     config: str | Path | None = None,
     progress: PipelineProgress | None = None,
     until: str = "assemble",
-    **settings: Any,
+    settings: Settings | None = None,
+    **overrides: Any,
 ) -> RunResult:
     """Turn ``song`` into a music video at ``output`` (default ``./<song>.mp4``).
 
-    ``settings`` are the fields of :class:`music2video.settings.Settings` (``pipeline``,
+    ``overrides`` are the fields of :class:`music2video.settings.Settings` (``pipeline``,
     ``fps``, ``width``, ``seed``, ``style`` ...); the config file and ``MUSIC2VIDEO_*``
-    environment variables fill in the rest. ``until`` stops after a stage (``structure``,
-    ``shots``, ``listen``, ``write``, ``render``); finished stages are reused.
+    environment variables fill in the rest. Or pass ``settings`` already loaded with
+    :func:`~music2video.settings.load_settings` (then neither ``config`` nor overrides).
+    ``until`` stops after a stage (``structure``, ``shots``, ``listen``, ``write``, ``render``);
+    finished stages are reused.
     """
-    resolved = load_settings(Path(config) if config else None, **settings)
+    if settings is not None and (config or overrides):
+        raise TypeError("make_video: give either settings or config and setting keywords, not both")
+    resolved = settings or load_settings(Path(config) if config else None, **overrides)
     run = Run(Path(song), resolved, Path(output) if output else None, Path(workdir) if workdir else None, progress)
     return run.until(until)
 

@@ -1,0 +1,189 @@
+"""Every flag of the commands that run the pipeline, each declared once (see the package docstring).
+
+:func:`pipeline_command` gives a command the flags of the stages it runs; :func:`to_keywords`
+turns the flags a user gave into keyword arguments named like the Settings fields and
+``make_video`` keywords they set.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel
+
+from music2video.settings import Settings, parse_resolution
+from music2video.stages import STAGES
+
+# Panels of --help, in the order they are shown.
+INPUT_OUTPUT = "Input and output"
+MUSIC = "Music"
+LOOK = "Look"
+MODELS = "Models"
+SPEED = "Speed"
+ADVANCED = "Advanced"
+
+_MODEL_SECTIONS = ("clap", "lalm", "llm", "video", "lyrics")  # sections with a device and a dtype
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One flag: ``--name`` (dashes for underscores), a value of ``type`` or None when not given."""
+
+    name: str
+    type: type
+    help: str
+    panel: str
+    stage: str
+    """The first stage that reads the value; commands that run it offer the flag."""
+    to: tuple[str, ...] = ()
+    """Settings field paths (``"shots.min_shot_s"``) or a ``make_video`` keyword; () means ``(name,)``."""
+    parse: Callable[[Any], tuple] | None = None
+    """Turns the value into one value per path of ``to`` (``--resolution``: width, height)."""
+    metavar: str | None = None
+    short: str | None = None
+    default_text: str | None = None
+    """Shown as the default in --help; None: the Settings default of the first path, if any."""
+    partial_help: str | None = None
+    """Help for commands that stop before the video is written, where ``help`` would mislead."""
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return self.to or (self.name,)
+
+    def parameter(self, until: str) -> inspect.Parameter:
+        """The typed parameter a Typer command declares for this flag."""
+        names = [f"--{self.name.replace('_', '-')}", *([self.short] if self.short else [])]
+        help_text = self.partial_help if self.partial_help and until != "assemble" else self.help
+        default = self.default_text if self.default_text is not None else _settings_default(self.targets[0])
+        if default:  # rich markup would read an unescaped [default: x] as a style tag
+            help_text = f"{help_text} \\[default: {default}]"
+        option = typer.Option(*names, help=help_text, rich_help_panel=self.panel, metavar=self.metavar, show_default=False)
+        annotation = Annotated[self.type | None, option]
+        return inspect.Parameter(self.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+
+
+def _settings_default(path: str) -> str | None:
+    """The default of a Settings field as --help shows it; None for fields left unset."""
+    model: type[BaseModel] = Settings
+    value: Any = None
+    for part in path.split("."):
+        field = model.model_fields.get(part)
+        if field is None:
+            return None  # a make_video keyword, not a setting
+        value = field.get_default(call_default_factory=True)
+        model = type(value) if isinstance(value, BaseModel) else model
+    if value in (None, "") or isinstance(value, BaseModel):
+        return None
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _model_paths(field: str) -> tuple[str, ...]:
+    return tuple(f"{section}.{field}" for section in _MODEL_SECTIONS)
+
+
+FLAGS: tuple[Flag, ...] = (
+    # -- input and output
+    Flag(
+        "output", Path, "Video to write. Its run folder OUTPUT.music2video/ sits beside it.", INPUT_OUTPUT, "decode",
+        short="-o", metavar="VIDEO", default_text="./SONG.mp4",
+        partial_help="The video this run is for: picks its run folder, OUTPUT.music2video/. Nothing is written there yet.",
+    ),
+    Flag(
+        "workdir", Path, "Run folder for the stage artifacts.", INPUT_OUTPUT, "decode",
+        metavar="FOLDER", default_text="beside the output, OUTPUT.music2video/",
+    ),
+    Flag("config", Path, "TOML config file.", INPUT_OUTPUT, "decode", metavar="TOML", default_text="./music2video.toml if present"),
+    # -- music
+    Flag("min_shot", float, "Shortest shot, seconds.", MUSIC, "shots", to=("shots.min_shot_s",), metavar="SECONDS"),
+    Flag("max_shot", float, "Longest shot, seconds.", MUSIC, "shots", to=("shots.max_shot_s",), metavar="SECONDS"),
+    Flag("lyrics", Path, "Your lyrics: plain text (aligned to the song) or LRC (times kept).", MUSIC, "lyrics", to=("lyrics.user_lyrics",), metavar="FILE"),
+    Flag("language", str, "Language of the lyrics (en, de, ja ...).", MUSIC, "lyrics", to=("lyrics.language",), metavar="CODE", default_text="detected"),
+    Flag(
+        "vocal_separation", str, "What Whisper hears: none (the mix), foreground (REPET) or demucs.", MUSIC, "lyrics",
+        to=("lyrics.separation",), metavar="none|foreground|demucs",
+    ),
+    # -- look
+    Flag("style", str, "Your brief for the look or story, e.g. 'stop-motion, 1970s, a lighthouse keeper'.", LOOK, "write", metavar="TEXT"),
+    Flag(
+        "resolution", str, "Output size.", LOOK, "render", to=("width", "height"), parse=parse_resolution, metavar="WxH",
+        default_text=f"{_settings_default('width')}x{_settings_default('height')}",
+    ),
+    Flag("fps", float, "Output frame rate.", LOOK, "render", metavar="FPS"),
+    Flag("subtitles", str, "Lyrics in the video: none, soft (a track players can switch on) or burned.", LOOK, "assemble", metavar="none|soft|burned"),
+    Flag("seed", int, "Seed for the storyboard and every random choice.", LOOK, "write", metavar="N"),
+    # -- models
+    Flag(
+        "pipeline", str, "Preset of backends. auto: preview without a GPU, clap with one.", MODELS, "listen",
+        metavar="auto|preview|clap|lalm",
+    ),
+    Flag("listener", str, "Override the pipeline's listener.", MODELS, "listen", metavar="dsp|clap|lalm", default_text="the pipeline's"),
+    Flag("writer", str, "Override the pipeline's storyboard writer.", MODELS, "write", metavar="template|llm", default_text="the pipeline's"),
+    Flag("renderer", str, "Override the pipeline's renderer.", MODELS, "render", metavar="animatic|diffusers", default_text="the pipeline's"),
+    Flag("clap_model", str, "CLAP model: Hugging Face id or local folder.", MODELS, "listen", to=("clap.model",), metavar="MODEL"),
+    Flag("lalm_model", str, "Audio-language model: Hugging Face id or local folder.", MODELS, "listen", to=("lalm.model",), metavar="MODEL"),
+    Flag("whisper_model", str, "Whisper model for the lyrics: Hugging Face id or local folder.", MODELS, "lyrics", to=("lyrics.model",), metavar="MODEL"),
+    Flag(
+        "llm_model", str, "Chat model for the storyboard: Hugging Face id, local folder, or model name at --llm-base-url.", MODELS, "write",
+        to=("llm.model",), metavar="MODEL",
+    ),
+    Flag(
+        "llm_base_url", str, "OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp ...). Key from MUSIC2VIDEO_LLM__API_KEY.", MODELS, "write",
+        to=("llm.base_url",), metavar="URL",
+    ),
+    Flag("video_model", str, "Text-to-video model: registry name, Hugging Face id or local folder.", MODELS, "render", to=("video.model",), metavar="MODEL"),
+    # -- speed
+    Flag("device", str, "Device for every model: auto, cuda, cuda:1, mps or cpu.", SPEED, "listen", to=_model_paths("device"), metavar="DEVICE"),
+    Flag(
+        "dtype", str, "Precision for every model: auto, float32, float16 or bfloat16.", SPEED, "listen",
+        to=_model_paths("dtype"), metavar="auto|float32|float16|bfloat16",
+    ),
+)  # fmt: skip
+
+
+def pipeline_command(until: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command that runs the stages up to ``until`` the flags of those stages.
+
+    The command declares its own parameters (the song, CLI-only flags such as ``--dry-run``)
+    followed by ``**flags``, which receives every flag of :data:`FLAGS` it offers, by name.
+    """
+    last = STAGES.index(until)
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.kind != p.VAR_KEYWORD]
+        arguments = [p for p in own if p.default is p.empty]  # the song
+        options = [p.replace(kind=p.KEYWORD_ONLY) for p in own if p.default is not p.empty]
+        offered = [flag.parameter(until) for flag in FLAGS if STAGES.index(flag.stage) <= last]
+        command.__signature__ = inspect.Signature([*arguments, *offered, *options])  # type: ignore[attr-defined]
+        return command
+
+    return decorate
+
+
+def to_keywords(flags: dict[str, Any]) -> dict[str, Any]:
+    """The flags given (not None) as keyword arguments: Settings fields, nested by section, and
+    ``make_video`` keywords, each under its own name."""
+    by_name = {flag.name: flag for flag in FLAGS}
+    keywords: dict[str, Any] = {}
+    for name, value in flags.items():
+        if value is None:
+            continue
+        flag = by_name[name]
+        values = flag.parse(value) if flag.parse else (value,) * len(flag.targets)
+        for path, part in zip(flag.targets, values, strict=True):
+            *sections, field = path.split(".")
+            target = keywords
+            for section in sections:
+                target = target.setdefault(section, {})
+            target[field] = part
+    return keywords
+
+
+def split_settings(keywords: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(Settings fields, the other keywords), so that settings are loaded once, before the run."""
+    settings = {name: value for name, value in keywords.items() if name in Settings.model_fields}
+    return settings, {name: value for name, value in keywords.items() if name not in settings}
