@@ -28,6 +28,7 @@ from tiny_lalm import BUILDERS, build_tiny_lalm  # noqa: E402
 from music2video.artifacts import Analysis, Descriptions, ScoredLabel, Section, SegmentDescription, Shot, ShotPlan  # noqa: E402
 from music2video.errors import MissingDependencyError, ModelLoadError, Music2VideoError  # noqa: E402
 from music2video.listen import lalm  # noqa: E402
+from music2video.listen.lalm import describe, prompts  # noqa: E402
 from music2video.listen.lalm import (  # noqa: E402
     Window,
     answer_paragraph,
@@ -39,7 +40,7 @@ from music2video.listen.lalm import (  # noqa: E402
     resolve_family,
     window_facts,
 )
-from music2video.listen.lalm_families import DEFAULT_FAMILY, FAMILIES  # noqa: E402
+from music2video.listen.lalm.families import DEFAULT_FAMILY, FAMILIES  # noqa: E402
 from music2video.settings import LalmSettings  # noqa: E402
 
 RATE_HZ = 48_000
@@ -186,7 +187,7 @@ def test_check_answer(answer: str, problem: str | None):
 
 
 def test_an_answer_that_copies_the_instructions_is_rejected():
-    instructions = lalm.layout_instructions()
+    instructions = prompts.layout_instructions()
     echo = "Mood: two to four words for the mood of this clip\nGenre: one to three words\nInstruments: piano"
     assert check_answer(echo, instructions).problem == "a copy of the instructions"
     assert check_answer(GOOD_ANSWER, instructions).ok
@@ -217,14 +218,14 @@ def test_prompts_carry_the_measured_facts(analysis: Analysis):
         tags={"energy": [ScoredLabel(label="moderate", score=1.0)], "brightness": [ScoredLabel(label="warm", score=1.0)]},
     )
     facts = window_facts(window, analysis, dsp)
-    prompt = lalm.describe_prompt(facts)
+    prompt = prompts.describe_prompt(facts)
     assert "section 3 of 3 (chorus; repetition label A; the same music is heard in section 1)" in prompt
     assert "0:18-0:24 of a 0:24 song" in prompt
     assert "about 121 BPM, 4 beats per bar" in prompt
     assert "Key: probably A minor." in prompt
     assert "Energy: moderate (0.31" in prompt and "timbre warm" in prompt
     assert "Mood:" in prompt and "Story:" in prompt
-    retry = lalm.retry_prompt(facts, "empty")
+    retry = prompts.retry_prompt(facts, "empty")
     assert "could not be used (it was empty)" in retry and "121 BPM" in retry
 
 
@@ -291,7 +292,7 @@ def _assert_aligned(descriptions: Descriptions, analysis: Analysis, plan: ShotPl
 @pytest.mark.parametrize("family", sorted(BUILDERS))
 def test_random_weights_retry_once_then_fall_back_to_dsp(tiny_model, song, analysis, plan, family, monkeypatch, caplog):
     calls: list[tuple[int, float, str]] = []
-    real_ask = lalm.ask_model
+    real_ask = describe.ask_model
 
     def spy(family_, model, processor, requests, **kwargs):
         calls.append((len(requests), kwargs["repetition_penalty"], requests[0].prompt))
@@ -304,18 +305,18 @@ def test_random_weights_retry_once_then_fall_back_to_dsp(tiny_model, song, analy
         chosen, "build_inputs", lambda processor, requests: (batches.append(len(requests)), real_build(processor, requests))[1]
     )
     freed: list[bool] = []
-    real_free = lalm.free_memory
-    monkeypatch.setattr(lalm, "ask_model", spy)
-    monkeypatch.setattr(lalm, "free_memory", lambda: (freed.append(True), real_free()))
-    settings = settings_for(tiny_model(family))
+    real_free = describe.free_memory
+    monkeypatch.setattr(describe, "ask_model", spy)
+    monkeypatch.setattr(describe, "free_memory", lambda: (freed.append(True), real_free()))
+    settings = settings_for(tiny_model(family), window_s=WINDOW_S, batch_size=3)
     with caplog.at_level(logging.WARNING, logger="music2video.listen.lalm"):
-        descriptions = describe_lalm(song, analysis, plan, settings, window_s=WINDOW_S, batch_size=3)
+        descriptions = describe_lalm(song, analysis, plan, settings)
 
     _assert_aligned(descriptions, analysis, plan)
     assert descriptions.model == settings.model
     # Four windows asked in batches of 3 + 1, all four gibberish, all four asked again, then dsp.
     assert [c[0] for c in calls] == [4, 4] and batches == [3, 1, 3, 1]
-    assert calls[0][1] == lalm.REPETITION_PENALTY and calls[1][1] == lalm.RETRY_REPETITION_PENALTY
+    assert calls[0][1] == describe.REPETITION_PENALTY and calls[1][1] == describe.RETRY_REPETITION_PENALTY
     assert "could not be used" in calls[1][2] and "could not be used" not in calls[0][2]
     fallbacks = [w for w in descriptions.warnings if w.endswith("DSP description used")]
     assert len(fallbacks) == 4
@@ -338,8 +339,8 @@ def test_good_answers_become_words_tags_and_a_song_summary(tiny_model, song, ana
         assert model is not None and processor is not None  # the real model was loaded
         return [GOOD_ANSWER.replace("wistful, hopeful", next(moods)) for _ in requests]
 
-    monkeypatch.setattr(lalm, "ask_model", answer)
-    descriptions = describe_lalm(song, analysis, plan, settings_for(tiny_model(DEFAULT_FAMILY)), window_s=WINDOW_S)
+    monkeypatch.setattr(describe, "ask_model", answer)
+    descriptions = describe_lalm(song, analysis, plan, settings_for(tiny_model(DEFAULT_FAMILY), window_s=WINDOW_S))
 
     _assert_aligned(descriptions, analysis, plan)
     assert not descriptions.warnings
@@ -363,26 +364,25 @@ def test_good_answers_become_words_tags_and_a_song_summary(tiny_model, song, ana
 
 def test_a_good_retry_is_used_with_lower_confidence(tiny_model, song, analysis, plan, monkeypatch):
     answers = iter([["", GOOD_ANSWER, GOOD_ANSWER, GOOD_ANSWER], [GOOD_ANSWER]])
-    monkeypatch.setattr(lalm, "ask_model", lambda *args, **kwargs: next(answers))
-    descriptions = describe_lalm(song, analysis, plan, settings_for(tiny_model("qwen2_audio")), window_s=WINDOW_S)
+    monkeypatch.setattr(describe, "ask_model", lambda *args, **kwargs: next(answers))
+    descriptions = describe_lalm(song, analysis, plan, settings_for(tiny_model("qwen2_audio"), window_s=WINDOW_S))
     assert not descriptions.warnings
     intro, verse, _ = descriptions.sections
     assert intro.features["lalm_answered"] == 1.0
-    assert intro.confidence == pytest.approx(lalm.RETRY_CONFIDENCE_FACTOR)
+    assert intro.confidence == pytest.approx(describe.RETRY_CONFIDENCE_FACTOR)
     assert verse.confidence == pytest.approx(1.0)
 
 
 def test_one_failed_window_falls_back_alone(tiny_model, song, analysis, plan, monkeypatch):
     answers = iter([[GOOD_ANSWER, GOOD_ANSWER, "I'm sorry, I can't help with that.", GOOD_ANSWER], [""]])
-    monkeypatch.setattr(lalm, "ask_model", lambda *args, **kwargs: next(answers))
+    monkeypatch.setattr(describe, "ask_model", lambda *args, **kwargs: next(answers))
     reports: list[tuple[int, int, str]] = []
     descriptions = describe_lalm(
         song,
         analysis,
         plan,
-        settings_for(tiny_model("qwen2_audio")),
+        settings_for(tiny_model("qwen2_audio"), window_s=WINDOW_S),
         lambda done, total, message="": reports.append((done, total, message)),
-        window_s=WINDOW_S,
     )
     assert descriptions.warnings == [
         "section 1 (part 2 of 2, 0:12-0:18): the audio-language model's answer was a refusal, then empty; DSP description used"
@@ -390,10 +390,10 @@ def test_one_failed_window_falls_back_alone(tiny_model, song, analysis, plan, mo
     verse = descriptions.sections[1]
     assert verse.features["lalm_answered"] == 0.5
     assert "Part 2/2: " in verse.text and "passage" in verse.text  # the dsp sentence stands in
-    assert set(verse.tags) <= set(lalm.TAG_FIELDS)  # no dsp vocabularies mixed into the model's tags
+    assert set(verse.tags) <= set(lalm.answers.TAG_FIELDS)  # no dsp vocabularies mixed into the model's tags
     # Shots 12-15 s and 15-18 s sit in the failed window and keep their own dsp descriptions.
     assert [shot.features["lalm_answered"] for shot in descriptions.shots[2:6]] == [1.0, 1.0, 0.0, 0.0]
-    assert set(descriptions.song.tags) <= set(lalm.TAG_FIELDS)
+    assert set(descriptions.song.tags) <= set(lalm.answers.TAG_FIELDS)
     assert descriptions.song.features["lalm_answered"] == 0.75
     dones = [done for done, _, _ in reports]
     assert dones == sorted(dones) and reports[-1][0] == reports[-1][1]

@@ -200,7 +200,17 @@ def load_audio(wav: Path, sample_rate_hz: int | None = None, mono: bool = True) 
 
     Returns:
         shape ``(n,)`` when ``mono``, else ``(channels, n)``.
+
+    Raises:
+        InputError: the file cannot be read.
     """
+    try:
+        return _read_wav(wav, sample_rate_hz, mono)
+    except (OSError, RuntimeError) as error:  # soundfile's LibsndfileError is a RuntimeError
+        raise InputError(f"cannot read the audio file {wav} ({error})") from None
+
+
+def _read_wav(wav: Path, sample_rate_hz: int | None, mono: bool) -> np.ndarray:
     with sf.SoundFile(str(wav)) as handle:
         file_rate_hz = handle.samplerate
         target_rate_hz = sample_rate_hz or file_rate_hz

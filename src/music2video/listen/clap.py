@@ -49,8 +49,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from music2video.artifacts import Analysis, Descriptions, ScoredLabel, SegmentDescription, ShotPlan
-from music2video.errors import InputError, MissingDependencyError, Music2VideoError
+from music2video.errors import InputError, Music2VideoError
 from music2video.model_source import load_error, model_source
+from music2video.optional import require
 from music2video.progress import ProgressCallback, no_progress
 from music2video.runfolder import atomic_path, stable_hash
 from music2video.settings import ClapSettings
@@ -316,25 +317,21 @@ def weighted_embedding(embeddings: np.ndarray, weights: np.ndarray) -> np.ndarra
 def read_mono(path: Path, rate_hz: int) -> tuple[np.ndarray, int, list[str]]:
     """Samples of ``path`` as float32 mono at ``rate_hz``, the file's own rate, and warnings.
 
-    Channels are averaged; the signal is resampled once (soxr, high quality) when the file's
-    rate differs.
+    Read by :func:`music2video.decode.load_audio` (channels averaged, resampled once with soxr
+    when the file's rate differs); this adds the file's rate and the warning that says so.
     """
     import soundfile
 
-    try:
-        data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except (OSError, RuntimeError) as error:  # soundfile raises LibsndfileError (a RuntimeError)
-        raise InputError(f"cannot read the audio file {path} ({error})") from None
-    mono = data.mean(axis=1, dtype=np.float32)
+    from music2video.decode import load_audio
+
+    mono = load_audio(path, rate_hz)
+    file_rate = int(soundfile.info(str(path)).samplerate)
     warnings: list[str] = []
     if file_rate != rate_hz:
-        import librosa
-
-        mono = librosa.resample(mono, orig_sr=file_rate, target_sr=rate_hz, res_type="soxr_hq").astype(np.float32)
         warnings.append(f"clap: resampled the audio from {file_rate} Hz to the model's {rate_hz} Hz")
     if mono.size == 0:
         raise InputError(f"the audio file {path} holds no samples")
-    return np.ascontiguousarray(mono), int(file_rate), warnings
+    return np.ascontiguousarray(mono), file_rate, warnings
 
 
 # --------------------------------------------------------------------------------------------
@@ -490,14 +487,7 @@ def embed_windows(
 
 
 def _require_backend() -> None:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise MissingDependencyError("torch", "clap", "The clap listener") from None
-    try:
-        import transformers  # noqa: F401
-    except ImportError:
-        raise MissingDependencyError("transformers", "clap", "The clap listener") from None
+    require("torch", "transformers", extra="clap", purpose="The clap listener")
 
 
 def _normalise_rows(matrix: np.ndarray) -> np.ndarray:

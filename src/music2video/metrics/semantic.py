@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from music2video.artifacts import Storyboard, StoryboardShot
-from music2video.errors import MissingDependencyError
+from music2video.optional import require
 from music2video.model_source import load_error, model_source
 
 log = logging.getLogger(__name__)
@@ -294,10 +294,6 @@ def _unit_rows(matrix: np.ndarray) -> np.ndarray:
 
 
 def _require_backend(purpose: str) -> None:
-    for package in ("torch", "transformers"):
-        try:
-            __import__(package)
-        except ImportError:
-            raise MissingDependencyError(package, "clap", purpose) from None
+    require("torch", "transformers", extra="clap", purpose=purpose)
 
 

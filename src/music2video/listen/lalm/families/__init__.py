@@ -98,7 +98,7 @@ def chat_messages(request: AudioRequest, *, audio_first: bool) -> list[dict[str,
 
 
 def _registry() -> dict[str, LalmFamily]:
-    from music2video.listen.lalm_families import audio_flamingo3, music_flamingo, qwen2_5_omni, qwen2_audio
+    from music2video.listen.lalm.families import audio_flamingo3, music_flamingo, qwen2_5_omni, qwen2_audio
 
     families = [
         qwen2_5_omni.FAMILY,  # the default: see the module docstring

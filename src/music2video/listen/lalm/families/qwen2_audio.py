@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from music2video.listen.lalm_families import AudioRequest, LalmFamily, chat_messages
+from music2video.listen.lalm.families import AudioRequest, LalmFamily, chat_messages
 
 WINDOW_S = 30.0  # the encoder's fixed input: 3000 mel frames at a 10 ms hop
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from music2video.listen.lalm_families import AudioRequest, LalmFamily, chat_messages
+from music2video.listen.lalm.families import AudioRequest, LalmFamily, chat_messages
 
 NON_COMMERCIAL_LICENCE = "NVIDIA non-commercial licence (research use only)"
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from music2video.listen.lalm_families import AudioRequest, LalmFamily, chat_messages
-from music2video.listen.lalm_families.audio_flamingo3 import NON_COMMERCIAL_LICENCE
+from music2video.listen.lalm.families import AudioRequest, LalmFamily, chat_messages
+from music2video.listen.lalm.families.audio_flamingo3 import NON_COMMERCIAL_LICENCE
 
 
 class MusicFlamingoFamily(LalmFamily):

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from music2video.listen.lalm_families import AudioRequest, LalmFamily, chat_messages
+from music2video.listen.lalm.families import AudioRequest, LalmFamily, chat_messages
 
 AUDIO_TOKEN = "<|AUDIO|>"
 
