@@ -159,7 +159,7 @@ class _StrictHTML(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         for name, value in attrs:
-            if name in ("src", "href") and value:
+            if name in ("src", "href") and value and not value.startswith("#"):  # "#shots": a link inside the page
                 self.sources.append(value)
         if tag not in self.VOID:
             self.stack.append(tag)
@@ -283,3 +283,32 @@ def test_report_of_a_three_minute_run_is_fast(tmp_path: Path):
     assert time.perf_counter() - started < 5.0
     assert len(list((run / ASSETS_FOLDER / "shots").glob("*.jpg"))) == 60
     assert report.stat().st_size < 500_000
+
+
+def test_the_style_preamble_is_shown_once_and_each_card_shows_its_own_words(tmp_path: Path):
+    from music2video.artifacts import Storyboard
+
+    run = build_run_folder(tmp_path)
+    board = Storyboard.model_validate_json((run / "storyboard.json").read_text(encoding="utf-8"))
+    preamble = "Grainy 16 mm film, warm tungsten light, long shadows."
+    for shot in board.shots:
+        # the writers spell each character out in the prompt; the report names them once, in the style bible
+        who = "Keeper, an old keeper in a yellow coat," if shot.characters else "The lamp"
+        shot.prompt = f"{preamble} {who} turns slowly in shot {shot.id}. Camera {shot.id} pushes in."
+    write_json_atomic(run / "storyboard.json", board)
+
+    text = " ".join(_parse(write_report(run)).text)
+    # once under "In every prompt"; each card's folded "full prompt" keeps it whole as well
+    assert text.count(preamble) == 1 + len(board.shots)
+    assert "In every prompt" in text
+    assert "Keeper turns slowly in shot shot-000. Camera shot-000 pushes in." in text  # the card's own words
+    assert "an old keeper in a yellow coat" in text  # in the style bible's characters
+
+
+def test_every_warning_says_what_to_do(tmp_path: Path):
+    run = build_run_folder(tmp_path)
+    text = " ".join(_parse(write_report(run)).text)
+    assert "check them on the timeline below" in text  # analysis.json's warning
+    assert "failed shots are retried" in text  # the failed shot-005
+    assert "This is a preview." in text  # the animatic says once what it draws
+    assert text.count("take effect with a video model") == 1

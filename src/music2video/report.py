@@ -23,6 +23,7 @@ import html
 import json
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,7 @@ from music2video.artifacts import (
     SegmentDescription,
     ShotPlan,
     Storyboard,
+    StoryboardShot,
 )
 from music2video.progress import ProgressCallback, no_progress
 from music2video.runfolder import write_text_atomic
@@ -434,30 +436,33 @@ def _rel(path: Path, root: Path) -> str:
     return _e(Path(os.path.relpath(path, root)).as_posix())
 
 
-def _fmt_time(seconds: float) -> str:
-    minutes, rest = divmod(max(0.0, seconds), 60)
-    return f"{int(minutes)}:{rest:05.2f}"
+def _fmt_time(seconds: float, digits: int = 2) -> str:
+    """m:ss.ss (or m:ss with digits=0)."""
+    minutes, rest = divmod(round(max(0.0, seconds), digits), 60)
+    width = 3 + digits if digits else 2
+    return f"{int(minutes)}:{rest:0{width}.{digits}f}"
 
 
 def _page(art: RunArtifacts, timeline: Path | None, curves: Path | None, thumbnails: dict[str, Path]) -> str:
     title = _song_name(art)
-    parts = [
-        _header(art, title),
-        _warnings(art),
-        _timeline_section(art, timeline, curves),
-        _metrics_section(art),
-        _storyboard_section(art),
-        _contact_sheet(art, thumbnails),
-        _models_section(art),
-        _timing_section(art),
+    sections = [
+        ("warnings", "Warnings", _warnings(art)),
+        ("timeline", "Timeline", _timeline_section(art, timeline, curves)),
+        ("sync", "Sync and quality", _metrics_section(art)),
+        ("storyboard", "Storyboard", _storyboard_section(art)),
+        ("shots", "Shots", _contact_sheet(art, thumbnails)),
+        ("models", "Models and settings", _models_section(art)),
+        ("timing", "Time per stage", _timing_section(art)),
     ]
-    body = "\n".join(part for part in parts if part)
+    present = [(anchor, name, part) for anchor, name, part in sections if part]
+    toc = "".join(f"<a href=\"#{anchor}\">{_e(name)}</a>" for anchor, name, _ in present)
+    body = "\n".join([_header(art, title), f"<nav class=\"toc\" aria-label=\"contents\">{toc}</nav>", *(p for _, _, p in present)])
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
         f"<title>{_e(title)} · music2video report</title>\n<style>{_CSS}</style>\n</head>\n"
         f"<body>\n<main>\n{body}\n<footer>Made by music2video from the artifacts in {_e(art.root.name)}/.</footer>\n"
-        "</main>\n</body>\n</html>\n"
+        f"</main>\n<script>{_SCRIPT}</script>\n</body>\n</html>\n"
     )
 
 
@@ -478,86 +483,161 @@ def _song_key(art: RunArtifacts) -> str | None:
     return labels[0].label if labels else None
 
 
-def _header(art: RunArtifacts, title: str) -> str:
-    facts: list[tuple[str, str]] = []
-    if art.duration_s is not None:
-        facts.append(("duration", _fmt_time(art.duration_s)))
+def _key_figures(art: RunArtifacts) -> list[tuple[str, str, str]]:
+    """(name, value, note) of the figures a reader looks for first: the music, the cut, the sync."""
+    figures: list[tuple[str, str, str]] = []
     if art.analysis is not None:
-        facts.append(("tempo", f"{art.analysis.tempo_bpm:.1f} BPM"))
-        facts.append(("meter", f"{art.analysis.beats_per_bar}/4"))
-        facts.append(("sections", str(len(art.analysis.sections))))
+        figures.append(("tempo", f"{art.analysis.tempo_bpm:.1f}", "BPM"))
+        figures.append(("meter", f"{art.analysis.beats_per_bar}/4", f"{len(art.analysis.sections)} sections"))
+    if art.duration_s is not None:
+        figures.append(("duration", _fmt_time(art.duration_s, digits=0), "min:s"))
+    shots = _shot_spans(art)
+    if shots and art.duration_s:
+        figures.append(("shots", str(len(shots)), f"{art.duration_s / len(shots):.1f} s on average"))
     key = _song_key(art)
     if key:
-        facts.append(("key", key))
-    shots = _shot_spans(art)
-    if shots:
-        facts.append(("shots", str(len(shots))))
+        figures.append(("key", key, "estimated"))
+    ev = art.evaluation
+    if ev is not None:
+        on_beat = ev.cut_on_beat.beat.within_frame
+        if on_beat is not None:
+            figures.append(("cuts on a beat", f"{on_beat:.0%}", "within one frame"))
+        if ev.beat_alignment.visual_to_music is not None:
+            figures.append(("beat alignment", f"{ev.beat_alignment.visual_to_music:.2f}", "BAS, 0..1"))
+        if ev.av_align is not None and ev.av_align.score is not None:
+            figures.append(("AV-Align", f"{ev.av_align.score:.2f}", "0..1"))
     if art.run is not None:
-        facts.append(("pipeline", art.run.pipeline))
+        backends = art.run.backends
+        made = " · ".join(backends[k] for k in ("listener", "writer", "renderer") if backends.get(k))
+        figures.append(("pipeline", art.run.pipeline, made))
+        total = sum(stage.seconds for stage in art.run.stages if not stage.reused)
+        if total > 0 and art.duration_s:
+            figures.append(("made in", f"{total:.0f} s", f"{art.duration_s / total:.1f}× real time"))
     if art.video is not None:
-        facts.append(("video", f"{art.video.width}×{art.video.height} @ {art.video.fps:g} fps"))
-    chips = "".join(f"<div class=\"fact\"><span>{_e(k)}</span><b>{_e(v)}</b></div>" for k, v in facts)
+        figures.append(("video", f"{art.video.width}×{art.video.height}", f"{art.video.fps:g} fps"))
+    return figures
+
+
+def _header(art: RunArtifacts, title: str) -> str:
+    figures = "".join(
+        f"<div class=\"figure\"><span>{_e(name)}</span><b>{_e(value)}</b><small>{_e(note)}</small></div>"
+        for name, value, note in _key_figures(art)
+    )
     subtitle = ""
     if art.storyboard is not None:
-        subtitle = f"<p class=\"subtitle\"><i>{_e(art.storyboard.title)}</i> — {_e(art.storyboard.concept)}</p>"
+        subtitle = f"<p class=\"subtitle\"><i>{_e(art.storyboard.title)}</i></p>"
     player = ""
     video = _video_path(art)
     if video is not None:
-        player = f"<video class=\"player\" controls preload=\"metadata\" src=\"{_rel(video, art.root)}\"></video>"
+        # The slot keeps the player's place when the player docks in a corner (see _SCRIPT).
+        player = (
+            "<div class=\"player-slot\"><video class=\"player\" id=\"player\" controls preload=\"metadata\" "
+            f"src=\"{_rel(video, art.root)}\"></video></div>"
+        )
     status = ""
     if art.run is not None and not art.run.finished:
         status = "<span class=\"badge warn\">run not finished</span>"
     return (
-        f"<header><p class=\"eyebrow\">music2video report {status}</p><h1>{_e(title)}</h1>{subtitle}"
-        f"<div class=\"facts\">{chips}</div>{player}</header>"
+        f"<header><div class=\"intro\"><p class=\"eyebrow\">music2video report {status}</p><h1>{_e(title)}</h1>{subtitle}"
+        f"{player}</div><div class=\"figures\">{figures}</div>{_preview_note(art)}</header>"
     )
 
 
+def _preview_note(art: RunArtifacts) -> str:
+    """Said once: what the animatic takes from a prompt and what only a video model will show."""
+    renderer = art.render.renderer if art.render is not None else (art.run.backends.get("renderer") if art.run else None)
+    if renderer != "animatic":
+        return ""
+    return (
+        "<p class=\"preview-note\"><b>This is a preview.</b> Each shot is an animatic: its motif, palette, camera move "
+        "and the beat, plus the colours and motifs its prompt names (edit a prompt in <code>storyboard.json</code> to "
+        "change them). People, places and actions in the prompts take effect with a video model "
+        "(<code>--pipeline clap</code> or <code>lalm</code> on a GPU).</p>"
+    )
+
+
+# What a reader can do about a warning, by the artifact that carries it.
+WARNING_ACTIONS = {
+    "audio.json": "Check the song file; if the problem is audible, export it again (WAV or FLAC) and run again.",
+    "analysis.json": "Every cut follows these beats and sections: check them on the timeline below.",
+    "shots.json": "Change the shot lengths with --min-shot and --max-shot and run again.",
+    "descriptions.json": "The listener's words set each shot's mood: check them on the shot cards below.",
+    "lyrics.json": "Give your own lyrics with --lyrics FILE (plain text or LRC) and run again.",
+    "storyboard.json": "Edit storyboard.json (or give --style) and run the same command again: only changed shots are redrawn.",
+    "clips.json": "Run the same command again: failed shots are retried, finished ones reused.",
+    "video.json": "Run the same command again to rebuild the video.",
+    "evaluation.json": "These figures describe the finished video; run music2video evaluate again after a change.",
+}
+
+
 def _warnings(art: RunArtifacts) -> str:
-    items = []
+    groups: dict[str, list[str]] = {}
     for name, artifact in art.named():
         for warning in artifact.warnings:
-            items.append((name, warning))
+            groups.setdefault(name, []).append(warning)
     if art.render is not None:
         for shot_id, why in art.render.failed_shots.items():
-            items.append(("clips.json", f"{shot_id} could not be rendered and shows a placeholder: {why}"))
-    for name, why in art.problems.items():
-        items.append((name, f"unreadable, left out of this report: {why}"))
-    if not items:
-        return "<section class=\"ok\"><h2>Warnings</h2><p>No fallbacks, roundings or failures were recorded.</p></section>"
-    rows = "".join(f"<li><code>{_e(name)}</code> {_e(text)}</li>" for name, text in items)
-    return f"<section class=\"warnings\"><h2>Warnings <span class=\"count\">{len(items)}</span></h2><ul>{rows}</ul></section>"
+            groups.setdefault("clips.json", []).append(f"{shot_id} could not be rendered and shows a placeholder: {why}")
+    unreadable = [(name, why) for name, why in art.problems.items()]
+    count = sum(len(v) for v in groups.values()) + len(unreadable)
+    if not count:
+        return "<section id=\"warnings\" class=\"ok\"><h2>Warnings</h2><p>No fallbacks, roundings or failures were recorded.</p></section>"
+    blocks = []
+    for name, texts in groups.items():
+        items = "".join(f"<li>{_e(text)}</li>" for text in texts)
+        action = WARNING_ACTIONS.get(name, f"See {name} in the run folder.")
+        blocks.append(f"<div class=\"warning\"><code>{_e(name)}</code><ul>{items}</ul><p class=\"action\">→ {_e(action)}</p></div>")
+    for name, why in unreadable:
+        blocks.append(
+            f"<div class=\"warning\"><code>{_e(name)}</code><ul><li>unreadable, left out of this report: {_e(why)}</li></ul>"
+            f"<p class=\"action\">→ Delete {_e(name)} and run the same command again to rebuild it.</p></div>"
+        )
+    return f"<section id=\"warnings\" class=\"warnings\"><h2>Warnings <span class=\"count\">{count}</span></h2>{''.join(blocks)}</section>"
+
+
+def _section_chip(label: str, role: str, seek_s: float | None = None) -> str:
+    colour = section_colour(label)
+    seek = f" data-seek=\"{seek_s:.3f}\"" if seek_s is not None else ""
+    return f"<span class=\"chip\"{seek} style=\"background:{colour}33;border-color:{colour}\">{_e(label)} {_e(role)}</span>"
 
 
 def _timeline_section(art: RunArtifacts, timeline: Path | None, curves: Path | None) -> str:
     if timeline is None and curves is None:
         return ""
+    duration = art.duration_s or 0.0
     legend = (
         "<p class=\"legend\"><span class=\"sw beat\"></span>beat <span class=\"sw bar\"></span>downbeat "
         "<span class=\"sw cut\"></span>planned cut <span class=\"tri\">▲</span>cut found in the video"
+        " · click anywhere to play from there</p>"
     )
-    if art.analysis is not None:
-        seen: dict[str, str] = {}
-        for section in art.analysis.sections:
-            seen.setdefault(section.label, section.role)
-        legend += " · sections " + " ".join(
-            f"<span class=\"chip\" style=\"background:{section_colour(label)}33;border-color:{section_colour(label)}\">{_e(label)} {_e(role)}</span>"
-            for label, role in seen.items()
+    # The sections as a clickable strip, aligned with the plots' time axis.
+    strip = ""
+    if art.analysis is not None and duration > 0:
+        span = PLOT_RIGHT - PLOT_LEFT
+        blocks = "".join(
+            f"<button class=\"band\" data-seek=\"{s.start_s:.3f}\" title=\"{_e(s.label)} {_e(s.role)} · "
+            f"{_fmt_time(s.start_s)}–{_fmt_time(s.end_s)}\" style=\"left:{100 * (PLOT_LEFT + span * s.start_s / duration):.3f}%;"
+            f"width:{100 * span * s.duration_s / duration:.3f}%;background:{section_colour(s.label)}\">"
+            f"{_e(s.label)} {_e(s.role)}</button>"
+            for s in art.analysis.sections
         )
-    legend += "</p>"
+        strip = f"<div class=\"bands\">{blocks}</div>"
     images = ""
-    if timeline is not None:
-        images += f"<img class=\"plot\" src=\"{_rel(timeline, art.root)}\" alt=\"waveform with sections, beats and cuts\">"
-    if curves is not None:
-        images += f"<img class=\"plot\" src=\"{_rel(curves, art.root)}\" alt=\"energy, brightness, valence and arousal\">"
-    return f"<section><h2>Timeline</h2>{legend}{images}</section>"
+    for path, alt in ((timeline, "waveform with sections, beats and cuts"), (curves, "energy, brightness, valence and arousal")):
+        if path is not None:
+            images += (
+                f"<div class=\"seekable\" data-duration=\"{duration:.3f}\" data-left=\"{PLOT_LEFT}\" data-right=\"{PLOT_RIGHT}\">"
+                f"<img class=\"plot\" src=\"{_rel(path, art.root)}\" alt=\"{alt}\">"
+                f"<div class=\"playhead\" style=\"left:{100 * PLOT_LEFT:.2f}%\"></div></div>"
+            )
+    return f"<section id=\"timeline\"><h2>Timeline</h2>{legend}{strip}{images}</section>"
 
 
 def _metrics_section(art: RunArtifacts) -> str:
     ev = art.evaluation
     if ev is None:
         return (
-            "<section><h2>Sync and quality</h2><p class=\"muted\">No evaluation.json in this run folder: "
+            "<section id=\"sync\"><h2>Sync and quality</h2><p class=\"muted\">No evaluation.json in this run folder: "
             "run <code>music2video evaluate</code> on the video to measure how it follows the music.</p></section>"
         )
 
@@ -601,7 +681,7 @@ def _metrics_section(art: RunArtifacts) -> str:
             f"<tbody>{rows}</tbody></table>"
         )
     note = f"<p class=\"muted\">Measured on {_e(Path(ev.video_path).name)} in {ev.seconds:.1f} s; beats {_e(ev.beats_source)}.</p>"
-    return f"<section><h2>Sync and quality</h2><div class=\"metrics\">{html_cards}</div>{groups}{note}</section>"
+    return f"<section id=\"sync\"><h2>Sync and quality</h2><div class=\"metrics\">{html_cards}</div>{groups}{note}</section>"
 
 
 def _storyboard_section(art: RunArtifacts) -> str:
@@ -612,20 +692,79 @@ def _storyboard_section(art: RunArtifacts) -> str:
     style_rows = [("look", board.style.look), ("medium", board.style.medium), ("lens", board.style.lens), ("era", board.style.era)]
     style = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in style_rows if v)
     characters = "".join(f"<li><b>{_e(c.name)}</b> — {_e(c.description)}</li>" for c in board.characters)
+    starts = {s.index: s.start_s for s in art.analysis.sections} if art.analysis is not None else {}
     sections = "".join(
-        f"<li><span class=\"chip\" style=\"background:{section_colour(s.label)}33;border-color:{section_colour(s.label)}\">{_e(s.label)} {_e(s.role)}</span> "
+        f"<li>{_section_chip(s.label, s.role, starts.get(s.section_index))} "
         f"{_e(s.motif)}{(' — ' + _e(s.setting)) if s.setting else ''}</li>"
         for s in board.sections
     )
     song_words = ""
     if art.descriptions is not None and art.descriptions.song.text:
         song_words = f"<p><b>What the listener heard:</b> {_e(art.descriptions.song.text)}</p>"
+    shared = shared_prompt_sentences(board)
+    shared_html = ""
+    if shared:
+        shared_html = (
+            "<h3>In every prompt</h3><p class=\"prompt\">" + _e(" ".join(shared)) + "</p>"
+            "<p class=\"muted\">The shot cards below show only what each prompt adds to this.</p>"
+        )
     return (
-        f"<section><h2>Storyboard</h2>{song_words}<div class=\"columns\"><div><h3>Style</h3><dl>{style}</dl>"
+        f"<section id=\"storyboard\"><h2>Storyboard</h2><p class=\"concept\">{_e(board.concept)}</p>{song_words}"
+        f"<div class=\"columns\"><div><h3>Style bible</h3><dl>{style}</dl>"
         f"<div class=\"palette\">{palette}</div></div>"
         f"<div><h3>Characters</h3><ul>{characters or '<li class=muted>none</li>'}</ul></div>"
-        f"<div><h3>Sections</h3><ul class=\"plain\">{sections}</ul></div></div></section>"
+        f"<div><h3>Sections</h3><ul class=\"plain\">{sections}</ul></div></div>{shared_html}</section>"
     )
+
+
+OPEN_CARDS_MAX = 24
+"""Shot cards start unfolded up to this many shots, folded above (the frames stay visible)."""
+
+SHARED_SENTENCE_SHARE = 0.6
+"""A prompt sentence found in at least this share of the shots belongs to the style, not the shot."""
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?;])\s+", text.strip()) if s]
+
+
+def shared_prompt_sentences(board: Storyboard) -> list[str]:
+    """The sentences that most prompts repeat word for word (the style preamble), in first-seen order."""
+    if len(board.shots) < 2:
+        return []
+    counts: dict[str, int] = {}
+    for shot in board.shots:
+        for sentence in dict.fromkeys(_sentences(shot.prompt)):
+            counts[sentence] = counts.get(sentence, 0) + 1
+    needed = max(2, SHARED_SENTENCE_SHARE * len(board.shots))
+    return [sentence for sentence, n in counts.items() if n >= needed]
+
+
+def own_prompt(shot: StoryboardShot, board: Storyboard, shared: set[str]) -> str:
+    """What a shot's prompt says beyond the shared sentences, its scene and its characters' descriptions."""
+    scene = _bare(shot.scene)
+    kept = []
+    for sentence in _sentences(shot.prompt):
+        if sentence in shared:
+            continue
+        for character in board.characters:  # the style bible lists each description once
+            # "the dancer, a young woman ..., who laughs" -> "the dancer, who laughs"; "..., runs" -> "the dancer runs"
+            apposition = re.escape(f"{character.name}, {character.description}") + r",?(\s+who\b)?"
+            sentence = re.sub(
+                apposition,
+                lambda m: m.group(0)[: len(character.name)] + ("," + m.group(1) if m.group(1) else ""),
+                sentence,
+                flags=re.IGNORECASE,
+            )
+        if _bare(sentence) == scene:  # the scene is on the card already
+            continue
+        kept.append(sentence)
+    return " ".join(kept)
+
+
+def _bare(text: str) -> str:
+    """Lower-case words only, for comparing sentences that differ in commas and capitals."""
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
 def _contact_sheet(art: RunArtifacts, thumbnails: dict[str, Path]) -> str:
@@ -633,6 +772,7 @@ def _contact_sheet(art: RunArtifacts, thumbnails: dict[str, Path]) -> str:
     if not spans:
         return ""
     board = {s.id: s for s in art.storyboard.shots} if art.storyboard is not None else {}
+    shared = set(shared_prompt_sentences(art.storyboard)) if art.storyboard is not None else set()
     plan = {s.id: s for s in art.plan.shots} if art.plan is not None else {}
     sections = {s.index: s for s in art.analysis.sections} if art.analysis is not None else {}
     heard = _descriptions_by_shot(art, spans)
@@ -640,7 +780,10 @@ def _contact_sheet(art: RunArtifacts, thumbnails: dict[str, Path]) -> str:
     if art.evaluation is not None and art.evaluation.semantic is not None:
         clip_scores = {s.shot_id: s for s in art.evaluation.semantic.shots}
     failed = art.render.failed_shots if art.render is not None else {}
+    # A long song's cards start folded: a contact sheet of frames, each one click from its details.
+    fold = "" if len(spans) > OPEN_CARDS_MAX else " open"
     cards = []
+    filters: dict[str, tuple[str, int]] = {}  # section label -> (role, shots)
     for shot_id, start, end in spans:
         shot = board.get(shot_id)
         planned = plan.get(shot_id)
@@ -653,13 +796,18 @@ def _contact_sheet(art: RunArtifacts, thumbnails: dict[str, Path]) -> str:
             else "<div class=\"noframe\">no frame</div>"
         )
         chips = []
+        label = heading_chip = ""
         if section is not None:
-            colour = section_colour(section.label)
-            chips.append(f"<span class=\"chip\" style=\"background:{colour}33;border-color:{colour}\">{_e(section.label)} {_e(section.role)}</span>")
+            label = section.label
+            role, n = filters.get(label, (section.role, 0))
+            filters[label] = (role, n + 1)
+            heading_chip = _section_chip(section.label, section.role)
         if planned is not None:
             chips.append(f"<span class=\"chip\">cut on {_e(planned.cut)}</span>")
         if shot is not None and shot.camera:
             chips.append(f"<span class=\"chip\">{_e(shot.camera)}</span>")
+        if shot is not None and shot.motif:
+            chips.append(f"<span class=\"chip\">{_e(shot.motif)}</span>")
         for name in shot.characters if shot else []:
             chips.append(f"<span class=\"chip person\">{_e(name)}</span>")
         if shot_id in failed:
@@ -667,7 +815,9 @@ def _contact_sheet(art: RunArtifacts, thumbnails: dict[str, Path]) -> str:
         lines = []
         if shot is not None:
             lines.append(f"<p class=\"scene\">{_e(shot.scene)}</p>")
-            lines.append(f"<p class=\"prompt\"><span>prompt</span>{_e(shot.prompt)}</p>")
+            own = own_prompt(shot, art.storyboard, shared)
+            if own:
+                lines.append(f"<p class=\"prompt\"><span>prompt adds</span>{_e(own)}</p>")
             if shot.lyrics:
                 lines.append(f"<p class=\"lyrics\">♪ {_e(shot.lyrics)}</p>")
         description = heard.get(shot_id)
@@ -693,13 +843,26 @@ def _contact_sheet(art: RunArtifacts, thumbnails: dict[str, Path]) -> str:
             if score.clap_similarity is not None:
                 bits.append(f"CLAP {score.clap_similarity:.3f}")
             lines.append(f"<p class=\"muted\">{_e(' · '.join(bits))}</p>")
+        if shot is not None:
+            lines.append(f"<details class=\"full\"><summary>full prompt</summary><p>{_e(shot.prompt)}</p></details>")
         palette = "".join(f"<span class=\"swatch small\" style=\"background:{_e(c)}\"></span>" for c in (shot.palette if shot else []))
         cards.append(
-            f"<article class=\"shot\" id=\"{_e(shot_id)}\">{picture}<div class=\"body\">"
-            f"<h3>{_e(shot_id)} <small>{_fmt_time(start)}–{_fmt_time(end)} · {end - start:.2f} s</small>{palette}</h3>"
-            f"<div class=\"chips\">{''.join(chips)}</div>{''.join(lines)}</div></article>"
+            f"<article class=\"shot\" id=\"{_e(shot_id)}\" data-section=\"{_e(label)}\" data-start=\"{start:.3f}\" data-end=\"{end:.3f}\">"
+            f"<button class=\"frame\" data-seek=\"{start:.3f}\" title=\"play from {_fmt_time(start)}\">{picture}<span class=\"play\">▶</span></button>"
+            f"<details class=\"body\"{fold}><summary><b>{_e(shot_id)}</b> <small>{_fmt_time(start)}–{_fmt_time(end)} · {end - start:.2f} s</small>"
+            f" {heading_chip}{palette}</summary><div class=\"chips\">{''.join(chips)}</div>{''.join(lines)}</details></article>"
         )
-    return f"<section><h2>Shots</h2><div class=\"sheet\">{''.join(cards)}</div></section>"
+    buttons = "<button class=\"filter on\" data-filter=\"\">all <small>" + str(len(spans)) + "</small></button>" + "".join(
+        f"<button class=\"filter\" data-filter=\"{_e(label)}\" style=\"border-color:{section_colour(label)}\">"
+        f"{_e(label)} {_e(role)} <small>{n}</small></button>"
+        for label, (role, n) in sorted(filters.items())
+    )
+    tools = (
+        f"<div class=\"tools\"><span class=\"muted\">sections</span> {buttons}"
+        "<span class=\"spacer\"></span><button class=\"fold\" data-open=\"0\">collapse all</button>"
+        "<button class=\"fold\" data-open=\"1\">expand all</button></div>"
+    )
+    return f"<section id=\"shots\"><h2>Shots</h2>{tools}<div class=\"sheet\">{''.join(cards)}</div></section>"
 
 
 def _descriptions_by_shot(art: RunArtifacts, spans: list[tuple[str, float, float]]) -> dict[str, SegmentDescription]:
@@ -749,7 +912,7 @@ def _models_section(art: RunArtifacts) -> str:
             "<details><summary>All settings of this run</summary>"
             f"<pre>{_e(json.dumps(art.run.settings, indent=2, sort_keys=True))}</pre></details>"
         )
-    return f"<section><h2>Models and settings</h2><table class=\"kv\">{table}</table>{settings}</section>"
+    return f"<section id=\"models\"><h2>Models and settings</h2><table class=\"kv\">{table}</table>{settings}</section>"
 
 
 def _with_model(backend: str, model: str | None) -> str:
@@ -768,9 +931,67 @@ def _timing_section(art: RunArtifacts) -> str:
         for stage in art.run.stages
     )
     return (
-        f"<section><h2>Time per stage</h2><table class=\"timing\">{rows}"
+        f"<section id=\"timing\"><h2>Time per stage</h2><table class=\"timing\">{rows}"
         f"<tr class=\"total\"><td>total</td><td class=\"num\">{total:.2f} s</td><td></td><td></td></tr></table></section>"
     )
+
+
+# The page's only script: seeking, the docked player, the playhead, section filters and folding.
+# Everything works from data- attributes written above, so the page stays one static file.
+_SCRIPT = """
+(() => {
+  const video = document.getElementById('player');
+  const seek = (t) => {
+    if (!video || !isFinite(t)) return;
+    video.currentTime = Math.max(0, t);
+    const played = video.play();
+    if (played && played.catch) played.catch(() => {});
+  };
+  document.addEventListener('click', (event) => {
+    const target = event.target.closest('[data-seek]');
+    if (target) { event.preventDefault(); seek(parseFloat(target.dataset.seek)); return; }
+    const plot = event.target.closest('.seekable');
+    if (plot) {
+      const box = plot.getBoundingClientRect();
+      const left = parseFloat(plot.dataset.left), right = parseFloat(plot.dataset.right);
+      const share = ((event.clientX - box.left) / box.width - left) / (right - left);
+      seek(Math.min(1, Math.max(0, share)) * parseFloat(plot.dataset.duration));
+      return;
+    }
+    const filter = event.target.closest('.filter');
+    if (filter) {
+      document.querySelectorAll('.filter').forEach((b) => b.classList.toggle('on', b === filter));
+      const wanted = filter.dataset.filter;
+      document.querySelectorAll('.shot').forEach((card) => { card.hidden = wanted !== '' && card.dataset.section !== wanted; });
+      return;
+    }
+    const fold = event.target.closest('.fold');
+    if (fold) document.querySelectorAll('.shot details.body').forEach((d) => { d.open = fold.dataset.open === '1'; });
+  });
+  if (!video) return;
+  // The player docks in a corner while its place is scrolled away, so a click on a shot far
+  // down the page plays where the reader is.
+  const slot = video.parentElement;
+  new IntersectionObserver(([entry]) => video.classList.toggle('docked', !entry.isIntersecting), { threshold: 0.2 }).observe(slot);
+  const heads = document.querySelectorAll('.seekable');
+  const cards = Array.from(document.querySelectorAll('.shot'));
+  let playing = null;
+  video.addEventListener('timeupdate', () => {
+    const t = video.currentTime;
+    heads.forEach((plot) => {
+      const left = parseFloat(plot.dataset.left), right = parseFloat(plot.dataset.right);
+      const share = t / (parseFloat(plot.dataset.duration) || 1);
+      plot.querySelector('.playhead').style.left = (100 * (left + (right - left) * share)) + '%';
+    });
+    const now = cards.find((c) => t >= parseFloat(c.dataset.start) && t < parseFloat(c.dataset.end)) || null;
+    if (now !== playing) {
+      if (playing) playing.classList.remove('playing');
+      if (now) now.classList.add('playing');
+      playing = now;
+    }
+  });
+})();
+"""
 
 
 _CSS = """
@@ -779,15 +1000,51 @@ _CSS = """
 body { margin:0; background:var(--bg); color:var(--ink);
   font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
 main { max-width: 1320px; margin: 0 auto; padding: 28px 24px 48px; }
-header { background: linear-gradient(135deg, #1f2933, #3e4c59); color: #fff; border-radius: 14px; padding: 26px 28px; }
-header h1 { margin: 2px 0 6px; font-size: 34px; letter-spacing: -0.5px; }
+header { background: linear-gradient(135deg, #1f2933, #3e4c59); color: #fff; border-radius: 14px; padding: 24px 28px;
+  display: grid; grid-template-columns: minmax(0, 1fr) minmax(280px, 440px); gap: 8px 28px; }
+header .intro { min-width: 0; }
+header h1 { margin: 2px 0 4px; font-size: 34px; letter-spacing: -0.5px; }
 .eyebrow { margin:0; text-transform: uppercase; letter-spacing: 1.5px; font-size: 12px; opacity: .7; }
-.subtitle { margin: 0 0 14px; opacity: .9; max-width: 900px; }
-.facts { display:flex; flex-wrap:wrap; gap:10px; margin-top: 12px; }
-.fact { background: rgba(255,255,255,.1); border-radius: 8px; padding: 6px 12px; }
-.fact span { display:block; font-size: 11px; text-transform: uppercase; letter-spacing: 1px; opacity: .7; }
-.fact b { font-size: 16px; }
-.player { display:block; margin-top: 16px; max-width: 640px; width: 100%; border-radius: 8px; background:#000; }
+.subtitle { margin: 0 0 12px; opacity: .9; font-size: 17px; }
+.figures { display:grid; grid-template-columns: repeat(auto-fill, minmax(128px, 1fr)); gap: 10px; align-content: start; }
+.figure { background: rgba(255,255,255,.09); border-radius: 10px; padding: 8px 12px; }
+.figure span { display:block; font-size: 11px; text-transform: uppercase; letter-spacing: 1px; opacity: .7; }
+.figure b { display:block; font-size: 22px; line-height: 1.25; }
+.figure small { display:block; font-size: 12px; opacity: .75; }
+.preview-note { grid-column: 1 / -1; margin: 6px 0 0; font-size: 14px; background: rgba(240,180,41,.16);
+  border-left: 4px solid #f0b429; border-radius: 6px; padding: 8px 12px; }
+.preview-note code { background: rgba(255,255,255,.14); color: #fff; }
+.player-slot { max-width: 720px; aspect-ratio: 16 / 9; margin-top: 8px; }
+.player { display:block; width: 100%; height: 100%; border-radius: 8px; background:#000; }
+.player.docked { position: fixed; right: 18px; bottom: 18px; width: 360px; height: auto; z-index: 20;
+  box-shadow: 0 8px 28px rgba(0,0,0,.35); }
+nav.toc { position: sticky; top: 0; z-index: 10; display:flex; flex-wrap: wrap; gap: 4px 18px; padding: 10px 4px;
+  background: var(--bg); border-bottom: 1px solid var(--line); font-size: 14px; }
+nav.toc a { color: #3e4c59; text-decoration: none; } nav.toc a:hover { color: var(--accent); }
+section { scroll-margin-top: 48px; }
+.warning { margin: 8px 0 12px; } .warning ul { margin: 4px 0; } .action { margin: 2px 0 0 18px; color: #3e4c59; font-weight: 500; }
+.bands { position: relative; height: 26px; margin-top: 4px; }
+.band { position: absolute; top: 0; height: 24px; border: 0; border-radius: 4px; color: #fff; font: 600 12px/24px system-ui, sans-serif;
+  overflow: hidden; white-space: nowrap; text-overflow: ellipsis; cursor: pointer; padding: 0 4px; opacity: .85; }
+.band:hover { opacity: 1; }
+.seekable { position: relative; cursor: crosshair; }
+.playhead { position: absolute; top: 0; bottom: 0; width: 2px; background: var(--accent); left: -10px; pointer-events: none; }
+.concept { max-width: 980px; }
+.tools { display:flex; flex-wrap: wrap; align-items: center; gap: 6px; margin-bottom: 12px; }
+.tools .spacer { flex: 1; }
+.tools button { font: inherit; font-size: 13px; border: 1px solid #cbd2d9; background: #fff; border-radius: 999px; padding: 2px 10px; cursor: pointer; }
+.tools button.on { background: #1f2933; color: #fff; border-color: #1f2933; }
+.tools button small { opacity: .65; }
+.shot .frame { position: relative; padding: 0; border: 0; background: none; cursor: pointer; display:block; width: 100%; }
+.shot .frame .play { position: absolute; left: 10px; bottom: 8px; color: #fff; font-size: 14px; background: rgba(0,0,0,.45);
+  border-radius: 999px; padding: 2px 9px; opacity: 0; transition: opacity .15s; }
+.shot .frame:hover .play { opacity: 1; }
+.shot.playing { outline: 3px solid var(--accent); }
+.shot summary { cursor: pointer; font-size: 14px; }
+.shot summary small { color: var(--muted); margin-left: 4px; }
+details.full summary { color: var(--muted); font-size: 12px; }
+details.full p { font-size: 12px; color: #3e4c59; margin: 4px 0 0; }
+@media (max-width: 900px) { header { grid-template-columns: 1fr; } }
 section { background: var(--card); border: 1px solid var(--line); border-radius: 12px; padding: 18px 22px; margin-top: 18px; }
 h2 { margin: 0 0 12px; font-size: 20px; }
 h3 { font-size: 15px; margin: 14px 0 6px; }
@@ -823,7 +1080,7 @@ ul.plain { list-style: none; padding: 0; margin: 0; } ul.plain li { margin: 4px 
 .palette { margin-top: 8px; }
 .swatch { display:inline-block; width: 22px; height: 22px; border-radius: 5px; margin-right: 4px; border: 1px solid rgba(0,0,0,.15); vertical-align: middle; }
 .swatch.small { width: 12px; height: 12px; border-radius: 3px; margin: 0 0 0 4px; }
-.sheet { display:grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 14px; }
+.sheet { display:grid; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)); gap: 14px; align-items: start; }
 .shot { border: 1px solid var(--line); border-radius: 10px; overflow: hidden; background: #fff; display:flex; flex-direction: column; }
 .shot img, .noframe { width: 100%; aspect-ratio: 16 / 9; object-fit: cover; background: #1f2933; display:block; }
 .noframe { color: #9aa5b1; display:flex; align-items:center; justify-content:center; font-size: 13px; }
