@@ -309,3 +309,45 @@ def test_a_failing_shot_gets_a_placeholder_and_is_retried(tmp_path: Path):
     renderer = CountingRenderer(WIDTH, HEIGHT, 24)
     retried = render_storyboard(renderer, storyboard, analysis, run, 24, WIDTH, HEIGHT)
     assert renderer.rendered == ["shot-001"] and not retried.failed_shots
+
+
+# --------------------------------------------------------------------------------------------
+# the prompt
+
+
+def test_a_colour_named_in_the_prompt_is_drawn():
+    renderer, analysis = AnimaticRenderer(WIDTH, HEIGHT, 24), make_analysis()
+    cold = ["#000020", "#0030ff", "#00b0ff"]
+    plain = frames_of(renderer, make_shot(0, 0.0, 0.5, palette=cold, prompt="glowing orbs over a lake"), analysis, 2)
+    crimson = frames_of(renderer, make_shot(0, 0.0, 0.5, palette=cold, prompt="crimson orbs over a lake"), analysis, 2)
+    red = 0
+    assert crimson[..., red].mean() > plain[..., red].mean() + 8  # the prompt's crimson lights the orbs
+    # words that only describe the palette ("blue", "azure") change nothing
+    described = frames_of(renderer, make_shot(0, 0.0, 0.5, palette=cold, prompt="blue and azure orbs over a lake"), analysis, 2)
+    np.testing.assert_array_equal(described, plain)
+
+
+def test_a_motif_named_in_the_prompt_is_drawn_unless_the_prompt_mentions_the_entrys_own():
+    from music2video.render.animatic import prompt_motif
+
+    assert prompt_motif("a neon city street at night", "orbs") == "grid"
+    assert prompt_motif("snow falling on the dancer", "waves") == "particles"
+    assert prompt_motif("glowing orbs of light over the city", "orbs") == "orbs"  # its own motif is named
+    assert prompt_motif("prompt 3", "rings") == "rings"  # nothing named: the entry decides
+    renderer, analysis = AnimaticRenderer(WIDTH, HEIGHT, 24), make_analysis()
+    edited = frames_of(renderer, make_shot(0, 0.0, 0.5, "orbs", prompt="a long tunnel"), analysis, 2)
+    tunnel = frames_of(renderer, make_shot(0, 0.0, 0.5, "tunnel", prompt="a long tunnel"), analysis, 2)
+    np.testing.assert_array_equal(edited, tunnel)
+
+
+def test_editing_a_prompt_changes_the_clip(tmp_path: Path):
+    """The issue seen: an edited prompt re-rendered its shot, but the clip came out byte-identical."""
+    run, storyboard, analysis = RunFolder(tmp_path), make_storyboard(), make_analysis()
+    renderer = AnimaticRenderer(WIDTH, HEIGHT, 24)
+    first = render_storyboard(renderer, storyboard, analysis, run, 24, WIDTH, HEIGHT)
+    edited = storyboard.model_copy(deep=True)
+    edited.shots[2].prompt += ", crimson snow falling"
+    second = render_storyboard(renderer, edited, analysis, run, 24, WIDTH, HEIGHT)
+    before, after = (read_frames(tmp_path / result.clips[2].path) for result in (first, second))
+    assert before.shape == after.shape
+    assert np.abs(before.astype(int) - after).mean() > 2  # other colours, another motif

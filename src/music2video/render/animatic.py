@@ -12,7 +12,12 @@ drawn from its storyboard entry:
 * ``camera``: zoom ("push in", "pull out"), roll ("orbit left"), drift ("pan", "whip pan",
   "tilt"), shake ("handheld") or none ("static");
 * the beats: every beat inside the shot flashes and bumps the zoom, downbeats harder;
-* ``seed``: every random choice, so the same entry always gives the same frames.
+* ``seed``: every random choice, so the same entry always gives the same frames;
+* ``prompt``: what a procedural drawing can take from words. A colour the prompt names that is
+  in no palette colour (``crimson``, ``gold``, ``teal`` ...) becomes the first light, and when the
+  prompt never mentions the entry's motif but names another (``a neon city street`` -> grid,
+  ``snow`` -> particles), that one is drawn. So editing a prompt in ``storyboard.json`` changes its
+  clip. People, places and actions take effect only with a video model.
 
 Speed: a 3-minute preview at 640x360, 24 fps must render and encode well above real time on two
 cores, so drawing gets about 3 ms a frame. Everything is vectorised numpy on float32 grids;
@@ -47,7 +52,7 @@ from music2video.videofile import ClipWriter
 log = logging.getLogger(__name__)
 
 # Bump when the drawing changes: it is part of every clip's hash, so old clips are redrawn.
-RENDERER_VERSION = 1
+RENDERER_VERSION = 2  # 2: colours and motifs named in the prompt
 
 MOTIFS = ("orbs", "waves", "rings", "rays", "grid", "particles", "ribbons", "tunnel")
 FALLBACK_MOTIF = "orbs"
@@ -573,6 +578,62 @@ def resolve_motif(name: str, shot_id: str = "") -> str:
     return chosen
 
 
+# Colour words a prompt may use, by hue in degrees (HSL): a named colour the palette lacks is drawn.
+COLOUR_HUES_DEG: dict[str, float] = {
+    "red": 0, "scarlet": 8, "vermilion": 12, "orange": 28, "amber": 45, "gold": 50, "golden": 50,
+    "yellow": 60, "lime": 85, "green": 120, "emerald": 140, "jade": 150, "teal": 172, "turquoise": 175,
+    "cyan": 188, "azure": 212, "blue": 235, "cobalt": 220, "navy": 235, "indigo": 262, "violet": 275,
+    "purple": 285, "lilac": 285, "magenta": 305, "fuchsia": 310, "pink": 330, "rose": 338, "crimson": 348,
+}  # fmt: skip
+NEW_HUE_MIN_DEG = 35.0  # a named colour this far in hue from every palette colour is new to the shot
+CHROMATIC_MIN_SATURATION = 0.12  # below this a palette colour is grey and has no hue to compare
+
+
+def _hue_saturation(rgb: np.ndarray) -> tuple[float, float]:
+    import colorsys
+
+    hue, _lightness, saturation = colorsys.rgb_to_hls(*(float(c) for c in rgb))
+    return hue * 360.0, saturation
+
+
+def prompt_colours(prompt: str, palette: list[np.ndarray]) -> list[np.ndarray]:
+    """Colours the prompt names whose hue is in no palette colour, in the order named (RGB 0..1).
+
+    Names that merely describe the palette (the template writer's "yellow, green and azure")
+    match a palette hue and change nothing.
+    """
+    import colorsys
+
+    hues = [h for h, sat in map(_hue_saturation, palette) if sat >= CHROMATIC_MIN_SATURATION]
+    found: list[np.ndarray] = []
+    seen: set[float] = set()
+    for word in re.findall(r"[a-z]+", prompt.lower()):
+        hue = COLOUR_HUES_DEG.get(word)
+        if hue is None or hue in seen:
+            continue
+        if all(min(abs(hue - h), 360 - abs(hue - h)) >= NEW_HUE_MIN_DEG for h in hues):
+            seen.add(hue)
+            found.append(np.array(colorsys.hls_to_rgb(hue / 360.0, 0.55, 0.8), np.float32))
+    return found
+
+
+def prompt_motif(prompt: str, motif: str, shot_id: str = "") -> str:
+    """The motif to draw: the entry's own, unless the prompt never mentions it and names another."""
+    text = prompt.lower()
+    drawn = resolve_motif(motif, shot_id)
+
+    def mentions(name: str) -> int:
+        return sum(text.count(word) for word in (name, *MOTIF_KEYWORDS[name]))
+
+    if not text or mentions(drawn):
+        return drawn
+    named = max(MOTIFS, key=mentions)  # ties go to the first in MOTIFS: stable
+    if not mentions(named):
+        return drawn
+    log.info("%s: the prompt names %s, not the motif %r: drawing %s", shot_id or "shot", named, motif, named)
+    return named
+
+
 # --------------------------------------------------------------------------------------------
 # The renderer
 
@@ -734,13 +795,15 @@ class AnimaticRenderer:
         palette = (
             parse_palette(shot.palette) or parse_palette(storyboard.style.palette) or parse_palette(list(DEFAULT_PALETTE))
         )
-        layers, near, far = self._colours(palette)
+        # The style bible's look is in every prompt; only what this prompt adds may recolour it.
+        own_words = shot.prompt.replace(storyboard.style.look, " ") if storyboard.style.look else shot.prompt
+        layers, near, far = self._colours(palette, prompt_colours(own_words, palette))
         layers.allocate(h, w)
         background = self._background(look_rng, near, far)
         flash_colour = (0.5 * layers.colours[0] + 0.5)[:, None, None] * PULSE_FLASH
 
         # 5. The motif, with its own random choices.
-        motif = MOTIF_CLASSES[resolve_motif(shot.motif, shot.id)](motif_rng, self._aspect, shot_energy)
+        motif = MOTIF_CLASSES[prompt_motif(shot.prompt, shot.motif, shot.id)](motif_rng, self._aspect, shot_energy)
 
         canvas = np.empty((3, h, w), np.float32)
         small = np.empty((h, w, 3), np.uint8)
@@ -786,8 +849,9 @@ class AnimaticRenderer:
             yield frame
 
     @staticmethod
-    def _colours(palette: list[np.ndarray]) -> tuple[Layers, np.ndarray, np.ndarray]:
-        """Three light colours (brightest palette colours first) and two dark background colours.
+    def _colours(palette: list[np.ndarray], named: list[np.ndarray] = ()) -> tuple[Layers, np.ndarray, np.ndarray]:
+        """Three light colours (colours the prompt ``named``, then the brightest palette colours)
+        and two dark background colours.
 
         The darkest colour, dimmed, is the background; every other colour is a light. With fewer
         than three lights, the darkest colour brightened and a paler first light fill in, so a
@@ -795,7 +859,7 @@ class AnimaticRenderer:
         """
         by_luminance = sorted(palette, key=_luminance)
         darkest = by_luminance[0]
-        lights = [_scaled_to_peak(c, 0.9) for c in reversed(by_luminance[1:])] or [_scaled_to_peak(darkest, 0.9)]
+        lights = [_scaled_to_peak(c, 0.9) for c in [*named, *reversed(by_luminance[1:])]] or [_scaled_to_peak(darkest, 0.9)]
         for filler in (_scaled_to_peak(darkest, 0.8), 0.6 * lights[0] + 0.35):
             if len(lights) < 3:
                 lights.append(filler)
