@@ -314,7 +314,7 @@ def test_ltx_single_generation(tiny_ltx, tmp_path):
 
 @pytest.mark.parametrize("cache", ["first-block", "taylorseer", "pab"])
 def test_step_caches_run(tiny_wan, tmp_path, cache):
-    with make_renderer(tiny_wan, cache=cache, settings={"steps": 4}) as renderer:
+    with make_renderer(tiny_wan, settings={"steps": 4, "cache": cache}) as renderer:
         frame_count = render_one(renderer, make_shot(end_s=0.5), 24.0, tmp_path / "cached.mp4")
     assert count_frames(tmp_path / "cached.mp4") == frame_count
 
@@ -395,7 +395,7 @@ def test_fingerprint_tracks_pixels_not_memory_options(tiny_wan):
     base = make_renderer(tiny_wan).settings_fingerprint()
     assert make_renderer(tiny_wan, settings={"offload": "sequential"}).settings_fingerprint() == base
     assert make_renderer(tiny_wan, settings={"steps": 3}).settings_fingerprint() != base
-    assert make_renderer(tiny_wan, cache="first-block").settings_fingerprint() != base
+    assert make_renderer(tiny_wan, settings={"cache": "first-block"}).settings_fingerprint() != base
 
 
 # --------------------------------------------------------------------------------------------
@@ -422,8 +422,8 @@ def test_broken_folder_is_a_one_line_load_error(tmp_path):
 
 
 def test_bad_options_fail_early(tiny_wan):
-    with pytest.raises(Music2VideoError, match="first-block"):
-        make_renderer(tiny_wan, cache="warp-drive")
+    with pytest.raises(ValueError, match="first-block"):  # the settings model checks the options, once
+        make_renderer(tiny_wan, settings={"cache": "warp-drive"})
     with pytest.raises(Music2VideoError, match="wan2.1-1.3b"):
         DiffusersRenderer(VideoModelSettings(model="no-such-model"), 32, 32, 24.0)
 
@@ -503,7 +503,7 @@ def test_a_failing_torch_compile_falls_back_to_eager(tiny_wan, tmp_path, monkeyp
 
     monkeypatch.setattr(DiffusersRenderer, "_generate_shot", compile_fails_once)
     with caplog.at_level(logging.WARNING, logger="music2video.render.diffusion"):
-        with make_renderer(tiny_wan, compile=True) as renderer:
+        with make_renderer(tiny_wan, settings={"compile": True}) as renderer:
             assert renderer._compiled
             render_one(renderer, make_shot(end_s=0.5), 24.0, tmp_path / "eager.mp4")
             assert not renderer._compiled

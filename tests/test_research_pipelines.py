@@ -82,6 +82,7 @@ def _check_video(out: Path, song: Path) -> None:
     assert np.std(np.stack(frames)) > 1  # the diffusion model drew something, not a blank placeholder
 
 
+@pytest.mark.slow  # about a minute on 2 cores: the whole pipeline with five tiny models
 def test_clap_pipeline_end_to_end(tiny_models, excerpt, tmp_path):
     out = tmp_path / "clap.mp4"
     main([str(a) for a in [excerpt, "-o", out, "--pipeline", "clap", "--clap-model", tiny_models["clap"], *_common_flags(tiny_models)]])
@@ -101,6 +102,7 @@ def test_clap_pipeline_end_to_end(tiny_models, excerpt, tmp_path):
     _check_video(out, excerpt)
 
 
+@pytest.mark.slow  # about a minute on 2 cores; the listener contract alone is in test_conformance.py
 def test_lalm_pipeline_end_to_end(tiny_models, excerpt, tmp_path):
     out = tmp_path / "lalm.mp4"
     main([str(a) for a in [excerpt, "-o", out, "--pipeline", "lalm", "--lalm-model", tiny_models["lalm"], *_common_flags(tiny_models)]])

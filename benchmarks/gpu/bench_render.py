@@ -132,9 +132,13 @@ def run_variant(folder: Path, work: Path, args, cache: str | None, device: str) 
             inside[0] += time.perf_counter() - started
 
     settings = VideoModelSettings(
-        model=str(folder), device=device, steps=args.steps, generation_size=None if not args.tiny else "32x32"
+        model=str(folder),
+        device=device,
+        steps=args.steps,
+        generation_size=None if not args.tiny else "32x32",
+        cache=cache or "none",
     )
-    renderer = DiffusersRenderer(settings, args.width, args.height, 24.0, cache=cache)
+    renderer = DiffusersRenderer(settings, args.width, args.height, 24.0)
     board, analysis = storyboard(args.shots)
     warm_board = board.model_copy(update={"shots": board.shots[:1]})
     # The pipeline loads once per run, for every shot: load it outside the timing, and keep

@@ -162,30 +162,26 @@ class Run:
             return self.run.cached("shots.json", ShotPlan, key, lambda: shots.plan_shots(analysis, self.settings.shots))
 
     def listen(self, audio: AudioInfo, analysis: Analysis, plan: ShotPlan) -> Descriptions:
-        listener = self.backends["listener"]
-        listener_settings = getattr(self.settings, listener, None)
-        if listener == "clap":  # the user's vocabulary files count by content, not by path
-            listener_settings = [listener_settings, [file_sha256(Path(p)) for p in self.settings.clap.vocabularies if Path(p).is_file()]]
+        from music2video import listen
+
+        name = self.backends["listener"]
+        settings = getattr(self.settings, name, None)  # the listener's own section; dsp has none
         with self._stage("listen", "descriptions.json"):
-            key = stable_hash(plan.key, listener, listener_settings, _listener_data_hash(listener), STAGE_VERSIONS["listen"])
+            key = stable_hash(plan.key, name, *listen.fingerprint(name, settings), STAGE_VERSIONS["listen"])
             return self.run.cached(
-                "descriptions.json", Descriptions, key, lambda: self._describe(listener, audio, analysis, plan)
+                "descriptions.json",
+                Descriptions,
+                key,
+                lambda: listen.describe(
+                    name,
+                    self.run.path("audio.wav"),
+                    analysis,
+                    plan,
+                    settings,
+                    self.progress.stage("listen"),
+                    samples=self._analysis_samples() if name == "dsp" else None,
+                ),
             )
-
-    def _describe(self, listener: str, audio: AudioInfo, analysis: Analysis, plan: ShotPlan) -> Descriptions:
-        progress = self.progress.stage("listen")
-        if listener == "dsp":
-            from music2video.listen.dsp import describe_dsp
-
-            return describe_dsp(self._analysis_samples(), decode.ANALYSIS_RATE_HZ, analysis, plan, progress)
-        if listener == "clap":
-            from music2video.listen.clap import describe_clap
-
-            return describe_clap(self.run.path("audio.wav"), analysis, plan, self.settings.clap, progress)
-        if listener == "lalm":
-            describe_lalm = _optional_backend("music2video.listen.lalm", "describe_lalm", "the lalm listener")
-            return describe_lalm(self.run.path("audio.wav"), analysis, plan, self.settings.lalm, progress)
-        raise Music2VideoError(f"unknown listener {listener!r}; choose dsp, clap or lalm")
 
     def check_lyrics_file(self, audio: AudioInfo) -> None:
         """Refuse a lyrics file that is missing, not text, empty, or too long for the song (one line each)."""
@@ -309,11 +305,11 @@ class Run:
         raise Music2VideoError(f"unknown writer {writer!r}; choose template or llm")
 
     def render(self, storyboard: Storyboard, analysis: Analysis) -> RenderResult:
-        from music2video.render import render_storyboard
+        from music2video.render import open_renderer, render_storyboard
 
         settings = self.settings
         with self._stage("render", "clips.json"):
-            renderer = self._renderer()
+            renderer = open_renderer(self.backends["renderer"], settings.width, settings.height, settings.fps, settings.video)
             result = render_storyboard(
                 renderer,
                 storyboard,
@@ -328,29 +324,6 @@ class Run:
             if self.run.load("clips.json", RenderResult, result.key) != result:
                 self.run.save("clips.json", result)
             return result
-
-    def _renderer(self):  # -> ShotRenderer
-        name = self.backends["renderer"]
-        settings = self.settings
-        if name == "animatic":
-            from music2video.render.animatic import AnimaticRenderer
-
-            return AnimaticRenderer(settings.width, settings.height, settings.fps)
-        if name == "diffusers":
-            renderer_class = _optional_backend("music2video.render.diffusion", "DiffusersRenderer", "the diffusers renderer")
-            video = settings.video
-            return renderer_class(
-                video,
-                settings.width,
-                settings.height,
-                settings.fps,
-                cache=None if video.cache == "none" else video.cache,
-                compile=video.compile,
-                attention_backend=video.attention_backend,
-                retime=video.retime,
-                extend=video.extend,
-            )
-        raise Music2VideoError(f"unknown renderer {name!r}; choose animatic or diffusers")
 
     def assemble(
         self, audio: AudioInfo, plan: ShotPlan, render: RenderResult, lyrics: Lyrics | None = None
@@ -506,18 +479,6 @@ def make_video(
     resolved = settings or load_settings(Path(config) if config else None, **overrides)
     run = Run(Path(song), resolved, Path(output) if output else None, Path(workdir) if workdir else None, progress)
     return run.until(until)
-
-
-def _listener_data_hash(listener: str) -> str | None:
-    """Vocabulary and prompt files a listener reads: editing them must refresh descriptions."""
-    package = Path(__file__).parent
-    if listener == "clap":
-        files = sorted((package / "data" / "vocabularies").glob("*.json"))
-    elif listener == "lalm":
-        files = sorted((package / "prompts").glob("lalm_*"))
-    else:
-        return None
-    return stable_hash(*[(path.name, path.read_text(encoding="utf-8")) for path in files])
 
 
 def _prompt_templates_hash() -> str:

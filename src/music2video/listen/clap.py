@@ -53,7 +53,7 @@ from music2video.errors import InputError, Music2VideoError
 from music2video.model_source import load_error, model_source
 from music2video.optional import require
 from music2video.progress import ProgressCallback, no_progress
-from music2video.runfolder import atomic_path, stable_hash
+from music2video.runfolder import atomic_path, file_sha256, stable_hash
 from music2video.settings import ClapSettings
 from music2video.torch_device import free_memory, resolve_device, resolve_dtype
 
@@ -74,6 +74,15 @@ VOCABULARY_PACKAGE_DIR = ("data", "vocabularies")
 
 # Vocabularies the sentence builder knows how to phrase; others are appended as "name: a, b".
 SENTENCE_VOCABULARIES = ("mood", "genre", "instruments", "timbre", "energy", "emotion", "colour", "setting")
+
+
+def fingerprint(settings: ClapSettings) -> list[Any]:
+    """What besides the shot plan decides clap's descriptions, for the listen stage's key: the
+    settings with the user's vocabulary files by content (not path), and the text of the
+    shipped vocabularies (people edit them)."""
+    user_files = [file_sha256(Path(path)) for path in settings.vocabularies if Path(path).is_file()]
+    shipped = sorted(Path(__file__).parents[1].joinpath(*VOCABULARY_PACKAGE_DIR).glob("*.json"))
+    return [[settings, user_files], stable_hash(*[(path.name, path.read_text(encoding="utf-8")) for path in shipped])]
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Render: turn every storyboard shot into a clip of exactly its frame count.
 
-A backend (``animatic``, ``diffusers``) implements :class:`ShotRenderer`. The driver below does
-what every backend needs the same way:
+A backend (``animatic``: :mod:`music2video.render.animatic`, ``diffusers``:
+:mod:`music2video.render.diffusion`) implements :class:`ShotRenderer`; :func:`open_renderer`
+picks one by name and hands it its settings. The driver below does what every backend needs
+the same way:
 
 * frame counts from the shot plan's frame-exact cuts (``Shot.frame_range``), so clips tile the
   finished video with no drift,
@@ -17,7 +19,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -27,7 +29,12 @@ from music2video.progress import ProgressCallback, no_progress
 from music2video.runfolder import RunFolder, stable_hash
 from music2video.videofile import X264_OPTIONS, ClipWriter
 
+if TYPE_CHECKING:
+    from music2video.settings import VideoModelSettings
+
 log = logging.getLogger(__name__)
+
+RENDERERS = ("animatic", "diffusers")
 
 CLIPS_FOLDER = "clips"
 RENDER_ARTIFACT = "clips.json"
@@ -61,6 +68,22 @@ class ShotRenderer(Protocol):
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
+
+
+def open_renderer(name: str, width: int, height: int, fps: float, video: VideoModelSettings) -> ShotRenderer:
+    """The renderer called ``name`` (one of :data:`RENDERERS`) for output frames of
+    ``width`` x ``height`` at ``fps``; ``video`` (the ``[video]`` settings section) goes to the
+    diffusers renderer, which reads all of its fields itself. Nothing loads until the renderer
+    is entered as a context manager. Its ``settings_fingerprint()`` keys the clips."""
+    if name == "animatic":
+        from music2video.render.animatic import AnimaticRenderer
+
+        return AnimaticRenderer(width, height, fps)
+    if name == "diffusers":
+        from music2video.render.diffusion import DiffusersRenderer
+
+        return DiffusersRenderer(video, width, height, fps)
+    raise Music2VideoError(f"unknown renderer {name!r}; choose {' or '.join(RENDERERS)}")
 
 
 def shot_hash(shot: StoryboardShot, storyboard: Storyboard, frame_count: int, fingerprint: object) -> str:

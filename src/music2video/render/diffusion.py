@@ -243,19 +243,20 @@ class DiffusersRenderer:
     """Render shots with a diffusers text-to-video pipeline (Wan, LTX-Video, CogVideoX ...).
 
     Args:
-        settings: model id or folder, device, dtype, steps, guidance, offload, VAE tiling.
+        settings: the ``[video]`` section, read here and nowhere else: model id or folder,
+            device, dtype, steps, guidance, offload, VAE tiling, generation size, and
+            ``cache`` (a diffusers step cache, one of :data:`CACHE_METHODS`, or ``none``;
+            faster, slightly different pixels), ``compile`` (``torch.compile`` the
+            transformer's repeated blocks: the first shot pays the compile time, later shots
+            run faster), ``attention_backend`` (``flash``, ``_native_cudnn``, ``sage`` ...;
+            None keeps PyTorch's scaled-dot-product attention), ``retime`` (``nearest`` or
+            ``blend``; see the module docstring) and ``extend`` (``auto`` extends long shots
+            with image-to-video when the model has it, else crossfades; ``crossfade`` always
+            crossfades). The settings model has validated them.
         width, height: output size in pixels (each clip is scaled and cropped to it).
         fps: output frame rate.
-        cache: a diffusers step cache, one of :data:`CACHE_METHODS` (``first-block``,
-            ``taylorseer``, ``pab``), or None. Faster, slightly different pixels.
-        cache_threshold: first-block cache threshold (default :data:`FIRST_BLOCK_CACHE_THRESHOLD`).
-        compile: ``torch.compile`` the transformer's repeated blocks (CUDA; the first shot pays
-            the compile time, later shots run faster).
-        attention_backend: a diffusers attention backend name (``flash``, ``_native_cudnn``,
-            ``sage`` ...); None keeps PyTorch's scaled-dot-product attention.
-        retime: ``nearest`` (default) or ``blend``; see the module docstring.
-        extend: ``auto`` extends long shots with image-to-video when the model has it, else
-            crossfades; ``crossfade`` always crossfades.
+        cache_threshold: first-block cache threshold (default :data:`FIRST_BLOCK_CACHE_THRESHOLD`);
+            a library knob, not a setting.
         video_model: a registry entry to use instead of resolving ``settings.model`` (tests and
             library users with their own entries).
 
@@ -271,27 +272,18 @@ class DiffusersRenderer:
         height: int,
         fps: float,
         *,
-        cache: str | None = None,
         cache_threshold: float | None = None,
-        compile: bool = False,
-        attention_backend: str | None = None,
-        retime: RetimeMode = "nearest",
-        extend: ExtendMode = "auto",
         video_model: VideoModel | None = None,
     ):
-        if cache is not None and cache not in CACHE_METHODS:
-            raise Music2VideoError(f"unknown step cache {cache!r}; choose one of {', '.join(CACHE_METHODS)} or none")
-        if retime not in ("nearest", "blend"):
-            raise Music2VideoError(f"unknown retime mode {retime!r}; choose nearest or blend")
-        if extend not in ("auto", "crossfade"):
-            raise Music2VideoError(f"unknown extend mode {extend!r}; choose auto or crossfade")
         self.settings = settings
         self.entry = video_model or resolve_video_model(settings.model)
         self.model: str | None = self.entry.hf_id
         self.width, self.height, self.fps = width, height, fps
-        self.cache, self.cache_threshold = cache, cache_threshold
-        self.compile, self.attention_backend = compile, attention_backend
-        self.retime, self.extend = retime, extend
+        self.cache: str | None = None if settings.cache == "none" else settings.cache
+        self.cache_threshold = cache_threshold
+        self.compile, self.attention_backend = settings.compile, settings.attention_backend
+        self.retime: RetimeMode = settings.retime
+        self.extend: ExtendMode = settings.extend
         self.steps = settings.steps or self.entry.default_steps
         self.guidance = settings.guidance if settings.guidance is not None else self.entry.default_guidance
         self.generation_size = generation_size(self.entry, settings, width, height)

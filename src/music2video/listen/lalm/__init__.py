@@ -56,7 +56,7 @@ from music2video.listen.lalm.answers import (
     check_answer,
     parse_answer,
 )
-from music2video.listen.lalm.describe import describe_lalm
+from music2video.listen.lalm.describe import describe_lalm, fingerprint
 from music2video.listen.lalm.model import load_lalm, resolve_family
 from music2video.listen.lalm.prompts import window_facts
 from music2video.listen.lalm.windows import Window, plan_windows
@@ -69,6 +69,7 @@ __all__ = [
     "answer_tags",
     "check_answer",
     "describe_lalm",
+    "fingerprint",
     "load_lalm",
     "parse_answer",
     "plan_windows",

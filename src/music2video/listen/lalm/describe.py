@@ -26,6 +26,7 @@ from music2video.listen.lalm.prompts import (
 )
 from music2video.listen.lalm.windows import Window, WindowResult, plan_windows
 from music2video.progress import ProgressCallback, no_progress
+from music2video.prompts import prompt_files_hash
 from music2video.settings import LalmSettings
 from music2video.torch_device import free_memory, resolve_device, resolve_dtype
 
@@ -36,6 +37,12 @@ REPETITION_PENALTY = 1.05  # first pass: mild, the layout itself repeats words l
 RETRY_REPETITION_PENALTY = 1.2  # the retry pushes harder against loops
 RETRY_CONFIDENCE_FACTOR = 0.8  # an answer that needed the stricter prompt is trusted a little less
 MIN_ANSWER_CONFIDENCE = 0.3  # a usable free-text answer that filled no layout field
+
+
+def fingerprint(settings: LalmSettings) -> list[Any]:
+    """What besides the shot plan decides lalm's descriptions, for the listen stage's key: the
+    settings and the text of the ``lalm_*`` prompt templates (people edit them)."""
+    return [settings, prompt_files_hash("lalm_*")]
 
 
 def describe_lalm(
