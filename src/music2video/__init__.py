@@ -9,7 +9,13 @@ The Python API is the same code path as the CLI::
 
 from typing import Any
 
+from music2video.caches import use_user_numba_cache
+
 __version__ = "0.1.0"
+
+# Before anything imports numba (through librosa): its compiled code then lands in the user's
+# cache folder and is reused by every later run (caches.py says why).
+use_user_numba_cache()
 
 __all__ = ["Music2VideoError", "RunResult", "Settings", "load_settings", "make_video", "__version__"]
 

@@ -34,6 +34,7 @@ from music2video.artifacts import (
 )
 from music2video.errors import InputError, Music2VideoError
 from music2video.lyrics import Lyrics, lyrics_by_shot
+from music2video.preflight import check_run, check_song, default_output, default_run_folder
 from music2video.progress import PipelineProgress, SilentPipelineProgress
 from music2video.runfolder import RunFolder, file_sha256, stable_hash
 from music2video.settings import Settings, load_settings
@@ -43,18 +44,6 @@ log = logging.getLogger(__name__)
 
 # Bump a stage's version when its algorithm changes, so old artifacts are not reused.
 STAGE_VERSIONS = {"decode": 1, "structure": 1, "shots": 1, "listen": 1, "lyrics": 1, "write": 1, "assemble": 1}
-
-RUN_FOLDER_SUFFIX = ".music2video"
-
-
-def default_output(song: Path) -> Path:
-    """``song.mp3`` -> ``./song.mp4`` in the current directory."""
-    return Path.cwd() / f"{Path(song).stem}.mp4"
-
-
-def default_run_folder(output: Path) -> Path:
-    """The run folder sits beside the output: ``song.mp4`` -> ``song.music2video/``."""
-    return output.with_name(output.stem + RUN_FOLDER_SUFFIX)
 
 
 @dataclass
@@ -90,10 +79,7 @@ class Run:
         progress: PipelineProgress | None = None,
     ):
         self.song = Path(song)
-        if not self.song.exists():
-            raise InputError(f"{self.song}: no such file")
-        if self.song.is_dir():
-            raise InputError(f"{self.song} is a folder; give an audio or video file")
+        check_song(self.song)
         self.settings = settings
         self.output = Path(output) if output else default_output(self.song)
         self.run = RunFolder(Path(workdir) if workdir else default_run_folder(self.output))
@@ -463,6 +449,7 @@ def make_video(
     progress: PipelineProgress | None = None,
     until: str = "assemble",
     settings: Settings | None = None,
+    overwrite: bool = False,
     **overrides: Any,
 ) -> RunResult:
     """Turn ``song`` into a music video at ``output`` (default ``./<song>.mp4``).
@@ -472,11 +459,15 @@ def make_video(
     environment variables fill in the rest. Or pass ``settings`` already loaded with
     :func:`~music2video.settings.load_settings` (then neither ``config`` nor overrides).
     ``until`` stops after a stage (``structure``, ``shots``, ``listen``, ``write``, ``render``);
-    finished stages are reused.
+    finished stages are reused. ``output`` may replace only a video this run made before (not
+    the song, not any other file) unless ``overwrite``.
     """
+    # 1. Check the inputs: settings, the song, the output, before any heavy work.
     if settings is not None and (config or overrides):
         raise TypeError("make_video: give either settings or config and setting keywords, not both")
     resolved = settings or load_settings(Path(config) if config else None, **overrides)
+    check_run(song, output, workdir, writes_video=until == "assemble", overwrite=overwrite)
+    # 2. Run the stages.
     run = Run(Path(song), resolved, Path(output) if output else None, Path(workdir) if workdir else None, progress)
     return run.until(until)
 

@@ -270,7 +270,7 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
             os.environ[CONFIG_ENV_VAR] = str(config)
         return Settings(**overrides)
     except ValueError as error:  # pydantic's ValidationError is a ValueError
-        raise Music2VideoError(f"invalid settings: {_summarise_validation(error)}") from None
+        raise SettingsError(_problems(error)) from None
     finally:
         if config is not None:
             if previous is None:
@@ -296,12 +296,16 @@ def cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def _summarise_validation(error: ValueError) -> str:
+class SettingsError(Music2VideoError):
+    """Settings that do not validate; ``problems`` pairs each field's dotted path with what is wrong."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        super().__init__("invalid settings: " + "; ".join(f"{where}: {what}" for where, what in problems))
+
+
+def _problems(error: ValueError) -> list[tuple[str, str]]:
     errors = getattr(error, "errors", None)
-    if callable(errors):
-        parts = []
-        for item in errors():
-            where = ".".join(str(p) for p in item.get("loc", ())) or "settings"
-            parts.append(f"{where}: {item.get('msg', '')}")
-        return "; ".join(parts)
-    return str(error)
+    if not callable(errors):
+        return [("settings", str(error))]
+    return [(".".join(str(p) for p in item.get("loc", ())) or "settings", item.get("msg", "")) for item in errors()]

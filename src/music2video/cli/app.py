@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -34,6 +35,7 @@ app.command()(evaluate)
 app.command()(report)
 
 VERBOSE_FLAGS = ("-v", "--verbose")
+APP_OPTIONS = ("--version", "-V", "--help", *VERBOSE_FLAGS)
 
 
 def _print_version(asked: bool) -> None:
@@ -57,21 +59,32 @@ def _arguments(argv: list[str]) -> list[str]:
     verbose = [arg for arg in argv[:end] if arg in VERBOSE_FLAGS]
     rest = [arg for index, arg in enumerate(argv) if index >= end or arg not in VERBOSE_FLAGS]
     commands = {command.name or command.callback.__name__ for command in app.registered_commands}
-    if rest and not rest[0].startswith("-") and rest[0] not in commands:
-        rest.insert(0, "make")
+    if rest and rest[0] not in commands and rest[0] not in APP_OPTIONS and not _mistyped_command(rest[0]):
+        rest.insert(0, "make")  # a song, or a flag of make: music2video --fps 30 song.mp3
     return verbose[:1] + rest
 
 
+def _mistyped_command(word: str) -> bool:
+    """A bare word that is no file (``music2video export``): typer then says "no such command"."""
+    return word.isidentifier() and not Path(word).exists()
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: runs the app and turns a Music2VideoError into one line and exit code 1."""
+    """Entry point: every error ends as one line on stderr.
+
+    Exit codes: 0 done (or help shown), 1 a problem with the inputs, the models or the
+    machine, 2 a usage error (click's convention), 130 interrupted. ``--verbose`` adds the
+    traceback of errors that are not music2video's own.
+    """
     args = _arguments(list(sys.argv[1:] if argv is None else argv))
+    verbose = bool(args) and args[0] in VERBOSE_FLAGS
     # Usage errors are the click exceptions typer bundles (typer._click) or, in typer < 0.22,
     # click's own: found through typer, so that a light install never imports click.
     click_exception = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
     try:
         app(args=args, prog_name="music2video", standalone_mode=False)
     except Music2VideoError as error:
-        console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        _error_line(str(error))
         raise SystemExit(1) from None
     except KeyboardInterrupt:
         console.print("[red]interrupted[/red]: finished stages are kept; run the same command again to resume")
@@ -79,7 +92,37 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as done:
         raise SystemExit(done.exit_code) from None
     except click_exception as error:
-        error.show()
+        if type(error).__name__ == "NoArgsIsHelpError":  # a bare `music2video`: help is the answer
+            error.show()
+            raise SystemExit(0) from None
+        _error_line(_usage_message(error))
         raise SystemExit(error.exit_code) from None
     except typer.Abort:
         raise SystemExit(1) from None
+    except OSError as error:  # the machine: permissions, a full disk, a vanished folder ...
+        if verbose:
+            raise
+        where = f"{error.filename}: " if error.filename else ""
+        _error_line(f"{where}{error.strerror or error}")
+        raise SystemExit(1) from None
+    except Exception as error:
+        if verbose:
+            raise
+        _error_line(f"{type(error).__name__}: {error} (a bug in music2video: --verbose shows where; please report it)")
+        raise SystemExit(1) from None
+
+
+def _error_line(message: str) -> None:
+    console.print(f"[red]error:[/red] {' '.join(message.split())}", highlight=False, soft_wrap=True, markup=True)
+
+
+def _usage_message(error) -> str:  # error: click's UsageError (or another ClickException)
+    """click's message on one line, a "did you mean" for a near-miss flag, and where help is."""
+    message = error.format_message() if not hasattr(error, "possibilities") else f"No such option: {error.option_name}"
+    possibilities = sorted(getattr(error, "possibilities", None) or [])
+    if possibilities:
+        message += f"; did you mean {' or '.join(possibilities)}?"
+    context = getattr(error, "ctx", None)
+    if context is not None:
+        message += f" (see {context.command_path} --help)"
+    return message

@@ -16,7 +16,8 @@ from typing import Annotated, Any
 import typer
 from pydantic import BaseModel
 
-from music2video.settings import Settings, parse_resolution
+from music2video.errors import Music2VideoError
+from music2video.settings import Settings, SettingsError, parse_resolution
 from music2video.stages import STAGES
 
 # Panels of --help, in the order they are shown.
@@ -55,9 +56,13 @@ class Flag:
     def targets(self) -> tuple[str, ...]:
         return self.to or (self.name,)
 
+    @property
+    def option_name(self) -> str:
+        return f"--{self.name.replace('_', '-')}"
+
     def parameter(self, until: str) -> inspect.Parameter:
         """The typed parameter a Typer command declares for this flag."""
-        names = [f"--{self.name.replace('_', '-')}", *([self.short] if self.short else [])]
+        names = [self.option_name, *([self.short] if self.short else [])]
         help_text = self.partial_help if self.partial_help and until != "assemble" else self.help
         default = self.default_text if self.default_text is not None else _settings_default(self.targets[0])
         if default:  # rich markup would read an unescaped [default: x] as a style tag
@@ -97,12 +102,20 @@ FLAGS: tuple[Flag, ...] = (
         "workdir", Path, "Run folder for the stage artifacts.", INPUT_OUTPUT, "decode",
         metavar="FOLDER", default_text="beside the output, OUTPUT.music2video/",
     ),
+    Flag(
+        "overwrite", bool, "Replace an existing file at the output even if music2video did not make it (or it is the song).",
+        INPUT_OUTPUT, "assemble", metavar="",
+    ),
     Flag("config", Path, "TOML config file.", INPUT_OUTPUT, "decode", metavar="TOML", default_text="./music2video.toml if present"),
     # -- music
     Flag("min_shot", float, "Shortest shot, seconds.", MUSIC, "shots", to=("shots.min_shot_s",), metavar="SECONDS"),
     Flag("max_shot", float, "Longest shot, seconds.", MUSIC, "shots", to=("shots.max_shot_s",), metavar="SECONDS"),
     Flag("lyrics", Path, "Your lyrics: plain text (aligned to the song) or LRC (times kept).", MUSIC, "lyrics", to=("lyrics.user_lyrics",), metavar="FILE"),
     Flag("language", str, "Language of the lyrics (en, de, ja ...).", MUSIC, "lyrics", to=("lyrics.language",), metavar="CODE", default_text="detected"),
+    Flag(
+        "lyrics_offset", str, "LRC times against the voice: warn about a consistent offset, auto to shift by it, or SECONDS to shift by.",
+        MUSIC, "lyrics", to=("lyrics.offset",), metavar="warn|auto|SECONDS",
+    ),
     Flag(
         "vocal_separation", str, "What Whisper hears: none (the mix), foreground (REPET) or demucs.", MUSIC, "lyrics",
         to=("lyrics.separation",), metavar="none|foreground|demucs",
@@ -173,7 +186,10 @@ def to_keywords(flags: dict[str, Any]) -> dict[str, Any]:
         if value is None:
             continue
         flag = by_name[name]
-        values = flag.parse(value) if flag.parse else (value,) * len(flag.targets)
+        try:
+            values = flag.parse(value) if flag.parse else (value,) * len(flag.targets)
+        except Music2VideoError as error:
+            raise typer.BadParameter(str(error), param_hint=flag.option_name) from None
         for path, part in zip(flag.targets, values, strict=True):
             *sections, field = path.split(".")
             target = keywords
@@ -187,3 +203,18 @@ def split_settings(keywords: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
     """(Settings fields, the other keywords), so that settings are loaded once, before the run."""
     settings = {name: value for name, value in keywords.items() if name in Settings.model_fields}
     return settings, {name: value for name, value in keywords.items() if name not in settings}
+
+
+def flag_error(error: SettingsError, flags: dict[str, Any]) -> Exception:
+    """A usage error naming the flag when every invalid setting came from a flag the user gave;
+    otherwise ``error`` itself (the config file or the environment is at fault)."""
+    given = {path: flag for flag in FLAGS if flags.get(flag.name) is not None for path in flag.targets}
+
+    def culprit(where: str) -> Flag | None:  # a whole section is at fault when fields disagree
+        return given.get(where) or next((flag for path, flag in given.items() if path.startswith(where + ".")), None)
+
+    blamed = [(culprit(where), what) for where, what in error.problems]
+    if not blamed or any(flag is None for flag, _ in blamed):
+        return error
+    flag, what = blamed[0]
+    return typer.BadParameter(f"{flags[flag.name]!r}: {what}", param_hint=flag.option_name)

@@ -13,19 +13,30 @@ from typing import Annotated, Any
 
 import typer
 
-from music2video.cli.flags import pipeline_command, split_settings, to_keywords
+from music2video.cli.flags import flag_error, pipeline_command, split_settings, to_keywords
 from music2video.cli.show import console, print_analysis, print_plan, print_warnings, progress_bar, RichPipelineProgress
 
-Song = Annotated[Path, typer.Argument(help="Audio or video file: mp3, wav, flac, ogg, opus, m4a, mp4, mkv, webm ...", show_default=False)]
+Song = Annotated[Path, typer.Argument(help="Audio or video file: mp3, wav, flac, ogg, opus, m4a, mp4, mkv, webm ...", show_default=False, metavar="SONG")]
 
 
 def run_pipeline(song: Path, until: str, flags: dict[str, Any]):  # -> RunResult
     """Load the settings once from the flags given, then run ``make_video`` up to ``until``."""
-    from music2video.pipeline import make_video
-    from music2video.settings import load_settings
+    from music2video.caches import NUMBA_FIRST_COMPILE_S, numba_cache_is_cold
+    from music2video.preflight import check_run
+    from music2video.settings import SettingsError, load_settings
 
     setting_keywords, keywords = split_settings(to_keywords(flags))
-    settings = load_settings(keywords.pop("config", None), **setting_keywords)
+    try:
+        settings = load_settings(keywords.pop("config", None), **setting_keywords)
+    except SettingsError as error:
+        raise flag_error(error, flags) from None
+    # make_video makes the same checks; made here too, they answer before torch (--pipeline
+    # auto) and the pipeline's imports cost seconds.
+    check_run(song, keywords.get("output"), keywords.get("workdir"), writes_video=until == "assemble", overwrite=bool(keywords.get("overwrite")))
+    if numba_cache_is_cold():  # otherwise a silent minute inside the first analysis
+        console.print(f"first run: compiling the audio analysis, about {NUMBA_FIRST_COMPILE_S} s, once")
+    from music2video.pipeline import make_video
+
     if settings.pipeline == "auto":
         chosen = settings.resolved_pipeline()
         reason = "a CUDA GPU is present" if chosen != "preview" else "no CUDA GPU was found"

@@ -1,0 +1,146 @@
+"""The installed ``music2video`` script as a user types it: mistakes get one line and the right
+exit code, and no input is ever written over. None of these runs the pipeline."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(sys.executable).with_name("music2video")  # the console script of this environment
+
+
+def music2video(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    if not SCRIPT.exists():
+        pytest.skip(f"the console script is not installed beside {sys.executable}")
+    return subprocess.run([str(SCRIPT), *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def one_line(done: subprocess.CompletedProcess, code: int, *words: str) -> str:
+    """The run failed with ``code`` and said so in one line (no traceback) holding ``words``."""
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == code, done.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def song(tmp_path: Path) -> Path:
+    """A file standing for the user's song: only its bytes matter here, never its decoding."""
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(b"the user's only copy")
+    return path
+
+
+# -- never destroy an input -----------------------------------------------------------------
+
+
+def test_output_that_is_the_song_is_refused(song):
+    one_line(music2video(song, "-o", song), 1, "is the song itself", "--overwrite")
+    assert song.read_bytes() == b"the user's only copy"
+
+
+def test_the_default_output_in_the_songs_own_folder_is_refused(song):
+    """``music2video clip.mp4`` in the clip's folder would write ./clip.mp4 over it."""
+    one_line(music2video(song.name, cwd=song.parent), 1, "is the song itself")
+    assert song.read_bytes() == b"the user's only copy"
+
+
+def test_a_relative_path_or_a_symlink_to_the_song_is_refused(song, tmp_path):
+    (tmp_path / "sub").mkdir()
+    one_line(music2video(song, "-o", "sub/../clip.mp4", cwd=tmp_path), 1, "is the song itself")
+    link = tmp_path / "sub" / "video.mp4"
+    link.symlink_to(song)
+    one_line(music2video(song, "-o", link), 1, "is the song itself")
+    assert song.read_bytes() == b"the user's only copy" and link.is_symlink()
+
+
+def test_any_other_existing_file_is_refused(song, tmp_path):
+    holiday = tmp_path / "holiday.mp4"
+    holiday.write_bytes(b"someone's holiday")
+    one_line(music2video(song, "-o", holiday), 1, "holiday.mp4 exists and is not a video this run made", "--overwrite")
+    assert holiday.read_bytes() == b"someone's holiday"
+
+
+def test_overwrite_lets_the_run_go_on(song, tmp_path):
+    holiday = tmp_path / "holiday.mp4"
+    holiday.write_bytes(b"someone's holiday")
+    done = music2video(song, "-o", holiday, "--overwrite", "--pipeline", "preview")
+    # Past the output check, the run fails only because these bytes are not audio.
+    assert done.returncode == 1 and "exists" not in done.stderr
+    assert done.stderr.splitlines()[-1].startswith("error: ") and "not an audio" in done.stderr
+
+
+def test_the_api_refuses_too(song):
+    from music2video import make_video
+    from music2video.errors import InputError
+
+    with pytest.raises(InputError, match="is the song itself"):
+        make_video(song, song, pipeline="preview")
+    assert song.read_bytes() == b"the user's only copy"
+
+
+# -- usage errors: one line, exit code 2 ------------------------------------------------------
+
+
+def test_a_misspelt_flag_gets_a_did_you_mean(song):
+    one_line(music2video(song, "--resolutoin", "640x360"), 2, "--resolutoin", "did you mean --resolution?")
+
+
+def test_a_bad_flag_value_names_the_flag(song):
+    one_line(music2video(song, "--fps", "0"), 2, "--fps", "greater than 0")
+    one_line(music2video(song, "--resolution", "big"), 2, "--resolution", "WIDTHxHEIGHT")
+    one_line(music2video(song, "--pipeline", "fast"), 2, "--pipeline", "'preview'")
+
+
+def test_make_without_a_song():
+    one_line(music2video("make"), 2, "Missing argument 'SONG'")
+
+
+def test_an_unknown_command_gets_a_did_you_mean(tmp_path):
+    one_line(music2video("analyse", "x.wav", cwd=tmp_path), 2, "No such command 'analyse'", "analyze")
+
+
+def test_a_bare_command_shows_the_help():
+    done = music2video()
+    assert done.returncode == 0 and "Usage: music2video" in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_help_and_version_exit_0():
+    done = music2video("--version")
+    assert done.returncode == 0 and done.stdout.startswith("music2video ")
+    assert "--version" in music2video("--help").stdout
+
+
+# -- the machine: one line, exit code 1; a traceback only with --verbose -------------------------
+
+
+def test_a_missing_song(tmp_path):
+    one_line(music2video(tmp_path / "nope.mp3"), 1, "nope.mp3: no such file")
+
+
+def test_an_unwritable_output_folder(song):
+    one_line(music2video(song, "-o", "/proc/x.mp4"), 1, "cannot write /proc/x.mp4")
+
+
+def test_an_os_error_is_one_line_and_verbose_shows_the_traceback(song, tmp_path):
+    """A run folder that cannot be made: the OSError of the machine, not a bug."""
+    done = music2video(song, "-o", tmp_path / "out.mp4", "--workdir", "/proc/m2v-run", "--pipeline", "preview")
+    one_line(done, 1, "/proc/m2v-run")
+    done = music2video(song, "-o", tmp_path / "out.mp4", "--workdir", "/proc/m2v-run", "--pipeline", "preview", "-v")
+    assert done.returncode == 1 and "Traceback" in done.stderr
+
+
+def test_a_usage_error_needs_no_click(song):
+    """The light install has typer's bundled parser only: usage errors must not import click."""
+    code = "import sys; sys.modules['click'] = None; from music2video.cli import main; main(sys.argv[1:])"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "export", "x"], capture_output=True, text=True, timeout=120, env=os.environ
+    )
+    one_line(done, 2, "No such command 'export'")
