@@ -102,8 +102,10 @@ def section_position(shot: Shot, analysis: Analysis) -> int | None:
 def song_description(
     analysis: Analysis, sections: Sequence[SegmentDescription], dsp: SegmentDescription, answered_share: float
 ) -> SegmentDescription:
-    """The whole song, condensed from the sections (see the module docstring, step 7 of :mod:`music2video.listen.lalm`); the dsp
-    description of the song when the model described no window at all."""
+    """The whole song, condensed from the sections without another model call: genre, tempo
+    and key, the mood arc from section to section, and the instruments, voices and images named
+    most, weighted by how long they sound (the writer receives every section's words anyway).
+    The dsp description of the song when the model described no window at all."""
     if answered_share == 0.0:
         fallback = dsp.model_copy(deep=True)
         fallback.features["lalm_answered"] = 0.0

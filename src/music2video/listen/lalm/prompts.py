@@ -25,6 +25,7 @@ def system_prompt() -> str:
 
 
 def clock(seconds: float) -> str:
+    """``m:ss`` of a time in seconds, as the prompts and warnings show it."""
     seconds = max(seconds, 0.0)
     return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
 
