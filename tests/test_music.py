@@ -57,3 +57,54 @@ def test_estimate_key_finds_each_profiles_key(tonic, mode):
 def test_estimate_key_hears_nothing_in_silence_or_flat_chroma():
     assert estimate_key(np.zeros(12)) is None
     assert estimate_key(np.ones(12)) is None
+
+
+# --------------------------------------------------------------------------------------------
+# Mood
+
+from music2video.music import MOOD_CUES, Mood, mood_from_cues, quadrant  # noqa: E402
+
+AVERAGE_CUES = {
+    "loudness_dbfs": -26.0, "tempo_bpm": 120.0, "onset_density_hz": 2.0, "spectral_flux": 0.93,
+    "major_strength": 0.5, "key_clarity": 0.7, "brightness": 0.35, "spectral_flatness_db": -34.0,
+}  # fmt: skip
+
+
+def test_mood_is_typed_and_in_range():
+    mood = mood_from_cues(AVERAGE_CUES)
+    assert isinstance(mood, Mood)
+    assert -1.0 <= mood.valence <= 1.0 and -1.0 <= mood.arousal <= 1.0
+    assert mood.quadrant == quadrant(mood.valence, mood.arousal)
+    assert len(mood.words) == 3 and set(mood.cues) == set(MOOD_CUES)
+    assert Mood.model_validate_json(mood.model_dump_json()) == mood
+
+
+@pytest.mark.parametrize(
+    ("cue", "low", "high"),
+    [("loudness_dbfs", -40.0, -15.0), ("spectral_flux", 0.7, 1.2)],
+)
+def test_arousal_rises_with_its_cues(cue, low, high):
+    quiet = mood_from_cues({**AVERAGE_CUES, cue: low})
+    loud = mood_from_cues({**AVERAGE_CUES, cue: high})
+    assert loud.arousal > quiet.arousal
+
+
+@pytest.mark.parametrize(
+    ("cue", "worse", "better"),
+    [("major_strength", 0.0, 1.0), ("key_clarity", 0.3, 0.9), ("brightness", 0.1, 0.6), ("spectral_flatness_db", -15.0, -45.0)],
+)
+def test_valence_rises_with_mode_clarity_brightness_and_falls_with_roughness(cue, worse, better):
+    assert mood_from_cues({**AVERAGE_CUES, cue: better}).valence > mood_from_cues({**AVERAGE_CUES, cue: worse}).valence
+
+
+def test_no_cue_weighs_against_the_literature():
+    from music2video import music
+
+    assert all(weight > 0 for weight in music.AROUSAL_WEIGHTS.values())
+    assert all((weight < 0) == (cue == "spectral_flatness_db") for cue, weight in music.VALENCE_WEIGHTS.items())
+
+
+def test_missing_cues_count_as_average():
+    partial = {k: v for k, v in AVERAGE_CUES.items() if k not in ("tempo_bpm", "major_strength", "key_clarity")}
+    assert -1.0 <= mood_from_cues(partial).valence <= 1.0
+    assert mood_from_cues({}).quadrant in {"happy/excited", "tense/angry", "sad/melancholic", "calm/serene"}

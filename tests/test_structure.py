@@ -237,3 +237,23 @@ def test_twenty_minute_song_decodes_and_analyses(demo_song, tmp_path):
     assert len(json.dumps(analysis.model_dump(mode="json"))) < 1_000_000
     assert elapsed_s < 120, f"decode + analysis of 20 minutes took {elapsed_s:.0f} s"
 
+
+
+def test_roles_of_a_pop_form():
+    from music2video.structure import _guess_roles
+
+    labels = ["A", "B", "C", "B", "C", "D", "C", "E"]
+    energies = [0.3, 0.6, 1.0, 0.6, 1.0, 0.7, 1.0, 0.3]
+    assert _guess_roles(labels, energies) == ["intro", "verse", "chorus", "verse", "chorus", "bridge", "chorus", "outro"]
+
+
+def test_a_song_with_no_exact_repeats_is_not_all_bridges():
+    """Varied riffs that never repeat exactly (a metal song) get at most one bridge."""
+    from music2video.structure import _guess_roles
+
+    labels = ["A", "B", "C", "D", "E", "F", "G"]
+    energies = [0.5, 0.8, 1.0, 0.7, 0.98, 0.9, 0.4]
+    roles = _guess_roles(labels, energies)
+    assert roles.count("bridge") <= 1
+    assert roles[0] == "intro" and roles[-1] == "outro"
+    assert roles.count("chorus") >= 2  # the loudest parts, not one chorus among bridges

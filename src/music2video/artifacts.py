@@ -15,6 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from music2video.music import Key, Mood
+
 
 class Artifact(BaseModel):
     """Base of every JSON artifact: versioned, keyed, strict about unknown fields."""
@@ -71,14 +73,23 @@ class Section(BaseModel):
 
 
 class Analysis(Artifact):
-    """``analysis.json``: tempo, beats, bars, sections and feature curves."""
+    """``analysis.json``: tempo, beats, bars, sections, key, mood and feature curves.
 
+    Version 2 added ``musical_key`` and ``mood``; a version-1 file still loads (both None), and the
+    structure stage's version makes a run re-analyse it.
+    """
+
+    schema_version: int = 2
     duration_s: float
     tempo_bpm: float
     beats_per_bar: int
     beats_s: list[float]
     downbeats_s: list[float]
     sections: list[Section]
+    musical_key: Key | None = Field(
+        None, description="The song's key (``key`` is the artifact's hash); None in silence and in analyses before version 2."
+    )
+    mood: Mood | None = Field(None, description="The song's valence and arousal (-1..1) with mood words and the cues measured.")
     curve_rate_hz: float = Field(description="Sample rate of the feature curves below.")
     energy: list[float] = Field(description="RMS energy, normalised to 0..1 over the song.")
     brightness: list[float] = Field(description="Spectral centroid, normalised to 0..1 over the song.")

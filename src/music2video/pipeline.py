@@ -43,7 +43,7 @@ from music2video.stages import STAGES
 log = logging.getLogger(__name__)
 
 # Bump a stage's version when its algorithm changes, so old artifacts are not reused.
-STAGE_VERSIONS = {"decode": 1, "structure": 1, "shots": 1, "listen": 1, "lyrics": 1, "write": 1, "assemble": 1}
+STAGE_VERSIONS = {"decode": 1, "structure": 2, "shots": 1, "listen": 1, "lyrics": 1, "write": 1, "assemble": 1}
 
 
 @dataclass

@@ -45,6 +45,7 @@ import scipy.spatial.distance
 
 from music2video.artifacts import Analysis, Section
 from music2video.decode import ANALYSIS_RATE_HZ
+from music2video.music import KeyEstimate, brightness_from_centroid, estimate_key, mood_from_cues, spectral_flatness_db
 from music2video.progress import ProgressCallback, no_progress
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,19 @@ LABEL_CHROMA_SCALE = 0.05
 MFCC (RMS over coefficients, about dB), level (dB) and chroma (cosine distance). Repeats of
 the same material measure well under a tenth of these."""
 
-_PROGRESS_STEPS = 5
+KEY_CHROMA_LOG_GAMMA = 1000.0
+"""Log compression of the power spectrum before it is folded into the key chroma (see
+``_Features._tonal_features``); the dsp listener compresses its CQT the same way."""
+KEY_BLOCK_FRAMES = 2048
+"""Frames per block when computing the tonal features (about 8 MB of float32 per block)."""
+AUDIBLE_LEVEL_DBFS = -60.0
+"""Frames quieter than this (RMS) do not count towards the mood cues: silence has no mood."""
+
+CHORUS_ENERGY_SHARE = 0.95
+"""A one-off section at least this loud (relative to the chorus) is called a chorus too: a
+chorus heard once with a different arrangement, or a climax."""
+
+_PROGRESS_STEPS = 6
 
 
 def analyze_structure(
@@ -160,7 +173,12 @@ def analyze_structure(
     sections = _find_sections(features, downbeats_s, duration_s, energy_curve)
     progress(4, _PROGRESS_STEPS, "sections")
 
-    # 6. Curves.
+    # 6. Key and mood of the whole song.
+    key_estimate = _song_key(features)
+    mood = mood_from_cues(_mood_cues(features, None if fallback else float(tempo_bpm), key_estimate))
+    progress(5, _PROGRESS_STEPS, "key and mood")
+
+    # 7. Curves.
     analysis = Analysis(
         warnings=warnings,
         duration_s=duration_s,
@@ -169,6 +187,8 @@ def analyze_structure(
         beats_s=_rounded(beats_s, 4),
         downbeats_s=_rounded(downbeats_s, 4),
         sections=sections,
+        musical_key=key_estimate.key if key_estimate is not None else None,
+        mood=mood,
         curve_rate_hz=CURVE_RATE_HZ,
         energy=_rounded(energy_curve, 4),
         brightness=_rounded(features.brightness_curve(), 4),
@@ -176,7 +196,7 @@ def analyze_structure(
     )
     for message in warnings:
         log.warning(message)
-    progress(5, _PROGRESS_STEPS, "curves")
+    progress(6, _PROGRESS_STEPS, "curves")
     return analysis
 
 
@@ -204,6 +224,7 @@ class _Features:
         energy = 2 * power.sum(axis=0) - power[0] - power[-1]
         self.rms = np.sqrt(np.maximum(energy, 0) / N_FFT**2)
         self.log_rms = np.log10(self.rms + 1e-5)
+        self.flatness_db, self.key_chroma = self._tonal_features(power, rate_hz)
         mel_db = librosa.power_to_db(librosa.feature.melspectrogram(S=power, sr=rate_hz, n_mels=128))
         # center=False: the STFT above is already centred on its frames; librosa's extra shift
         # of n_fft / (2 hop) frames would put the beats 33 ms late (13 ms early without it).
@@ -218,6 +239,27 @@ class _Features:
         # chroma bins are wide enough for a few cents of detuning.
         self.chroma = librosa.feature.chroma_stft(S=power, sr=rate_hz, n_fft=N_FFT, tuning=0.0)
         self.mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=14)[1:]  # drop c0 (loudness, kept separately)
+
+    @staticmethod
+    def _tonal_features(power: np.ndarray, rate_hz: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per frame, spectral flatness (dB) and a log-compressed chroma for the key.
+
+        Computed in blocks of frames so that no second full-size spectrogram is held. The
+        chroma is CLP (Mueller): log(1 + gamma * power / max) before folding into pitch
+        classes, so that roots and fifths, which every note's overtones reinforce, do not drown
+        the third that decides major or minor.
+        """
+        chroma_filters = librosa.filters.chroma(sr=rate_hz, n_fft=N_FFT, tuning=0.0).astype(np.float32)
+        peak = float(power.max(initial=0.0))
+        flatness_db = np.empty(power.shape[1], dtype=np.float32)
+        chroma = np.empty((12, power.shape[1]), dtype=np.float32)
+        for lo in range(0, power.shape[1], KEY_BLOCK_FRAMES):
+            block = power[:, lo : lo + KEY_BLOCK_FRAMES]
+            flatness_db[lo : lo + block.shape[1]] = spectral_flatness_db(block)
+            compressed = np.log1p(KEY_CHROMA_LOG_GAMMA * block / peak) if peak > 0 else block
+            folded = chroma_filters @ compressed
+            chroma[:, lo : lo + block.shape[1]] = folded / np.maximum(folded.max(axis=0, keepdims=True), 1e-10)
+        return flatness_db, chroma
 
     def frames(self, times_s: np.ndarray) -> np.ndarray:
         return np.clip(librosa.time_to_frames(times_s, sr=self.rate_hz, hop_length=HOP_LENGTH), 0, self.n_frames - 1)
@@ -387,6 +429,48 @@ def _estimate_downbeats(features: _Features, beats_s: np.ndarray) -> tuple[int, 
 
 
 # ------------------------------------------------------------------------------------------
+# Key and mood
+
+
+def _audible(features: _Features) -> np.ndarray:
+    return 20 * np.log10(features.rms + 1e-10) > AUDIBLE_LEVEL_DBFS
+
+
+def _song_key(features: _Features) -> KeyEstimate | None:
+    """Krumhansl–Schmuckler key of the song's loudness-weighted mean key chroma."""
+    weights = np.where(_audible(features), features.rms, 0.0)
+    if weights.sum() <= 0:
+        return None
+    return estimate_key(features.key_chroma @ weights / weights.sum())
+
+
+def _mood_cues(features: _Features, tempo_bpm: float | None, key: KeyEstimate | None) -> dict[str, float]:
+    """The song's mood cues (see ``music.MOOD_CUES``) over its audible frames; a cue that cannot
+    be measured (no beat, no key, silence) is left out and counts as average."""
+    audible = _audible(features)
+    if not np.any(audible):
+        return {}
+    seconds = np.count_nonzero(audible) * HOP_LENGTH / features.rate_hz
+    onsets = librosa.onset.onset_detect(
+        onset_envelope=features.onset_envelope, sr=features.rate_hz, hop_length=HOP_LENGTH, units="frames"
+    )
+    rms = features.rms[audible]
+    cues = {
+        "loudness_dbfs": float(10 * np.log10(np.mean(np.square(rms)) + 1e-12)),
+        "onset_density_hz": float(np.count_nonzero(audible[np.clip(onsets, 0, len(audible) - 1)]) / seconds),
+        "spectral_flux": float(np.mean(features.onset_envelope[audible[: len(features.onset_envelope)]])),
+        "brightness": brightness_from_centroid(float(np.average(features.centroid_hz[audible], weights=rms))),
+        "spectral_flatness_db": float(np.mean(features.flatness_db[audible])),
+    }
+    if tempo_bpm is not None:
+        cues["tempo_bpm"] = tempo_bpm
+    if key is not None:
+        cues["major_strength"] = key.major_strength
+        cues["key_clarity"] = key.clarity
+    return cues
+
+
+# ------------------------------------------------------------------------------------------
 # Sections
 
 
@@ -505,9 +589,15 @@ def _cluster_labels(descriptors: np.ndarray) -> list[str]:
 def _guess_roles(labels: list[str], energies: list[float]) -> list[str]:
     """intro / verse / chorus / bridge / outro from repetition, position and energy.
 
-    The most energetic repeated label is the chorus; a label heard only at the start (or
-    only at the start and the end) is the intro, one heard only at the end the outro; other
-    repeated labels are verses and other one-offs bridges.
+    1. A label heard only at the start (or only at the start and the end) is the intro, one
+       heard only at the end the outro.
+    2. The most energetic repeated label is the chorus; other repeated labels are verses.
+       Without repeats the most energetic inner section is the chorus.
+    3. One-offs at least as loud as the chorus (``CHORUS_ENERGY_SHARE``) are choruses too. Of
+       the others, at most one is the bridge: the first in the second half of the song after a
+       chorus (where songs put their bridge); the rest are verses. Calling every one-off a
+       bridge turned whole metal songs, whose varied riffs rarely repeat exactly, into six
+       bridges in a row.
     """
     if len(labels) == 1:
         return ["verse"]
@@ -518,9 +608,10 @@ def _guess_roles(labels: list[str], energies: list[float]) -> list[str]:
     repeated = [label for label, where in positions.items() if len(where) > 1 and label not in at_edges_only]
     chorus = max(repeated, key=mean_energy.get) if repeated else None
     if chorus is None and len(labels) >= 3:
-        # No repeats: call the most energetic inner section the chorus.
         chorus = labels[max(range(1, last), key=lambda i: energies[i])]
-    roles = []
+    chorus_energy = mean_energy[chorus] if chorus is not None else max(energies)
+
+    roles: list[str | None] = []
     for index, label in enumerate(labels):
         if label == chorus:
             roles.append("chorus")
@@ -529,8 +620,22 @@ def _guess_roles(labels: list[str], energies: list[float]) -> list[str]:
         elif len(positions[label]) > 1:
             roles.append("verse")
         else:
-            roles.append("bridge")
-    return roles
+            roles.append(None)  # a one-off inner section: decided below
+    one_offs = [i for i, role in enumerate(roles) if role is None]
+    bridge = next(
+        (
+            i
+            for i in one_offs
+            if 2 * i >= len(labels) and "chorus" in roles[:i] and energies[i] < CHORUS_ENERGY_SHARE * chorus_energy
+        ),
+        None,
+    )
+    for i in one_offs:
+        if i == bridge:
+            roles[i] = "bridge"
+        else:
+            roles[i] = "chorus" if energies[i] >= CHORUS_ENERGY_SHARE * chorus_energy else "verse"
+    return [role or "verse" for role in roles]
 
 
 # ------------------------------------------------------------------------------------------

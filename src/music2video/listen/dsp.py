@@ -18,12 +18,11 @@ How it works, top to bottom:
    correlation names tonic and mode. Spans shorter than ``KEY_MIN_SPAN_S`` (most shots) have
    too few notes for this, so they take the key of their section (sections take the song's);
    the feature ``key_inherited`` says when that happened.
-4. Valence and arousal (each -1..1) follow the cue weights reported in music-emotion research
-   (Gabrielsson & Lindström 2010; Eerola, Friberg & Bresin 2013): arousal rises with loudness
-   /energy, event density, tempo and spectral brightness; valence rises with major mode, faster
-   tempo, brighter timbre and consonance (here: how clearly the chroma fits a key). The exact
-   formulas are in :func:`_arousal` and :func:`_valence`. They are heuristics: good enough to
-   tell a quiet minor ballad from a loud major anthem, not a trained emotion model.
+4. Valence and arousal (each -1..1) come from ``music.mood_from_cues``: a logistic model per
+   axis over loudness, tempo, onset density and spectral flux (arousal) and mode, tonal
+   clarity, brightness and spectral flatness (valence), fitted on labelled real recordings
+   (``benchmarks/bench_mood.py``). The whole song's key and mood are read from the analysis;
+   sections and shots are measured here with the same cues and weights.
 5. Words: ordinal vocabularies (energy, tempo_feel, brightness, texture), the mode, the key,
    and mood words placed on Russell's valence/arousal circumplex, plus a readable sentence.
 """
@@ -36,7 +35,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from music2video.artifacts import Analysis, Descriptions, ScoredLabel, SegmentDescription, ShotPlan
-from music2video.music import MOOD_WORDS, QUADRANTS, KeyEstimate, circumplex_scores, estimate_key
+from music2video.music import (
+    MOOD_WORDS,
+    QUADRANTS,
+    KeyEstimate,
+    Mood,
+    brightness_from_centroid,
+    circumplex_scores,
+    estimate_key,
+    mood_from_cues,
+    spectral_flatness_db,
+)
 from music2video.progress import ProgressCallback, no_progress
 
 
@@ -58,11 +67,6 @@ CHROMA_LOG_GAMMA = 1000.0  # log compression of the CQT before folding it into c
 ENERGY_REFERENCE_PERCENTILE = 95.0  # the song's loud level = this percentile of frame RMS
 SILENCE_DBFS = -60.0  # a segment quieter than this (RMS, dBFS) is described as near-silent
 LOUDNESS_FLOOR_DBFS = -120.0  # reported for digital silence instead of -inf
-BRIGHTNESS_LOW_HZ = 500.0  # spectral centroid that maps to brightness 0 (log scale)
-BRIGHTNESS_HIGH_HZ = 6000.0  # spectral centroid that maps to brightness 1
-ONSET_DENSITY_BUSY_HZ = 6.0  # onsets per second that count as the busiest texture (1.0)
-TEMPO_SLOW_BPM = 60.0  # tempo that maps to 0 in the arousal/valence formulas
-TEMPO_FAST_BPM = 180.0  # tempo that maps to 1
 
 KEY_MIN_SPAN_S = 6.0  # shorter spans inherit their parent's key (too few notes to judge)
 CONFIDENT_SPAN_S = 4.0  # spans at least this long get full confidence from their length
@@ -138,8 +142,15 @@ def describe_dsp(
     # 3. The song, then sections (inheriting the song's key), then shots (inheriting their
     #    section's key)
     song_start, song_end = 0.0, max(analysis.duration_s, len(y) / sample_rate_hz)
-    song_key = estimate_key(frames.chroma_mean(song_start, song_end))
-    song = _describe_span(frames, y, analysis, song_start, song_end, song_key, parent_key=None, noun="song")
+    # The song's key and mood are the analysis' (one measurement for every stage); an analysis
+    # made before they were part of it gets them measured here.
+    if analysis.musical_key is not None:
+        song_key = KeyEstimate.from_key(analysis.musical_key)
+    else:
+        song_key = estimate_key(frames.chroma_mean(song_start, song_end))
+    song = _describe_span(
+        frames, y, analysis, song_start, song_end, song_key, parent_key=None, noun="song", known_mood=analysis.mood
+    )
     done += 1
     progress(done, total, "dsp: describing sections")
 
@@ -179,6 +190,8 @@ class SongFrames:
     harmonic: np.ndarray  # harmonic energy per frame (HPSS on mel power)
     percussive: np.ndarray  # percussive energy per frame
     chroma: np.ndarray  # (12, frames), each frame max-normalised
+    flux: np.ndarray  # onset strength per frame (rise of the log-mel spectrum, dB)
+    flatness_db: np.ndarray  # spectral flatness per frame, dB
     onset_times_s: np.ndarray  # detected onsets
     loud_rms: float  # the song's loud level (ENERGY_REFERENCE_PERCENTILE of rms)
 
@@ -251,6 +264,8 @@ def _song_features(y: np.ndarray, sr: int) -> SongFrames:
         harmonic=harmonic[:count],
         percussive=percussive[:count],
         chroma=chroma[:, :count],
+        flux=np.pad(onset_env, (0, max(0, count - len(onset_env))))[:count],
+        flatness_db=spectral_flatness_db(power)[:count],
         onset_times_s=np.asarray(onset_times, dtype=float),
         loud_rms=loud_rms,
     )
@@ -276,8 +291,10 @@ def _describe_span(
     parent_key: KeyEstimate | None,
     noun: str = "passage",
     parent_name: str = "section",
+    known_mood: Mood | None = None,
 ) -> SegmentDescription:
-    """Features, words and a sentence for ``start_s..end_s`` (seconds)."""
+    """Features, words and a sentence for ``start_s..end_s`` (seconds); ``known_mood`` (the
+    song's, from the analysis) is used instead of measuring the span's own."""
     span = frames.frame_slice(start_s, end_s)
     duration_s = max(end_s - start_s, 0.0)
     sr = frames.sample_rate_hz
@@ -294,7 +311,7 @@ def _describe_span(
     # Loudness-weighted centroid: quiet frames (reverb tails, silence) say little about timbre.
     weights = rms if rms.sum() > EPS else None
     centroid_hz = float(np.average(frames.centroid_hz[span], weights=weights)) if not silent else 0.0
-    brightness = _log_scale(centroid_hz, BRIGHTNESS_LOW_HZ, BRIGHTNESS_HIGH_HZ)
+    brightness = brightness_from_centroid(centroid_hz)
 
     onsets = frames.onset_times_s
     onset_count = int(np.count_nonzero((onsets >= start_s) & (onsets < end_s)))
@@ -313,8 +330,8 @@ def _describe_span(
         # No cue at all: neutral valence, the lowest arousal (quiet is as calm as it gets).
         valence, arousal = 0.0, -1.0
     else:
-        arousal = _arousal(energy, onset_density_hz, tempo_bpm, brightness)
-        valence = _valence(key, tempo_bpm, brightness)
+        mood = known_mood or mood_from_cues(_mood_cues(frames, span, onset_density_hz, tempo_bpm, brightness, key))
+        valence, arousal = mood.valence, mood.arousal
 
     features = {
         "duration_s": duration_s,
@@ -364,46 +381,32 @@ def _local_tempo(analysis: Analysis, start_s: float, end_s: float) -> float:
     return float(analysis.tempo_bpm)
 
 
-def _log_scale(value: float, low: float, high: float) -> float:
-    """0 at ``low``, 1 at ``high``, logarithmic between, clipped."""
-    if value <= low:
-        return 0.0
-    return float(min(math.log(value / low) / math.log(high / low), 1.0))
-
-
 # --------------------------------------------------------------------------------------------
 # Emotion
 
 
-def _tempo_norm(tempo_bpm: float) -> float:
-    return float(np.clip((tempo_bpm - TEMPO_SLOW_BPM) / (TEMPO_FAST_BPM - TEMPO_SLOW_BPM), 0.0, 1.0))
-
-
-def _arousal(energy: float, onset_density_hz: float, tempo_bpm: float, brightness: float) -> float:
-    """Arousal, -1..1: a weighted sum of the cues that raise activation.
-
-    ``2 * (0.40 * energy + 0.25 * density + 0.20 * tempo + 0.15 * brightness) - 1`` with each
-    cue in 0..1 (density = onsets per second / ONSET_DENSITY_BUSY_HZ, tempo = 60..180 BPM).
-    Loudness and event rate get the largest weights because they are the strongest arousal
-    cues in the listening studies; tempo and timbre follow.
-    """
-    density = min(onset_density_hz / ONSET_DENSITY_BUSY_HZ, 1.0)
-    score = 0.40 * energy + 0.25 * density + 0.20 * _tempo_norm(tempo_bpm) + 0.15 * brightness
-    return float(np.clip(2.0 * score - 1.0, -1.0, 1.0))
-
-
-def _valence(key: KeyEstimate | None, tempo_bpm: float, brightness: float) -> float:
-    """Valence, -1..1: major mode, faster tempo, brighter timbre and consonance read as positive.
-
-    ``2 * (0.45 * mode + 0.20 * tempo + 0.20 * brightness + 0.15 * consonance) - 1`` where
-    ``mode`` is the key's major strength (0.5 when no key is heard) and ``consonance`` the key
-    clarity clipped to 0..1 (tonal music fits a key profile; noise and clusters do not). Mode
-    carries the largest weight: it is the most reliable valence cue in Western listeners.
-    """
-    mode = key.major_strength if key is not None else 0.5
-    consonance = max(key.clarity, 0.0) if key is not None else 0.0
-    score = 0.45 * mode + 0.20 * _tempo_norm(tempo_bpm) + 0.20 * brightness + 0.15 * consonance
-    return float(np.clip(2.0 * score - 1.0, -1.0, 1.0))
+def _mood_cues(
+    frames: SongFrames, span: slice, onset_density_hz: float, tempo_bpm: float, brightness: float, key: KeyEstimate | None
+) -> dict[str, float]:
+    """The span's mood cues in the units of ``music.MOOD_CUES`` (the same the structure stage
+    measures for the whole song), over its audible frames."""
+    rms = frames.rms[span]
+    audible = 20 * np.log10(rms + EPS) > SILENCE_DBFS
+    if not np.any(audible):
+        audible = np.ones_like(rms, dtype=bool)
+    cues = {
+        "loudness_dbfs": float(10 * np.log10(np.mean(np.square(rms[audible])) + 1e-12)),
+        "onset_density_hz": onset_density_hz,
+        "spectral_flux": float(np.mean(frames.flux[span][audible])),
+        "brightness": brightness,
+        "spectral_flatness_db": float(np.mean(frames.flatness_db[span][audible])),
+    }
+    if tempo_bpm > 0:
+        cues["tempo_bpm"] = tempo_bpm
+    if key is not None:
+        cues["major_strength"] = key.major_strength
+        cues["key_clarity"] = key.clarity
+    return cues
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,8 +8,9 @@ The treatment, top to bottom:
 
 1. **Affect.** The song's valence and arousal (-1..1) come from the description's features
    when a listener measured them (dsp), else from mood words found in its tags or text
-   (clap, lalm: see ``MOOD_LEXICON``), else neutral. Their quadrant (happy, tense, sad, calm)
-   picks the film's world: title, story, look, settings, lighting, actions.
+   (clap, lalm: see ``MOOD_LEXICON``), else from the analysis' measured mood, else neutral.
+   Their quadrant (happy, tense, sad, calm) picks the film's world: title, story, look,
+   settings, lighting, actions.
 2. **Style bible.** Look (the user's ``style`` first, verbatim), a five-colour palette derived
    from valence (hue), arousal (saturation) and brightness (lightness), lens, era, medium.
 3. **Characters.** A protagonist in every story and, when a part of the song comes back (or
@@ -48,7 +49,7 @@ from music2video.artifacts import (
     StoryboardShot,
     StyleBible,
 )
-from music2video.music import Key
+from music2video.music import Key, Mood
 
 WRITER_NAME = "template"
 MAX_PROMPT_CHARS = 600  # longer prompts are cut by most text encoders (Wan's UMT5 reads ~512 tokens, CLIP 77)
@@ -267,7 +268,7 @@ def write_template_storyboard(
 
     # 1. Affect of the whole song
     song_energy = sum(analysis.energy) / len(analysis.energy) if analysis.energy else None
-    song = _affect(descriptions.song, warnings, "the song", energy_hint=song_energy)
+    song = _affect(descriptions.song, warnings, "the song", energy_hint=song_energy, measured=analysis.mood)
     world_name = _quadrant(song.valence, song.arousal)
     world = WORLDS[world_name]
     rng = _rng(seed, "story")
@@ -404,11 +405,18 @@ class Affect:
     energy: float  # 0..1
 
 
-def _affect(description: SegmentDescription | None, warnings: list[str], what: str, energy_hint: float | None = None) -> Affect:
+def _affect(
+    description: SegmentDescription | None,
+    warnings: list[str],
+    what: str,
+    energy_hint: float | None = None,
+    measured: Mood | None = None,
+) -> Affect:
     """Valence, arousal, brightness and energy of a description, with graceful fallbacks.
 
     Order: the listener's numbers (dsp), then mood words in its tags or text (clap, lalm),
-    then the energy (analysis) for arousal and a neutral valence.
+    then the ``measured`` mood (the analysis' ``mood``), then the energy (analysis) for
+    arousal and a neutral valence.
     """
     features = description.features if description is not None else {}
     valence = features.get("valence")
@@ -419,6 +427,9 @@ def _affect(description: SegmentDescription | None, warnings: list[str], what: s
         if from_words is not None:
             valence = from_words[0] if valence is None else valence
             arousal = from_words[1] if arousal is None else arousal
+    if measured is not None:
+        valence = measured.valence if valence is None else valence
+        arousal = measured.arousal if arousal is None else arousal
     if energy is None:
         energy = energy_hint if energy_hint is not None else ((arousal + 1.0) / 2.0 if arousal is not None else 0.5)
     if arousal is None:
