@@ -257,3 +257,19 @@ def test_a_song_with_no_exact_repeats_is_not_all_bridges():
     assert roles.count("bridge") <= 1
     assert roles[0] == "intro" and roles[-1] == "outro"
     assert roles.count("chorus") >= 2  # the loudest parts, not one chorus among bridges
+
+
+def test_long_edge_sections_are_not_intro_and_outro():
+    """A song of two halves (verse, then a louder chorus) is not an intro and an outro."""
+    from music2video.structure import _guess_roles
+
+    assert _guess_roles(["A", "B"], [0.6, 1.0], [27.0, 16.0]) == ["verse", "chorus"]
+    assert _guess_roles(["A", "B", "C"], [0.3, 1.0, 0.3], [5.0, 40.0, 5.0]) == ["intro", "chorus", "outro"]
+
+
+def test_a_bridge_sits_between_choruses():
+    from music2video.structure import _guess_roles
+
+    # The last part is new and quieter, but nothing follows it: not a bridge.
+    roles = _guess_roles(["A", "B", "A", "B", "C"], [0.6, 1.0, 0.6, 1.0, 0.5], [20.0, 20.0, 20.0, 20.0, 30.0])
+    assert "bridge" not in roles and roles[-1] == "verse"

@@ -109,6 +109,9 @@ KEY_BLOCK_FRAMES = 2048
 AUDIBLE_LEVEL_DBFS = -60.0
 """Frames quieter than this (RMS) do not count towards the mood cues: silence has no mood."""
 
+EDGE_SECTION_MAX_SHARE = 0.25
+"""Longest intro or outro, as a share of the song: on the dev set's two- and three-part pieces
+a verse at the start and a chorus at the end were called intro and outro."""
 CHORUS_ENERGY_SHARE = 0.95
 """A one-off section at least this loud (relative to the chorus) is called a chorus too: a
 chorus heard once with a different arrangement, or a climax."""
@@ -504,7 +507,7 @@ def _find_sections(features: _Features, downbeats_s: np.ndarray, duration_s: flo
     energies = [_curve_mean(energy_curve, times[i], times[i + 1]) for i in range(len(labels))]
     top = max(energies) if max(energies) > 0 else 1.0
     energies = [e / top for e in energies]
-    roles = _guess_roles(labels, energies)
+    roles = _guess_roles(labels, energies, [times[i + 1] - times[i] for i in range(len(labels))])
     return [
         Section(index=i, start_s=times[i], end_s=times[i + 1], label=labels[i], role=roles[i], energy=round(energies[i], 4))
         for i in range(len(labels))
@@ -586,16 +589,18 @@ def _cluster_labels(descriptors: np.ndarray) -> list[str]:
     return [letters[c] for c in clusters]
 
 
-def _guess_roles(labels: list[str], energies: list[float]) -> list[str]:
-    """intro / verse / chorus / bridge / outro from repetition, position and energy.
+def _guess_roles(labels: list[str], energies: list[float], durations_s: list[float] | None = None) -> list[str]:
+    """intro / verse / chorus / bridge / outro from repetition, position, length and energy.
 
     1. A label heard only at the start (or only at the start and the end) is the intro, one
-       heard only at the end the outro.
+       heard only at the end the outro, when it is short: at most ``EDGE_SECTION_MAX_SHARE``
+       of the song (``durations_s``, when given). A long first or last part is a verse or a
+       chorus that happens to sit at the edge (a song of two halves is not intro and outro).
     2. The most energetic repeated label is the chorus; other repeated labels are verses.
        Without repeats the most energetic inner section is the chorus.
     3. One-offs at least as loud as the chorus (``CHORUS_ENERGY_SHARE``) are choruses too. Of
-       the others, at most one is the bridge: the first in the second half of the song after a
-       chorus (where songs put their bridge); the rest are verses. Calling every one-off a
+       the others, at most one is the bridge: the first in the second half of the song between
+       two choruses (where songs put their bridge); the rest are verses. Calling every one-off a
        bridge turned whole metal songs, whose varied riffs rarely repeat exactly, into six
        bridges in a row.
     """
@@ -604,7 +609,13 @@ def _guess_roles(labels: list[str], energies: list[float]) -> list[str]:
     last = len(labels) - 1
     positions = {label: [i for i, l in enumerate(labels) if l == label] for label in labels}
     mean_energy = {label: float(np.mean([energies[i] for i in where])) for label, where in positions.items()}
-    at_edges_only = {label for label, where in positions.items() if set(where) <= {0, last}}
+    total_s = sum(durations_s) if durations_s else 0.0
+    at_edges_only = {
+        label
+        for label, where in positions.items()
+        if set(where) <= {0, last}
+        and (not durations_s or sum(durations_s[i] for i in where) <= EDGE_SECTION_MAX_SHARE * total_s)
+    }
     repeated = [label for label, where in positions.items() if len(where) > 1 and label not in at_edges_only]
     chorus = max(repeated, key=mean_energy.get) if repeated else None
     if chorus is None and len(labels) >= 3:
@@ -626,7 +637,10 @@ def _guess_roles(labels: list[str], energies: list[float]) -> list[str]:
         (
             i
             for i in one_offs
-            if 2 * i >= len(labels) and "chorus" in roles[:i] and energies[i] < CHORUS_ENERGY_SHARE * chorus_energy
+            if 2 * i >= len(labels)
+            and "chorus" in roles[:i]
+            and "chorus" in roles[i + 1 :]
+            and energies[i] < CHORUS_ENERGY_SHARE * chorus_energy
         ),
         None,
     )
