@@ -80,11 +80,15 @@ def test_rerun_reuses_every_stage(preview_video, capsys):
     run = out.with_name(out.stem + ".music2video")
     clips_before = {p.name: p.stat().st_mtime_ns for p in (run / "clips").iterdir()}
     video_before = out.stat().st_mtime_ns
+    report_before = (run / "report.html").stat().st_mtime_ns
+    capsys.readouterr()
     run_cli(song, "-o", out, *SMALL)
     summary = json.loads((run / "run.json").read_text())
-    assert all(stage["reused"] for stage in summary["stages"] if stage["name"] != "report"), summary["stages"]
+    assert all(stage["reused"] for stage in summary["stages"]), summary["stages"]
     assert {p.name: p.stat().st_mtime_ns for p in (run / "clips").iterdir()} == clips_before
     assert out.stat().st_mtime_ns == video_before
+    assert (run / "report.html").stat().st_mtime_ns == report_before  # none of its inputs changed
+    assert "nothing changed" in capsys.readouterr().err
 
 
 def test_editing_one_shot_rerenders_only_that_shot(demo_song, tmp_path):

@@ -144,3 +144,27 @@ def test_a_usage_error_needs_no_click(song):
         [sys.executable, "-c", code, "export", "x"], capture_output=True, text=True, timeout=120, env=os.environ
     )
     one_line(done, 2, "No such command 'export'")
+
+
+# -- help -----------------------------------------------------------------------------------------
+
+
+def test_make_help_groups_the_flags_and_shows_defaults(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # one line per option, so that each check reads one row
+    text = music2video("make", "--help").stdout
+    for panel in ("Input and output", "Music", "Look", "Models", "Speed"):
+        assert f"─ {panel} ─" in text
+    rows = {line.split()[1]: line for line in text.splitlines() if line.strip("│ ").startswith("--")}
+    assert "WxH" in rows["--resolution"] and "[default: 640x360]" in rows["--resolution"]
+    assert "FPS" in rows["--fps"] and "[default: 24]" in rows["--fps"]
+    assert "SECONDS" in rows["--min-shot"] and "[default: 1.5]" in rows["--min-shot"]
+    assert "[default: 0]" in rows["--seed"] and "[default: none]" in rows["--subtitles"]
+    assert "[default: auto]" in rows["--device"]
+    assert "<bool>" not in text and "Examples" in text and "--overwrite" in text
+
+
+def test_analyze_help_does_not_promise_a_video(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    text = music2video("analyze", "--help").stdout
+    assert "--output" in text and "Video to write" not in text
+    assert "--overwrite" not in text and "--resolution" not in text  # analysis reads neither

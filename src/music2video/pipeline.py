@@ -46,6 +46,13 @@ log = logging.getLogger(__name__)
 STAGE_VERSIONS = {"decode": 1, "structure": 2, "shots": 1, "listen": 1, "lyrics": 1, "write": 1, "assemble": 1}
 
 
+# The artifacts report.html shows (run.json aside); the page is redrawn when one is newer.
+REPORT_INPUTS = (
+    "audio.json", "analysis.json", "shots.json", "descriptions.json", "lyrics.json", "storyboard.json",
+    "clips.json", "video.json", "evaluation.json",
+)  # fmt: skip
+
+
 @dataclass
 class RunResult:
     """What :func:`make_video` (or a partial run) produced. Fields are None for stages not run."""
@@ -381,12 +388,19 @@ class Run:
                 log.warning("evaluation skipped: %s", error)
 
     def report(self) -> Path | None:
-        """report.html in the run folder, from whatever artifacts exist."""
-        from music2video.report import write_report
+        """report.html in the run folder, from whatever artifacts exist; left alone when it is
+        newer than all of them and than the code that draws it."""
+        from music2video import report as report_module
 
         with self._stage("report", "report.html"):
+            page = self.run.path("report.html")
+            inputs = [self.run.path(name) for name in REPORT_INPUTS] + [Path(report_module.__file__)]
+            newest_input_ns = max(path.stat().st_mtime_ns for path in inputs if path.exists())
+            # run.json is no input here: a rerun that changed nothing only adds its own timings.
+            if page.exists() and page.stat().st_mtime_ns > newest_input_ns:
+                return page
             try:
-                return write_report(self.run.root, progress=self.progress.stage("report"))
+                return report_module.write_report(self.run.root, progress=self.progress.stage("report"))
             except Exception as error:  # the video is done; a broken report must not undo that
                 log.warning("report not written: %s", error)
                 return None

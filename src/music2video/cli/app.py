@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from music2video import __version__
 from music2video.cli.evaluate_commands import evaluate, report
@@ -15,7 +16,38 @@ from music2video.cli.run_commands import analyze, assemble, demo_song, make, ren
 from music2video.cli.show import console
 from music2video.errors import Music2VideoError
 
+
+
+class _Command(TyperCommand):
+    """A command whose --help option reads ``--help``, not ``--help <bool>``."""
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class _Group(TyperGroup):
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+MAKE_EXAMPLES = """[bold]Examples[/bold]
+
+  music2video song.mp3                  [dim]# ./song.mp4 and ./song.music2video/[/dim]
+  music2video song.mp3 --dry-run        [dim]# the shot plan and a time estimate[/dim]
+  music2video song.mp3 -o clip.mp4 --resolution 1280x720 --fps 30
+  music2video song.mp3 --style "stop-motion, 1970s, a lighthouse keeper"
+  music2video song.mp3 --lyrics words.lrc --subtitles soft
+  music2video song.mp3 -v               [dim]# log every step[/dim]
+"""
+
 app = typer.Typer(
+    cls=_Group,
     name="music2video",
     help=(
         "Turn any song, instrumental or vocal, into a music video: analysis, storyboard, rendering "
@@ -28,11 +60,10 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
-for command in (make, analyze, storyboard, render, assemble):
-    app.command()(command)
-app.command("demo-song")(demo_song)
-app.command()(evaluate)
-app.command()(report)
+app.command(cls=_Command, epilog=MAKE_EXAMPLES)(make)
+for command in (analyze, storyboard, render, assemble, evaluate, report):
+    app.command(cls=_Command)(command)
+app.command("demo-song", cls=_Command)(demo_song)
 
 VERBOSE_FLAGS = ("-v", "--verbose")
 APP_OPTIONS = ("--version", "-V", "--help", *VERBOSE_FLAGS)
@@ -46,8 +77,8 @@ def _print_version(asked: bool) -> None:
 
 @app.callback()
 def callback(
-    verbose: Annotated[bool, typer.Option(*VERBOSE_FLAGS, help="Log every step; show tracebacks. Also accepted after the command.")] = False,
-    version: Annotated[bool, typer.Option("--version", "-V", help="Print the version and exit.", callback=_print_version, is_eager=True)] = False,
+    verbose: Annotated[bool, typer.Option(*VERBOSE_FLAGS, help="Log every step; show tracebacks. Also accepted after the command.", metavar="")] = False,
+    version: Annotated[bool, typer.Option("--version", "-V", help="Print the version and exit.", callback=_print_version, is_eager=True, metavar="")] = False,
 ) -> None:
     setup_logging(verbose)
 

@@ -65,7 +65,7 @@ def evaluate(
 
 def report(
     run_folder: Annotated[Path, typer.Argument(help="A run folder (SONG.music2video/ beside the video).", show_default=False)],
-    evaluate: Annotated[bool, typer.Option("--evaluate/--no-evaluate", help="Measure the finished video first (evaluation.json), if the run has one.")] = True,
+    evaluate: Annotated[bool, typer.Option("--evaluate/--no-evaluate", help="Measure the finished video first (evaluation.json), if the run has one.", metavar="")] = True,
     sigma: Sigma = 0.1,
     clip_model: Annotated[str | None, typer.Option(help="CLIP model for prompt similarity (Hugging Face id or local folder).", show_default=False, metavar="MODEL")] = None,
     clap_model: Annotated[str | None, typer.Option(help="CLAP model for scene similarity (Hugging Face id or local folder).", show_default=False, metavar="MODEL")] = None,

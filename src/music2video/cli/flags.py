@@ -118,7 +118,7 @@ FLAGS: tuple[Flag, ...] = (
     ),
     Flag(
         "vocal_separation", str, "What Whisper hears: none (the mix), foreground (REPET) or demucs.", MUSIC, "lyrics",
-        to=("lyrics.separation",), metavar="none|foreground|demucs",
+        to=("lyrics.separation",), metavar="MODE",
     ),
     # -- look
     Flag("style", str, "Your brief for the look or story, e.g. 'stop-motion, 1970s, a lighthouse keeper'.", LOOK, "write", metavar="TEXT"),
@@ -153,7 +153,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag("device", str, "Device for every model: auto, cuda, cuda:1, mps or cpu.", SPEED, "listen", to=_model_paths("device"), metavar="DEVICE"),
     Flag(
         "dtype", str, "Precision for every model: auto, float32, float16 or bfloat16.", SPEED, "listen",
-        to=_model_paths("dtype"), metavar="auto|float32|float16|bfloat16",
+        to=_model_paths("dtype"), metavar="DTYPE",
     ),
 )  # fmt: skip
 

@@ -48,7 +48,7 @@ def run_pipeline(song: Path, until: str, flags: dict[str, Any]):  # -> RunResult
 @pipeline_command(until="assemble")
 def make(
     song: Song,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Analyse and print the shot plan and the render cost estimate; render nothing.", rich_help_panel="Speed")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Analyse and print the shot plan and the render cost estimate; render nothing.", rich_help_panel="Speed", metavar="")] = False,
     **flags: Any,
 ) -> None:
     """Make the whole music video (the default command)."""
@@ -58,6 +58,9 @@ def make(
     result = run_pipeline(song, "assemble", flags)
     print_warnings(result.audio, result.analysis, result.plan, result.descriptions, result.storyboard, result.video)
     video = result.video
+    if all(stage.reused for stage in result.summary.stages):
+        console.print(f"nothing changed: {video.video_path} is up to date\n[dim]run folder: {result.run_folder}[/dim]")
+        return
     console.print(
         f"[green]wrote[/green] {video.video_path}  ({video.duration_s:.2f} s, {len(result.plan.shots)} shots, "
         f"{video.width}x{video.height} @ {video.fps:g} fps)\n[dim]run folder: {result.run_folder}[/dim]"
