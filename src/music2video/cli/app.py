@@ -18,22 +18,22 @@ from music2video.errors import Music2VideoError
 
 
 
-class _Command(TyperCommand):
-    """A command whose --help option reads ``--help``, not ``--help <bool>``."""
+class _PlainHelp:
+    """--help reads ``--help``, not ``--help <bool>``."""
 
     def get_help_option(self, ctx):
-        option = super().get_help_option(ctx)
+        option = super().get_help_option(ctx)  # type: ignore[misc]
         if option is not None:
             option.metavar = ""
         return option
 
 
-class _Group(TyperGroup):
-    def get_help_option(self, ctx):
-        option = super().get_help_option(ctx)
-        if option is not None:
-            option.metavar = ""
-        return option
+class _Command(_PlainHelp, TyperCommand):
+    pass
+
+
+class _Group(_PlainHelp, TyperGroup):
+    pass
 
 
 MAKE_EXAMPLES = """[bold]Examples[/bold]
