@@ -52,8 +52,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from music2video.artifacts import Analysis, Storyboard, StoryboardShot
-from music2video.errors import MissingDependencyError, Music2VideoError
+from music2video.errors import Music2VideoError
 from music2video.model_source import load_error
+from music2video.optional import require
 from music2video.render.video_models import VideoModel, resolve_video_model
 from music2video.settings import VideoModelSettings
 from music2video.videofile import ClipWriter
@@ -330,11 +331,8 @@ class DiffusersRenderer:
         }
 
     def __enter__(self) -> DiffusersRenderer:
-        try:
-            import diffusers
-            import torch  # noqa: F401  (diffusers needs it; say so in the same error)
-        except ImportError:
-            raise MissingDependencyError("diffusers", "video", "The diffusers renderer") from None
+        require("torch", "diffusers", extra="video", purpose="The diffusers renderer")
+        import diffusers
         from music2video.torch_device import resolve_device, resolve_dtype
 
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clip-writer")
