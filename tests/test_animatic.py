@@ -351,3 +351,34 @@ def test_editing_a_prompt_changes_the_clip(tmp_path: Path):
     before, after = (read_frames(tmp_path / result.clips[2].path) for result in (first, second))
     assert before.shape == after.shape
     assert np.abs(before.astype(int) - after).mean() > 2  # other colours, another motif
+
+
+@pytest.mark.slow
+def test_worker_processes_render_the_same_clips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Past the first frames, shots go to worker processes: the same pictures, the same frame counts."""
+    import music2video.render.animatic as animatic
+
+    storyboard, analysis = make_storyboard(), make_analysis()
+    here = render_storyboard(AnimaticRenderer(WIDTH, HEIGHT, 24, workers=1), storyboard, analysis, RunFolder(tmp_path / "here"), 24, WIDTH, HEIGHT)
+    monkeypatch.setattr(animatic, "PARALLEL_AFTER_FRAMES", 20)  # the first shot (36 frames) here, the rest in workers
+    renderer = AnimaticRenderer(WIDTH, HEIGHT, 24, workers=2)
+    pooled = render_storyboard(renderer, storyboard, analysis, RunFolder(tmp_path / "pooled"), 24, WIDTH, HEIGHT)
+    assert renderer._pool is None  # shut down on leaving the render
+    assert pooled.failed_shots == {}
+    for a, b in zip(here.clips, pooled.clips, strict=True):
+        frames_here, frames_pooled = read_frames(tmp_path / "here" / a.path), read_frames(tmp_path / "pooled" / b.path)
+        assert len(frames_pooled) == b.frames
+        np.testing.assert_array_equal(frames_here, frames_pooled)
+
+
+def test_a_shot_that_failed_in_a_worker_is_reported_by_finish():
+    from concurrent.futures import Future
+
+    renderer = AnimaticRenderer(WIDTH, HEIGHT, 24, workers=2)
+    done, failed = Future(), Future()
+    done.set_result(None)
+    failed.set_exception(Music2VideoError("shot-001: no room on the disk"))
+    with renderer:
+        renderer._in_flight.extend([("shot-000", done), ("shot-001", failed)])
+        assert renderer.finish() == {"shot-001": "shot-001: no room on the disk"}
+        assert renderer.finish() == {}  # reported once

@@ -26,6 +26,11 @@ outputs at least :data:`HALF_RES_MIN_WIDTH_PX` wide are drawn at half resolution
 When the camera does not roll, the world coordinates are kept as a row and a column that
 broadcast, so one-dimensional motifs (waves, ribbons) cost one-dimensional work.
 
+Shots are independent, so once :data:`PARALLEL_AFTER_FRAMES` frames have been drawn in this
+process (a short song never pays for more), the remaining shots go to one worker process per
+CPU core, each drawing and encoding whole clips: numpy's many small operations hold the GIL,
+so threads alone leave the second core idle much of the time.
+
 Frame ``i`` of a shot shows song time ``(round(shot.start_s * fps) + i) / fps``, the time that
 frame has in the finished video, so the flashes land on the frames where the beats are heard.
 """
@@ -35,10 +40,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 import queue
 import re
 import threading
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -681,18 +689,42 @@ def _drawn_ahead(frames: Iterator[np.ndarray], depth: int = DRAW_AHEAD_FRAMES) -
         worker.join()
 
 
+PARALLEL_AFTER_FRAMES = 240  # frames drawn in-process before worker processes start (10 s at 24 fps)
+
+_worker_renderer: AnimaticRenderer | None = None  # one per worker process, made by _start_worker
+
+
+def _start_worker(width: int, height: int, fps: float, draw_scale: int) -> None:
+    global _worker_renderer
+    _worker_renderer = AnimaticRenderer(width, height, fps, draw_scale, workers=1)
+
+
+def _render_in_worker(shot: StoryboardShot, storyboard: Storyboard, analysis: Analysis, frame_count: int, output: Path) -> None:
+    assert _worker_renderer is not None
+    _worker_renderer.render_shot(shot, storyboard, analysis, frame_count, output)
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 class AnimaticRenderer:
     """Draws every shot procedurally; see the module docstring. Implements ``ShotRenderer``.
 
     ``width`` x ``height`` pixels at ``fps`` frames per second. ``draw_scale`` is how much
     smaller the frames are drawn before pixel doubling: None picks 2 for even sizes at least
-    :data:`HALF_RES_MIN_WIDTH_PX` wide, else 1.
+    :data:`HALF_RES_MIN_WIDTH_PX` wide, else 1. ``workers``: processes that render shots at
+    once after the first :data:`PARALLEL_AFTER_FRAMES` frames; None is one per CPU core, 1
+    renders every shot in this process. The frames are the same either way.
     """
 
     name = "animatic"
     model: str | None = None
 
-    def __init__(self, width: int, height: int, fps: float, draw_scale: int | None = None):
+    def __init__(self, width: int, height: int, fps: float, draw_scale: int | None = None, workers: int | None = None):
         if width < 2 or height < 2 or fps <= 0:
             raise Music2VideoError(f"animatic size {width}x{height} at {fps} fps is not drawable")
         if draw_scale is None:
@@ -708,14 +740,37 @@ class AnimaticRenderer:
         self._ys = (np.arange(self._h, dtype=np.float32) + 0.5) / self._h * 2 - 1
         radial = np.square(self._xs / aspect)[None, :] + np.square(self._ys)[:, None]
         self._vignette_255 = (255.0 * (1.0 - VIGNETTE_STRENGTH * radial / 2)).astype(np.float32)
+        self.workers = max(1, workers if workers is not None else _cpu_count())
+        self._pool: ProcessPoolExecutor | None = None
+        self._in_flight: deque[tuple[str, Future]] = deque()
+        self._failed: dict[str, str] = {}
+        self._frames_here = 0
 
     def __enter__(self) -> AnimaticRenderer:
+        self._failed, self._frames_here = {}, 0
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        return None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._in_flight.clear()
+
+    def finish(self) -> dict[str, str]:
+        """Wait for the shots still rendering in worker processes; {shot id: why} of those that failed."""
+        while self._in_flight:
+            self._collect_oldest()
+        failed, self._failed = self._failed, {}
+        return failed
+
+    def _collect_oldest(self) -> None:
+        shot_id, future = self._in_flight.popleft()
+        try:
+            future.result()
+        except Exception as error:  # a broken shot fails alone, as in the render driver
+            self._failed[shot_id] = str(error) if isinstance(error, Music2VideoError) else f"{type(error).__name__}: {error}"
 
     def settings_fingerprint(self) -> object:
         return {
@@ -741,7 +796,37 @@ class AnimaticRenderer:
 
         The frames are drawn in a second thread while this one encodes: x264 (with FFmpeg's slice
         threading) and numpy both release the GIL, so on two cores drawing and encoding overlap.
+        After the first :data:`PARALLEL_AFTER_FRAMES` frames, with more than one worker, the shot
+        goes to a worker process instead; its failure is reported by :meth:`finish`.
         """
+        if self.workers > 1 and self._frames_here >= PARALLEL_AFTER_FRAMES:
+            self._submit(shot, storyboard, analysis, frame_count, output)
+            return
+        self._frames_here += frame_count
+        self._render_here(shot, storyboard, analysis, frame_count, output)
+
+    def _submit(self, shot: StoryboardShot, storyboard: Storyboard, analysis: Analysis, frame_count: int, output: Path) -> None:
+        if self._pool is None:
+            import multiprocessing
+
+            # forkserver: workers fork from a clean server process, never from this one with its
+            # threads (progress display, logging) mid-way through something.
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("forkserver"),
+                initializer=_start_worker,
+                initargs=(self.width, self.height, self.fps, self.draw_scale),
+            )
+        # Only the shot's own entry and the style travel to the worker, not every other shot.
+        slim = storyboard.model_copy(update={"shots": [shot]})
+        self._in_flight.append((shot.id, self._pool.submit(_render_in_worker, shot, slim, analysis, frame_count, output)))
+        # At most one shot waiting per worker: progress follows the drawing and memory stays flat.
+        while len(self._in_flight) > self.workers:
+            self._collect_oldest()
+
+    def _render_here(
+        self, shot: StoryboardShot, storyboard: Storyboard, analysis: Analysis, frame_count: int, output: Path
+    ) -> None:
         with ClipWriter(output, self.width, self.height, self.fps) as writer:
             for frame in _drawn_ahead(self.frames(shot, storyboard, analysis, frame_count)):
                 writer.write(frame)
