@@ -382,3 +382,22 @@ def test_a_shot_that_failed_in_a_worker_is_reported_by_finish():
         renderer._in_flight.extend([("shot-000", done), ("shot-001", failed)])
         assert renderer.finish() == {"shot-001": "shot-001: no room on the disk"}
         assert renderer.finish() == {}  # reported once
+
+
+@pytest.mark.parametrize("size", [(WIDTH, HEIGHT), (640, 360)])  # drawn at full and at half resolution
+def test_yuv_frames_are_the_rgb_frames_as_the_encoder_takes_them(size: tuple[int, int]):
+    """The renderer hands x264 yuv420p planes it converts itself; they show the RGB frames' picture."""
+    import av
+
+    width, height = size
+    renderer, analysis = AnimaticRenderer(width, height, 24), make_analysis()
+    shot = make_shot(0, 0.0, 0.5, "particles")
+    storyboard = make_storyboard([shot])
+    for rgb, planes in zip(renderer.frames(shot, storyboard, analysis, 3), renderer.frames(shot, storyboard, analysis, 3, "yuv420p"), strict=True):
+        # FFmpeg's own BT.601 conversion of the RGB frame, its chroma averaged over 2x2 pixels
+        # (the exact 4:2:0 of a pixel-doubled drawing; FFmpeg's default filter is a little softer)
+        full = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv444p").to_ndarray().astype(float)
+        u, v = (plane.reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3)) for plane in full[1:])
+        chroma = planes[height:].reshape(2, height // 2, width // 2)
+        assert np.abs(planes[:height] - full[0]).max() <= 1  # luma: rounding only
+        assert np.abs(chroma[0] - u).max() <= 1 and np.abs(chroma[1] - v).max() <= 1

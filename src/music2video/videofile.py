@@ -64,7 +64,17 @@ class ClipWriter:
             raise ValueError(
                 f"frame is {frame_rgb.shape} {frame_rgb.dtype}; expected ({self.height}, {self.width}, 3) uint8"
             )
-        frame = av.VideoFrame.from_ndarray(frame_rgb, format="rgb24")
+        self._encode(av.VideoFrame.from_ndarray(frame_rgb, format="rgb24"))
+
+    def write_yuv420p(self, planes: np.ndarray) -> None:
+        """Write one frame given as yuv420p planes: (height * 3 / 2, width) uint8, Y then U then V."""
+        if planes.shape != (self.height * 3 // 2, self.width) or planes.dtype != np.uint8:
+            raise ValueError(
+                f"planes are {planes.shape} {planes.dtype}; expected ({self.height * 3 // 2}, {self.width}) uint8"
+            )
+        self._encode(av.VideoFrame.from_ndarray(planes, format="yuv420p"))
+
+    def _encode(self, frame: av.VideoFrame) -> None:
         frame.pts = self.frames_written
         assert self._container is not None and self._stream is not None
         self._container.mux(self._stream.encode(frame))

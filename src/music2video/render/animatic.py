@@ -646,6 +646,11 @@ def prompt_motif(prompt: str, motif: str, shot_id: str = "") -> str:
 # The renderer
 
 
+# BT.601 limited range, as FFmpeg converts RGB for H.264 by default: Y = 16 + YUV_LUMA . rgb,
+# (U, V) = 128 + YUV_CHROMA . rgb, with rgb in 0..255.
+YUV_LUMA = np.array([65.481, 128.553, 24.966], np.float32) / 255
+YUV_CHROMA = np.array([[-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]], np.float32) / 255
+
 DRAW_AHEAD_FRAMES = 3  # frames the drawing thread may run ahead of the encoder
 
 
@@ -827,19 +832,27 @@ class AnimaticRenderer:
     def _render_here(
         self, shot: StoryboardShot, storyboard: Storyboard, analysis: Analysis, frame_count: int, output: Path
     ) -> None:
+        even = self.width % 2 == 0 and self.height % 2 == 0
         with ClipWriter(output, self.width, self.height, self.fps) as writer:
-            for frame in _drawn_ahead(self.frames(shot, storyboard, analysis, frame_count)):
-                writer.write(frame)
+            if even:  # the encoder's own layout: no full-size RGB frame, no conversion in FFmpeg
+                for planes in _drawn_ahead(self.frames(shot, storyboard, analysis, frame_count, "yuv420p")):
+                    writer.write_yuv420p(planes)
+            else:
+                for frame in _drawn_ahead(self.frames(shot, storyboard, analysis, frame_count)):
+                    writer.write(frame)
         if writer.frames_written != frame_count:  # a guard on frames(), which must never miss one
             raise Music2VideoError(f"{shot.id}: wrote {writer.frames_written} frames, expected {frame_count}")
 
     def frames(
-        self, shot: StoryboardShot, storyboard: Storyboard, analysis: Analysis, frame_count: int
+        self, shot: StoryboardShot, storyboard: Storyboard, analysis: Analysis, frame_count: int, layout: str = "rgb"
     ) -> Iterator[np.ndarray]:
-        """Yield the shot's ``frame_count`` frames as (height, width, 3) uint8 RGB.
+        """Yield the shot's ``frame_count`` frames as (height, width, 3) uint8 RGB, or with
+        ``layout="yuv420p"`` (even sizes only) as the (height * 3 / 2, width) planes the encoder takes.
 
         The same array is reused for every frame: copy it if you keep it.
         """
+        if layout not in ("rgb", "yuv420p") or (layout == "yuv420p" and (self.width % 2 or self.height % 2)):
+            raise Music2VideoError(f"layout {layout!r} is not rgb, or yuv420p at an even size")
         if frame_count < 1:
             raise Music2VideoError(f"{shot.id}: frame_count is {frame_count}; a shot needs at least one frame")
         # 1. Every random choice comes from the shot's seed, with one generator per purpose so that
@@ -893,6 +906,7 @@ class AnimaticRenderer:
         canvas = np.empty((3, h, w), np.float32)
         small = np.empty((h, w, 3), np.uint8)
         frame = np.empty((self.height, self.width, 3), np.uint8)
+        yuv = np.empty((self.height * 3 // 2, self.width), np.uint8) if layout == "yuv420p" else frame
         for i in range(frame_count):
             # Python floats, not numpy float64 scalars: those would promote every float32 grid
             # they touch to float64 (NEP 50) and double the cost of each frame.
@@ -923,6 +937,9 @@ class AnimaticRenderer:
             #    grain: even a faint one doubles the bit rate and costs x264 more than drawing does.
             np.clip(canvas, 0.0, 1.0, out=canvas)
             canvas *= self._vignette_255
+            if layout == "yuv420p":
+                yield self._to_yuv420p(canvas, yuv)
+                continue
             if self.draw_scale == 1:
                 np.copyto(frame, canvas.transpose(1, 2, 0), casting="unsafe")
             else:
@@ -932,6 +949,34 @@ class AnimaticRenderer:
                 quad[:, 0, :, 1] = small
                 quad[:, 1] = quad[:, 0]
             yield frame
+
+    def _to_yuv420p(self, canvas: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """The (3, h, w) display canvas (0..255) as BT.601 limited-range yuv420p planes in ``out``.
+
+        This is the conversion FFmpeg would make from the RGB frame (to within one level), done on
+        the drawing's own grid: at half resolution the chroma planes are the drawn pixels as they
+        are, and only luma is doubled, so the full-size RGB frame is never made.
+        """
+        height, width = self.height, self.width
+        np.floor(canvas, out=canvas)  # the 8-bit RGB values the rgb layout shows
+        h, w = canvas.shape[1:]
+        luma = out[:height]
+        chroma = out[height:].reshape(-1)
+        u = chroma[: height * width // 4].reshape(height // 2, width // 2)
+        v = chroma[height * width // 4 :].reshape(height // 2, width // 2)
+        if self.draw_scale == 2:
+            y_small = (YUV_LUMA @ canvas.reshape(3, -1)).reshape(h, w) + 16.5  # +0.5: round on the cast
+            quad = luma.reshape(h, 2, w, 2)
+            np.copyto(quad[:, 0, :, 0], y_small, casting="unsafe")
+            quad[:, 0, :, 1] = quad[:, 0, :, 0]
+            quad[:, 1] = quad[:, 0]
+            pooled = canvas.reshape(3, -1)
+        else:
+            np.copyto(luma, (YUV_LUMA @ canvas.reshape(3, -1)).reshape(h, w) + 16.5, casting="unsafe")
+            pooled = canvas.reshape(3, h // 2, 2, w // 2, 2).mean(axis=(2, 4)).reshape(3, -1)
+        np.copyto(u, (YUV_CHROMA[0] @ pooled).reshape(u.shape) + 128.5, casting="unsafe")
+        np.copyto(v, (YUV_CHROMA[1] @ pooled).reshape(v.shape) + 128.5, casting="unsafe")
+        return out
 
     @staticmethod
     def _colours(palette: list[np.ndarray], named: list[np.ndarray] = ()) -> tuple[Layers, np.ndarray, np.ndarray]:
