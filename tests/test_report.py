@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -274,13 +273,12 @@ def test_rewriting_the_report_removes_stale_images(tmp_path: Path):
     assert not stale.exists()
 
 
-def test_report_of_a_three_minute_run_is_fast(tmp_path: Path):
+def test_report_of_a_three_minute_run_has_every_frame_and_stays_small(tmp_path: Path):
     # 60 shots of 3 s, as a 3-minute song has; small frames keep building the folder quick.
-    # (benchmarks/bench_evaluate.py times the same at 640x360, 24 fps.)
+    # Its speed is a benchmark's (benchmarks/bench_evaluate.py, bench_cli.py), not a test's: a
+    # shared machine's load would fail a wall-clock assertion.
     run = build_run_folder(tmp_path, duration_s=180.0, shot_s=3.0, fps=12.0, width=160, height=90)
-    started = time.perf_counter()
     report = write_report(run)
-    assert time.perf_counter() - started < 5.0
     assert len(list((run / ASSETS_FOLDER / "shots").glob("*.jpg"))) == 60
     assert report.stat().st_size < 500_000
 
