@@ -8,7 +8,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 # Tests never reach a model hub.
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install install-dev browser demo test bench clean
+.PHONY: install install-dev browser demo test bench bench-lyrics clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ test: install-dev browser
 
 bench: install-dev
 	$(BIN)/python benchmarks/bench_preview.py
+
+# Lyrics timing on spoken words over General MIDI music (FluidSynth renders it; Debian packages).
+bench-lyrics: install-dev
+	command -v fluidsynth >/dev/null && test -f /usr/share/sounds/sf2/FluidR3_GM.sf2 || \
+		(apt-get update -qq && apt-get install -y -qq fluidsynth fluid-soundfont-gm)
+	$(BIN)/python benchmarks/bench_lyrics.py
 
 clean:
 	rm -rf $(VENV) .numba_cache demo

@@ -150,7 +150,16 @@ class LyricsSettings(ModelSettings):
     vocal_gate: bool = Field(
         True, description="Let Whisper hear only where the vocal detector found a voice; off: the whole song."
     )
-    vocal_threshold: float = Field(0.12, gt=0, lt=1, description="Foreground share of the voice band that counts as singing.")
+    vocal_detector: Literal["timbre", "repet"] = Field(
+        "timbre",
+        description=(
+            "Where the voice is: timbre (the foreground's spectral envelope changes as a voice's does; ignores a "
+            "lead instrument) or repet (the foreground's share of the voice band, above vocal_threshold)."
+        ),
+    )
+    vocal_threshold: float = Field(
+        0.12, gt=0, lt=1, description="repet detector: foreground share of the voice band that counts as singing."
+    )
     max_new_tokens: int = Field(224, ge=8, le=440, description="Tokens per 30 s window (Whisper's own limit is 224).")
     temperatures: list[float] = Field(
         default_factory=lambda: [0.0, 0.2, 0.4, 0.6, 0.8, 1.0],

@@ -92,7 +92,7 @@ def make_lyrics(
 
     # 2. Where someone sings.
     progress(1, 4, "detecting vocals")
-    vocals = detect_vocals(samples, SAMPLE_RATE_HZ, settings.vocal_threshold, vocal_stem=stem)
+    vocals = detect_vocals(samples, SAMPLE_RATE_HZ, settings.vocal_threshold, vocal_stem=stem, method=settings.vocal_detector)
     spans = vocals.spans_s
 
     voiced_s = sum(b - a for a, b in spans)
