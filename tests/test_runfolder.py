@@ -60,10 +60,12 @@ def test_a_half_written_artifact_is_never_trusted(tmp_path):
     assert remade.shots[1].end_s == 4.0
 
 
-def test_stale_temporaries_are_removed_on_open(tmp_path):
+def test_stale_temporaries_are_removed_by_the_lock_holder_not_on_open(tmp_path):
     (tmp_path / ".storyboard.abc.tmp.json").write_text("{")
-    RunFolder(tmp_path)
-    assert not (tmp_path / ".storyboard.abc.tmp.json").exists()
+    run = RunFolder(tmp_path)
+    assert (tmp_path / ".storyboard.abc.tmp.json").exists()  # readers delete nothing
+    with run.locked():
+        assert not (tmp_path / ".storyboard.abc.tmp.json").exists()
 
 
 def test_hand_edits_are_backed_up_before_being_replaced(tmp_path):

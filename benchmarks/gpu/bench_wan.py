@@ -398,7 +398,7 @@ def print_table(results: list[dict], args) -> None:
         frames_steps = args.frames * args.steps
         print()
         print(
-            f"seconds per frame-step (baseline, for render.diffusion.SECONDS_PER_FRAME_STEP): {baseline['diffusion_s'] / frames_steps:.5f}"
+            f"seconds per frame-step (baseline, for estimate.SECONDS_PER_FRAME_STEP): {baseline['diffusion_s'] / frames_steps:.5f}"
         )
         print(f"projected 50-step diffusion for this clip: {baseline['s_per_step'] * 50:.0f} s")
         decode, overhead = baseline.get("decode_s"), baseline.get("overhead_s")

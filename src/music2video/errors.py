@@ -25,3 +25,12 @@ class MissingDependencyError(Music2VideoError):
             f"{purpose} needs the '{package}' package: install it with "
             f"pip install 'music2video[{extra}]'"
         )
+
+
+class RunFolderBusy(Music2VideoError):
+    """Another process holds the run folder's lock (it is making a video there right now)."""
+
+
+class WriteError(Music2VideoError):
+    """A file-system problem: a place to write is not a folder, read-only or full, or a file
+    cannot be opened. The message names the path and the cause."""

@@ -75,7 +75,7 @@ H264_BITS_PER_PIXEL = 0.15
 VIDEO_COPIES = 3
 # audio.wav: 44.1 kHz stereo float32, as decode writes it; plus AAC and the artifacts' slack.
 AUDIO_WAV_BYTES_PER_SECOND = 44_100 * 2 * 4
-SLACK_BYTES = 64 * 1024 * 1024
+SLACK_BYTES = 16 * 1024 * 1024
 
 
 def estimate_render(plan: ShotPlan, settings: Settings) -> str:

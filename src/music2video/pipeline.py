@@ -32,9 +32,20 @@ from music2video.artifacts import (
     StageRecord,
     Storyboard,
 )
-from music2video.errors import InputError, Music2VideoError
+from music2video.errors import InputError, Music2VideoError, WriteError
 from music2video.lyrics import Lyrics, lyrics_by_shot
-from music2video.preflight import check_run, check_song, default_output, default_run_folder
+from music2video.preflight import (
+    check_folder,
+    check_run,
+    check_free_space,
+    check_song,
+    default_output,
+    default_run_folder,
+    folder_bytes,
+    is_disk_full,
+    probe_duration_s,
+    write_error,
+)
 from music2video.progress import PipelineProgress, SilentPipelineProgress
 from music2video.runfolder import RunFolder, file_sha256, stable_hash
 from music2video.settings import Settings, load_settings
@@ -84,12 +95,19 @@ class Run:
         output: Path | None = None,
         workdir: Path | None = None,
         progress: PipelineProgress | None = None,
+        *,
+        wait: bool = False,
     ):
         self.song = Path(song)
         check_song(self.song)
         self.settings = settings
         self.output = Path(output) if output else default_output(self.song)
-        self.run = RunFolder(Path(workdir) if workdir else default_run_folder(self.output))
+        self.wait = wait
+        # Before any work: the run folder exists (or is made) and can be written (make_video
+        # has checked the output already).
+        run_root = Path(workdir) if workdir else default_run_folder(self.output)
+        check_folder(run_root, "run folder")
+        self.run = RunFolder(run_root)
         self.progress = progress or SilentPipelineProgress()
         self.backends = settings.backends()
         self.pipeline_name = settings.resolved_pipeline()
@@ -413,12 +431,24 @@ class Run:
             raise Music2VideoError(f"unknown stage {last_stage!r}; choose one of {', '.join(STAGES)}")
         stop = STAGES.index(last_stage)
         try:
-            audio = self.decode()
+            with self.run.locked(wait=self.wait):
+                return self._until(stop)
         except InputError:
             # A file that is not a song leaves no trace: remove the run folder we just made.
-            if not any(self.run.root.iterdir()):
+            if self.run.root.is_dir() and not any(self.run.root.iterdir()):
                 self.run.root.rmdir()
             raise
+        except OSError as error:  # a file-system error anywhere: one line naming the path
+            raise write_error(error, self.run.root) from error
+        except Music2VideoError as error:
+            if is_disk_full(error) and not isinstance(error, WriteError):
+                raise write_error(_disk_error(error), self.run.root) from error
+            raise
+
+    def _until(self, stop: int) -> RunResult:
+        if stop >= STAGES.index("render"):
+            self._check_free_space()
+        audio = self.decode()
         if stop >= STAGES.index("lyrics"):
             self.check_lyrics_file(audio)  # a bad lyrics file fails now, not after the analysis
         analysis = self.analyze(audio)
@@ -442,6 +472,29 @@ class Run:
                 self.report()
         return result
 
+    def _check_free_space(self) -> None:
+        """Stop now, not hours into rendering, when the disks cannot hold this run."""
+        from music2video.estimate import estimate_disk_bytes
+
+        duration_s = probe_duration_s(self.song)
+        if duration_s is None:  # not a file the container layer knows: decode says why
+            return
+        settings = self.settings
+        run_bytes, video_bytes = estimate_disk_bytes(duration_s, settings.width, settings.height, settings.fps)
+        already = folder_bytes(self.run.root)  # a resumed run has much of it already
+        check_free_space(self.run.root, max(run_bytes - already, 0), "run folder")
+        if self.output.parent.resolve() != self.run.root.parent.resolve() or self.output.exists():
+            check_free_space(self.output.parent, video_bytes, "output folder")
+        else:  # same file system in the usual layout (song.mp4 beside song.music2video/)
+            check_free_space(self.output.parent, max(run_bytes - already, 0) + video_bytes, "output folder")
+
+
+def _disk_error(error: BaseException) -> OSError:
+    """The OSError behind a disk-full Music2VideoError (see :func:`is_disk_full`)."""
+    while error is not None and not isinstance(error, OSError):
+        error = error.__cause__ or error.__context__
+    return error
+
 
 def check_storyboard_matches_plan(storyboard: Storyboard, plan: ShotPlan, path: Path) -> None:
     """Shots in the storyboard must be the planned shots: the cuts are the music's, not the text's."""
@@ -462,6 +515,7 @@ def make_video(
     config: str | Path | None = None,
     progress: PipelineProgress | None = None,
     until: str = "assemble",
+    wait: bool = False,
     settings: Settings | None = None,
     overwrite: bool = False,
     **overrides: Any,
@@ -475,6 +529,11 @@ def make_video(
     ``until`` stops after a stage (``structure``, ``shots``, ``listen``, ``write``, ``render``);
     finished stages are reused. ``output`` may replace only a video this run made before (not
     the song, not any other file) unless ``overwrite``.
+
+    One run at a time works in a run folder: when another holds it, this raises
+    :class:`~music2video.errors.RunFolderBusy` naming the owner, or with ``wait=True`` waits
+    for it to finish. Places that cannot be written raise :class:`~music2video.errors.WriteError`
+    before any work starts.
     """
     # 1. Check the inputs: settings, the song, the output, before any heavy work.
     if settings is not None and (config or overrides):
@@ -482,7 +541,9 @@ def make_video(
     resolved = settings or load_settings(Path(config) if config else None, **overrides)
     check_run(song, output, workdir, writes_video=until == "assemble", overwrite=overwrite)
     # 2. Run the stages.
-    run = Run(Path(song), resolved, Path(output) if output else None, Path(workdir) if workdir else None, progress)
+    run = Run(
+        Path(song), resolved, Path(output) if output else None, Path(workdir) if workdir else None, progress, wait=wait
+    )
     return run.until(until)
 
 

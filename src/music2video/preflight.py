@@ -1,20 +1,28 @@
 """Checks a run makes before any heavy import: the song is there, and the video can be written
-without destroying a file music2video did not make.
+without destroying a file music2video did not make; the run folder can be written and the
+disks have room for the run.
 
 Light on purpose (no numpy, librosa or torch), so that a mistake is answered in well under a
-second, from the CLI and from :func:`music2video.make_video` alike.
+second, from the CLI and from :func:`music2video.make_video` alike. Once a run works, a
+file-system error anywhere becomes one line that names the path and the cause
+(:func:`write_error`), with a full disk told apart: finished work is kept.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
-from music2video.errors import InputError, Music2VideoError
+from music2video.errors import InputError, Music2VideoError, WriteError
 
 RUN_FOLDER_SUFFIX = ".music2video"
+# errno values that mean "no room": the disk is full, or the user's quota is.
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 def default_output(song: Path) -> Path:
@@ -94,3 +102,111 @@ def _check_writable(output: Path) -> None:
             pass
     except OSError as error:
         raise Music2VideoError(f"cannot write {output}: {folder} is not writable ({error.strerror or error})") from None
+
+
+def check_folder(folder: Path, role: str) -> None:
+    """Make ``folder`` if it is missing and prove that a file can be created in it.
+
+    Args:
+        folder: the folder to check.
+        role: what it is for, for the message ("run folder", "output folder").
+
+    Raises:
+        WriteError: naming the path and the cause (a file in the way, read-only, no permission ...).
+    """
+    folder = Path(folder)
+    blocker = _file_in_the_way(folder)
+    if blocker is not None:
+        where = "is a file" if blocker == folder else f"is under {blocker}, which is a file"
+        raise WriteError(f"cannot use {folder} as the {role}: it {where}, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise write_error(error, folder, f"cannot create the {role}") from None
+    # os.access says yes to root on a read-only mount or an immutable folder: try for real.
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-check.", suffix=".tmp", dir=folder)
+    except OSError as error:
+        # /proc and the like say "no such file" for a folder that exists: say what it means.
+        cause = "files cannot be created there" if error.errno == errno.ENOENT else _cause(error)
+        raise WriteError(f"cannot write in the {role} {folder}: {cause}") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+
+
+def check_free_space(folder: Path, needed_bytes: int, role: str) -> None:
+    """Raise when the file system holding ``folder`` has less than ``needed_bytes`` free."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError as error:
+        raise write_error(error, folder, f"cannot check the free space of the {role}") from None
+    if free < needed_bytes:
+        raise WriteError(
+            f"not enough free space for the {role} {folder}: {_megabytes(free)} free, "
+            f"this run needs about {_megabytes(needed_bytes)}; free some space or choose another place"
+        )
+
+
+def probe_duration_s(song: Path) -> float | None:
+    """The song's duration from its container header (no decoding); None when it has none."""
+    import av
+
+    try:
+        with av.open(str(song)) as container:
+            if container.duration is not None:
+                return container.duration / av.time_base
+            stream = next(iter(container.streams.audio), None)
+            if stream is not None and stream.duration is not None and stream.time_base is not None:
+                return float(stream.duration * stream.time_base)
+    except (OSError, ValueError, av.FFmpegError):
+        return None
+    return None
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes in the files under ``folder`` (what a resumed run already has)."""
+    total = 0
+    for path in Path(folder).rglob("*"):
+        with contextlib.suppress(OSError):
+            if path.is_file():
+                total += path.stat().st_size
+    return total
+
+
+def is_disk_full(error: BaseException | None) -> bool:
+    """Whether ``error``, or an error it was raised from, is a full disk or quota."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS:
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
+
+
+def write_error(error: OSError, path: Path | None = None, doing: str | None = None) -> WriteError:
+    """One line for an OSError: the path it concerns and the cause, without a traceback."""
+    where = error.filename or path
+    cause = _cause(error)
+    if error.errno in DISK_FULL_ERRNOS:
+        return WriteError(
+            f"the disk is full ({cause}) writing {where}; finished work is kept: free some space and run the same command again"
+        )
+    return WriteError(f"{doing} {where}: {cause}" if doing else f"{where}: {cause}")
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """``folder`` itself or its nearest existing ancestor, when that is not a folder."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists() or candidate.is_symlink():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
+def _cause(error: OSError) -> str:
+    return error.strerror or str(error) or type(error).__name__
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 1e6:,.0f} MB"

@@ -46,7 +46,7 @@ from music2video.artifacts import (
     StoryboardShot,
 )
 from music2video.progress import ProgressCallback, no_progress
-from music2video.runfolder import write_text_atomic
+from music2video.runfolder import is_temporary, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,8 @@ def write_report(run_folder: Path, progress: ProgressCallback = no_progress) -> 
     output = root / REPORT_FILE
     write_text_atomic(output, page)
     for stale in assets.rglob("*"):
-        if stale.is_file() and stale not in written:
+        # Never another process's temporary file (a run writing its own report beside this one).
+        if stale.is_file() and stale not in written and not is_temporary(stale):
             stale.unlink()
     log.info("report written in %.2f s: %s", time.perf_counter() - started, output)
     progress(4, 4, "report written")

@@ -85,10 +85,14 @@ class ClipWriter:
     ) -> None:
         assert self._container is not None and self._stream is not None
         try:
-            if exc_type is None:
-                self._container.mux(self._stream.encode(None))
-        finally:
-            self._container.close()
+            try:
+                if exc_type is None:
+                    self._container.mux(self._stream.encode(None))
+            finally:
+                self._container.close()
+        except BaseException as error:  # flushing or closing failed (a full disk): no temporary left
+            self._atomic.__exit__(type(error), error, error.__traceback__)
+            raise
         self._atomic.__exit__(exc_type, exc, tb)
 
 

@@ -11,7 +11,9 @@ the same way:
   storyboard entry, the concept it draws on and the render settings; a clip is reused when its
   file exists under that name, so editing one shot re-renders that shot only,
 * a failure in one shot (out of memory, a model error) fails that shot alone: a placeholder
-  clip stands in, ``failed_shots`` names it and a rerun tries it again.
+  clip stands in, ``failed_shots`` names it and a rerun tries it again,
+* a full disk stops rendering at once (every later shot, and its placeholder, would fail the
+  same way): finished clips are kept, and the same command resumes once there is room.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from music2video.artifacts import Analysis, RenderedClip, RenderResult, Storyboard, StoryboardShot
-from music2video.errors import Music2VideoError
+from music2video.errors import Music2VideoError, WriteError
+from music2video.preflight import is_disk_full
 from music2video.progress import ProgressCallback, no_progress
 from music2video.runfolder import RunFolder, stable_hash
 from music2video.videofile import X264_OPTIONS, ClipWriter
@@ -125,25 +128,37 @@ def render_storyboard(
     done = reused
     progress(done, len(plan), "rendering")
     if missing:
-        with renderer:
-            for shot, frame_count, _digest, path in missing:
-                try:
-                    renderer.render_shot(shot, storyboard, analysis, frame_count, path)
-                except Music2VideoError as error:
-                    failed[shot.id] = str(error)
-                except Exception as error:  # one broken shot must not sink the other shots
-                    log.exception("rendering %s failed", shot.id)
-                    failed[shot.id] = f"{type(error).__name__}: {error}"
-                if shot.id in failed:
-                    log.error("%s failed and is replaced by a placeholder: %s", shot.id, failed[shot.id])
-                done += 1
-                progress(done, len(plan), f"rendered {shot.id}")
-            # A renderer that writes clips in the background reports their failures here.
-            finish = getattr(renderer, "finish", None)
-            if finish is not None:
-                for shot_id, why in finish().items():
-                    log.error("%s failed and is replaced by a placeholder: %s", shot_id, why)
-                    failed[shot_id] = why
+        try:
+            with renderer:
+                for shot, frame_count, _digest, path in missing:
+                    try:
+                        renderer.render_shot(shot, storyboard, analysis, frame_count, path)
+                    except Exception as error:
+                        if is_disk_full(error):
+                            raise
+                        if isinstance(error, Music2VideoError):
+                            failed[shot.id] = str(error)
+                        else:  # one broken shot must not sink the other shots
+                            log.exception("rendering %s failed", shot.id)
+                            failed[shot.id] = f"{type(error).__name__}: {error}"
+                    if shot.id in failed:
+                        log.error("%s failed and is replaced by a placeholder: %s", shot.id, failed[shot.id])
+                    done += 1
+                    progress(done, len(plan), f"rendered {shot.id}")
+                # A renderer that writes clips in the background reports their failures here.
+                finish = getattr(renderer, "finish", None)
+                if finish is not None:
+                    for shot_id, why in finish().items():
+                        log.error("%s failed and is replaced by a placeholder: %s", shot_id, why)
+                        failed[shot_id] = why
+        except Exception as error:
+            if not is_disk_full(error):
+                raise
+            finished = sum(1 for item in plan if item[3].exists())
+            raise WriteError(
+                f"the disk is full writing {run.path(CLIPS_FOLDER)}: rendering stopped with {finished} of "
+                f"{len(plan)} clips finished, and they are kept; free some space and run the same command again"
+            ) from error
 
     clips = []
     for shot, frame_count, digest, path in plan:

@@ -55,6 +55,7 @@ from music2video.artifacts import Analysis, Storyboard, StoryboardShot
 from music2video.errors import Music2VideoError
 from music2video.model_source import load_error
 from music2video.optional import require
+from music2video.preflight import is_disk_full
 from music2video.render.video_models import VideoModel, resolve_video_model
 from music2video.settings import VideoModelSettings
 from music2video.videofile import ClipWriter
@@ -405,6 +406,8 @@ class DiffusersRenderer:
             try:
                 future.result()
             except Exception as error:  # reported per shot, like a failed generation
+                if is_disk_full(error):
+                    raise  # no room for any clip: the driver stops the run, keeping finished clips
                 failed[shot_id] = f"writing the clip failed: {type(error).__name__}: {error}"
         self._pending_writes = []
         return failed
