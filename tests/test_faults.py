@@ -181,25 +181,19 @@ def test_two_runs_racing_on_one_folder_leave_one_valid_video(song, tmp_path):
 @pytest.mark.slow
 def test_a_second_run_that_waits_reuses_the_first_runs_work(song, tmp_path):
     out = tmp_path / "wait.mp4"
-    script = textwrap.dedent(
-        f"""
-        import json, sys
-        from music2video import make_video
-        result = make_video({str(song)!r}, {str(out)!r}, wait=True, **{SMALL!r})
-        print(json.dumps([stage.reused for stage in result.summary.stages if stage.name == "render"]))
-        """
-    )
-    command = [sys.executable, "-c", script]
+    command = [sys.executable, "-m", "music2video", str(song), "-o", str(out), *SMALL_FLAGS, "--wait"]
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lock = tmp_path / "wait.music2video" / LOCK_FILE
     deadline = time.monotonic() + 120
     while not lock.exists() and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     second = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    first_out, first_err = first.communicate(timeout=300)
+    _, first_err = first.communicate(timeout=300)
     assert first.returncode == 0 and second.returncode == 0, first_err + second.stderr
     assert "Traceback" not in first_err + second.stderr
-    assert json.loads(second.stdout.strip().splitlines()[-1]) == [True]  # nothing rendered twice
+    # run.json is the second run's: it rendered nothing, the first run's clips were reused.
+    stages = json.loads((tmp_path / "wait.music2video" / "run.json").read_text())["stages"]
+    assert [stage["reused"] for stage in stages if stage["name"] == "render"] == [True]
     assert_valid_video(out, song)
 
 

@@ -107,6 +107,10 @@ FLAGS: tuple[Flag, ...] = (
         INPUT_OUTPUT, "assemble", metavar="",
     ),
     Flag("config", Path, "TOML config file.", INPUT_OUTPUT, "decode", metavar="TOML", default_text="./music2video.toml if present"),
+    Flag(
+        "wait", bool, "When another run is working in the same run folder, wait for it to finish instead of stopping.", INPUT_OUTPUT, "decode",
+        default_text="stop at once, naming the other run",
+    ),
     # -- music
     Flag("min_shot", float, "Shortest shot, seconds.", MUSIC, "shots", to=("shots.min_shot_s",), metavar="SECONDS"),
     Flag("max_shot", float, "Longest shot, seconds.", MUSIC, "shots", to=("shots.max_shot_s",), metavar="SECONDS"),
