@@ -25,7 +25,7 @@ import soundfile as sf
 
 from music2video import make_video
 from music2video.demo import synthesize_demo_song
-from music2video.errors import RunFolderBusy, WriteError
+from music2video.errors import Music2VideoError, RunFolderBusy, WriteError
 from music2video.runfolder import LOCK_FILE, RunFolder, RunLock, host_tag, owner_tag
 from test_cli import _one_line_error, cli_subprocess
 
@@ -216,10 +216,11 @@ def test_workdir_under_a_file(song, tmp_path):
 
 
 def test_output_where_no_file_can_be_made(song, tmp_path):
-    with pytest.raises(WriteError, match="cannot write in the output folder /proc"):
+    with pytest.raises(Music2VideoError, match="cannot write /proc/x.mp4: /proc is not writable"):
         make_video(song, "/proc/x.mp4", workdir=tmp_path / "run", **SMALL)
-    with pytest.raises(WriteError, match="is a folder"):
+    with pytest.raises(Music2VideoError, match="is a folder"):
         make_video(song, tmp_path, workdir=tmp_path / "run", **SMALL)
+    assert not (tmp_path / "run").exists()  # refused before anything was made
 
 
 @pytest.fixture
@@ -256,7 +257,7 @@ def test_output_into_a_read_only_folder_fails_before_any_work(song, tmp_path, mo
     folder = read_only_folder(mount_point, tmp_path)
     run = tmp_path / "run"
     done = cli_subprocess(song, "-o", folder / "x.mp4", "--workdir", run, *SMALL_FLAGS)
-    _one_line_error(done, f"cannot write in the output folder {folder}", "read-only")
+    _one_line_error(done, f"cannot write {folder / 'x.mp4'}", "read-only")
     assert not (run / "audio.json").exists()  # stopped before decoding, not at the final rename
 
 

@@ -36,8 +36,8 @@ from music2video.errors import InputError, Music2VideoError, WriteError
 from music2video.lyrics import Lyrics, lyrics_by_shot
 from music2video.preflight import (
     check_folder,
-    check_run,
     check_free_space,
+    check_run,
     check_song,
     default_output,
     default_run_folder,
