@@ -300,9 +300,16 @@ def tiny_clip_folder(tmp_path_factory) -> Path:
     return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
 
 
-def test_clip_and_clap_scores_one_per_shot_in_range(tmp_path: Path, tiny_clip_folder: Path):
+def test_clip_and_clap_scores_are_the_cosines_of_each_shots_own_frames_audio_and_text(tmp_path: Path, tiny_clip_folder: Path):
+    """Each score is recomputed here straight from transformers, from the shot's own frames,
+    audio and text: a score taken from the wrong shot, frame, window or text fails."""
     pytest.importorskip("music2video.listen.clap")
+    import torch
     from tiny_clap import build_tiny_clap
+    from transformers import ClapModel, ClapProcessor, CLIPModel, CLIPProcessor
+
+    from music2video.listen.clap import read_mono
+    from music2video.metrics.semantic import CLIP_FRAME_WIDTH_PX
 
     clap_folder = build_tiny_clap(tmp_path / "tiny-clap")
     times = [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 4.0)]
@@ -318,11 +325,38 @@ def test_clip_and_clap_scores_one_per_shot_in_range(tmp_path: Path, tiny_clip_fo
     scores = evaluation.semantic
     assert scores is not None
     assert [s.shot_id for s in scores.shots] == [shot.id for shot in board.shots]
-    for shot, (start, end) in zip(scores.shots, times, strict=True):
-        assert -1.0 <= shot.clip_similarity <= 1.0
-        assert -1.0 <= shot.clap_similarity <= 1.0
-        assert len(shot.frames) == 3 and all(round(start * FPS) <= k < round(end * FPS) for k in shot.frames)
-    assert -1.0 <= scores.mean_clip_similarity <= 1.0
+
+    def unit(tensor) -> np.ndarray:
+        array = getattr(tensor, "pooler_output", tensor).float().numpy()
+        return array / np.linalg.norm(array, axis=-1, keepdims=True)
+
+    # The pictures CLIP saw: decoded and scaled as the evaluation does (that part is scan_video's).
+    wanted = [k for shot in scores.shots for k in shot.frames]
+    frames = scan_video(video, motion="difference", keep_frames=wanted, keep_width_px=CLIP_FRAME_WIDTH_PX).kept
+    clip, clip_processor = CLIPModel.from_pretrained(tiny_clip_folder).eval(), CLIPProcessor.from_pretrained(tiny_clip_folder)
+    clap, clap_processor = ClapModel.from_pretrained(clap_folder).eval(), ClapProcessor.from_pretrained(clap_folder)
+    rate = int(clap_processor.feature_extractor.sampling_rate)
+    audio, _, _ = read_mono(clicks, rate)
+    expected_clip, expected_clap = [], []
+    with torch.inference_mode():
+        for shot, scored, (start, end) in zip(board.shots, scores.shots, times, strict=True):
+            # CLIP: three frames inside the shot; the mean of their unit image embeddings against the prompt.
+            assert len(scored.frames) == 3 and all(round(start * FPS) <= k < round(end * FPS) for k in scored.frames)
+            pixels = clip_processor(images=[frames[k] for k in scored.frames], return_tensors="pt")["pixel_values"]
+            images = unit(clip.get_image_features(pixel_values=pixels)).mean(axis=0)
+            text = clip_processor.tokenizer([shot.prompt], padding=True, return_tensors="pt")
+            prompt = unit(clip.get_text_features(input_ids=text["input_ids"], attention_mask=text["attention_mask"]))[0]
+            expected_clip.append(float(images @ prompt / np.linalg.norm(images)))
+            # CLAP: the shot's own second of audio (one window) against its scene text.
+            span = audio[round(start * rate) : round(end * rate)]
+            features = clap_processor.feature_extractor([span], sampling_rate=rate, truncation="rand_trunc", return_tensors="pt")
+            sound = unit(clap.get_audio_features(input_features=features["input_features"]))[0]
+            text = clap_processor.tokenizer([shot.scene or shot.prompt], padding=True, return_tensors="pt")
+            scene = unit(clap.get_text_features(input_ids=text["input_ids"], attention_mask=text["attention_mask"]))[0]
+            expected_clap.append(float(sound @ scene))
+    assert [shot.clip_similarity for shot in scores.shots] == pytest.approx(expected_clip, abs=1e-4)
+    assert [shot.clap_similarity for shot in scores.shots] == pytest.approx(expected_clap, abs=1e-4)
+    assert scores.mean_clip_similarity == pytest.approx(np.mean(expected_clip), abs=1e-4)
     groups = {(g.kind, g.name): g for g in scores.groups}
     assert groups[("character", "Keeper")].shot_ids == ["shot-000", "shot-002", "shot-003"]
     assert groups[("setting", "stormy coast")].shot_ids == ["shot-000", "shot-001"]
