@@ -116,9 +116,8 @@ def main() -> None:
         starts, words, seconds = [], [], []
         for song in songs:
             samples = load_audio(song.path, sample_rate_hz=SAMPLE_RATE_HZ)
-            spans = detect_vocals(samples, SAMPLE_RATE_HZ).spans_s
             began = time.perf_counter()
-            lines = align_with_ctc(aligner, samples, song.lyrics.texts, spans, samples.size / SAMPLE_RATE_HZ)
+            lines = align_with_ctc(aligner, samples, song.lyrics.texts, samples.size / SAMPLE_RATE_HZ)
             seconds.append(time.perf_counter() - began)
             s, _, w = line_errors(lines, song)
             starts += s

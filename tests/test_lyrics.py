@@ -233,7 +233,7 @@ def tiny_whisper(tiny_whisper_folder: Path):
 
 def tiny_settings(model: Path, **overrides) -> LyricsSettings:
     """Settings for the tiny model: few tokens and two temperatures keep a window under a second."""
-    values = dict(model=str(model), device="cpu", max_new_tokens=12, temperatures=[0.0, 0.6])
+    values = dict(model=str(model), device="cpu", max_new_tokens=12, temperatures=[0.0, 0.6], aligner_model=None)
     values.update(overrides)
     return LyricsSettings(**values)
 
@@ -804,3 +804,82 @@ def test_turned_off_lyrics_cost_nothing(vocal_song: Path) -> None:
 def test_a_missing_lyrics_file_fails_early(vocal_song: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="cannot read the lyrics file"):
         make_lyrics(vocal_song, LyricsSettings(), user_lyrics=tmp_path / "nope.txt")
+
+
+# --------------------------------------------------------------------------------------------
+# Forced alignment with a CTC model
+
+
+@pytest.fixture(scope="session")
+def tiny_aligner(tmp_path_factory) -> Path:
+    from tiny_aligner import build_tiny_aligner
+
+    return build_tiny_aligner(tmp_path_factory.mktemp("tiny-aligner"))
+
+
+def _peaked(frames: int, vocabulary: int, where: dict[int, int], sure: float = 0.9) -> np.ndarray:
+    """Log-probabilities where frame t says token where[t] (else blank 0) with probability ``sure``."""
+    probs = np.full((frames, vocabulary), (1 - sure) / (vocabulary - 1))
+    for t in range(frames):
+        probs[t, :] = (1 - sure) / (vocabulary - 1)
+        probs[t, where.get(t, 0)] = sure
+    return np.log(probs)
+
+
+def test_ctc_viterbi_finds_each_token_where_it_is_heard() -> None:
+    from music2video.lyrics.align import ctc_viterbi
+
+    # Tokens 1 2 2 3: a repeated token needs a blank between its two frames.
+    heard = {2: 1, 3: 1, 6: 2, 8: 2, 9: 2, 15: 3}
+    spans = ctc_viterbi(_peaked(20, 4, heard), [1, 2, 2, 3], blank=0)
+    assert spans.tolist() == [[2, 3], [6, 6], [8, 9], [15, 15]]
+    assert ctc_viterbi(_peaked(3, 4, {}), [1, 2, 2, 3], blank=0) is None  # 3 frames cannot spell 4 tokens + a blank
+
+
+def test_ctc_alignment_times_words_from_the_emissions(tiny_aligner: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With emissions that hear each letter inside its word's true time (what a trained model
+    gives), every word starts where it was spoken, to the frame."""
+    from music2video.lyrics import align
+
+    aligner = align.load_aligner(str(tiny_aligner), "cpu")
+    truth = [("walking", 1.0, 1.5), ("down", 1.62, 1.9), ("the", 1.95, 2.1), ("road", 4.0, 4.4)]
+    frames = int(6.0 / aligner.frame_s)
+    heard = {}
+    for word, start, end in truth:
+        letters = [aligner.vocabulary[ch] for ch in word.upper()]
+        first, last = round(start / aligner.frame_s), round(end / aligner.frame_s) - 1
+        for k, token in enumerate(letters):
+            heard[first + round(k * (last - first) / max(1, len(letters) - 1))] = token
+    monkeypatch.setattr(align, "emissions", lambda _aligner, _samples: _peaked(frames, len(aligner.vocabulary), heard))
+    lines = align.align_with_ctc(aligner, np.zeros(int(6.0 * RATE_HZ), np.float32), ["Walking down the,", "road"], 6.0)
+    words = [w for line in lines for w in line.words]
+    assert [w.text for w in words] == ["Walking", "down", "the,", "road"]
+    for word, (_, start, end) in zip(words, truth, strict=True):
+        assert abs(word.start_s - start) <= aligner.frame_s and abs(word.end_s - end) <= 2 * aligner.frame_s, word
+    assert [line.timing for line in lines] == ["ctc", "ctc"] and lines[1].start_s == words[3].start_s
+    assert all(w.confidence > 0.5 for w in words)
+
+
+@pytest.mark.slow
+def test_plain_lyrics_are_force_aligned_by_the_tiny_ctc_model(spoken_song, tiny_aligner: Path, tmp_path: Path) -> None:
+    path, _ = spoken_song
+    sheet = tmp_path / "lyrics.txt"
+    sheet.write_text("\n".join(SPOKEN_TEXTS) + "\n")
+    settings = LyricsSettings(aligner_model=str(tiny_aligner), model=str(tmp_path / "no-whisper"), device="cpu")
+    lyrics = make_lyrics(path, settings, user_lyrics=sheet)
+    assert lyrics.model == str(tiny_aligner) and lyrics.source == "user"
+    assert not any("Whisper" in w for w in lyrics.warnings)  # the aligner made Whisper unnecessary
+    assert [line.timing for line in lyrics.lines] == ["ctc"] * len(SPOKEN_TEXTS)
+    words = [w for line in lyrics.lines for w in line.words]
+    assert [w.text for w in words] == " ".join(SPOKEN_TEXTS).split()
+    starts = [w.start_s for w in words]
+    assert starts == sorted(starts) and all(0 <= w.start_s <= w.end_s <= lyrics.duration_s for w in words)
+
+
+def test_a_missing_aligner_falls_back_with_a_warning(vocal_song: Path, tmp_path: Path) -> None:
+    sheet = tmp_path / "lyrics.txt"
+    sheet.write_text("la la la\nna na na\n")
+    settings = LyricsSettings(aligner_model=str(tmp_path / "no-aligner"), model=str(tmp_path / "no-whisper"))
+    lyrics = make_lyrics(vocal_song, settings, user_lyrics=sheet)
+    assert any("CTC aligner" in w and "aligned to Whisper's words instead" in w for w in lyrics.warnings)
+    assert [line.timing for line in lyrics.lines] == ["distributed", "distributed"]

@@ -130,6 +130,14 @@ class LyricsSettings(ModelSettings):
     enabled: bool = Field(True, description="Run the lyrics stage at all (instrumentals cost only the vocal detector).")
     user_lyrics: Path | None = Field(None, description="Your lyrics: plain text (aligned to the song) or LRC (times kept).")
     model: str = Field("openai/whisper-large-v3-turbo", description="Whisper: Hugging Face id or local folder.")
+    aligner_model: str | None = Field(
+        "facebook/wav2vec2-base-960h",
+        description=(
+            "CTC model that times each word of plain-text lyrics on the voice (clap and lalm pipelines): Hugging Face "
+            "id or local folder. The default is English, Apache-2.0; MahmoudAshraf/mms-300m-1130-forced-aligner covers "
+            "158 languages but is CC BY-NC (non-commercial). None: align to Whisper's words instead."
+        ),
+    )
     transcribe: bool = Field(True, description="Use Whisper; off: lyrics only from a user file, timed by the vocals.")
     language: str | None = Field(None, description="Language code (en, de, ja ...); None: Whisper detects it once per song.")
     separation: Literal["none", "foreground", "demucs"] = Field(
@@ -171,6 +179,12 @@ class LyricsSettings(ModelSettings):
     logprob_threshold: float = Field(-1.0, description="Mean token log-probability below which text is unreliable.")
     compression_ratio_threshold: float = Field(2.4, gt=0, description="gzip ratio above which text is a repetition loop.")
     seed: int = Field(0, description="Seed of the sampling at temperatures above 0.")
+
+    @field_validator("aligner_model", mode="before")
+    @classmethod
+    def _no_aligner(cls, value: object) -> object:
+        # "none" on the command line or in a config file turns the aligner off.
+        return None if isinstance(value, str) and value.strip().lower() in ("", "none") else value
 
 
 class EvaluateSettings(SettingsSection):

@@ -145,6 +145,10 @@ FLAGS: tuple[Flag, ...] = (
     Flag("lalm_model", str, "Audio-language model: Hugging Face id or local folder.", MODELS, "listen", to=("lalm.model",), metavar="MODEL"),
     Flag("whisper_model", str, "Whisper model for the lyrics: Hugging Face id or local folder.", MODELS, "lyrics", to=("lyrics.model",), metavar="MODEL"),
     Flag(
+        "aligner_model", str, "CTC model that times each word of your plain-text lyrics (clap, lalm): Hugging Face id, local folder, or none.",
+        MODELS, "lyrics", to=("lyrics.aligner_model",), metavar="MODEL",
+    ),
+    Flag(
         "llm_model", str, "Chat model for the storyboard: Hugging Face id, local folder, or model name at --llm-base-url.", MODELS, "write",
         to=("llm.model",), metavar="MODEL",
     ),

@@ -11,8 +11,10 @@ Modules, in the order the stage uses them:
   vocal separation that feeds Whisper (REPET foreground, or Demucs when installed);
 * :mod:`.whisper` - Whisper through transformers, per 30 s window, with word times, temperature
   fallback and the filters that drop what Whisper invents over music;
-* :mod:`.user` - user lyrics: LRC parsing, plain text with repeat markers, alignment to the
-  transcription, or spreading over the vocals by syllables;
+* :mod:`.user` - user lyrics: checks, LRC parsing, plain text with repeat markers, alignment to
+  the transcription, or placement on the vocal spans by syllables;
+* :mod:`.align` - forced alignment of plain-text lyrics with a CTC model (wav2vec2 / MMS);
+* :mod:`.lrc_check` - LRC times checked against the voice (offset, line ends);
 * :mod:`.srt` - SubRip subtitles;
 * :mod:`.stage` - :func:`make_lyrics` and :func:`lyrics_by_shot`.
 """

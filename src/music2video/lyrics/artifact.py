@@ -20,6 +20,7 @@ LYRICS_SCHEMA_VERSION = 1
 Timing = Literal[
     "whisper",  # transcribed: Whisper's timestamps (word times from cross-attention alignment)
     "lrc",  # the user's LRC file
+    "ctc",  # user text force-aligned to the (separated) vocals by a CTC model, word by word
     "aligned",  # user text matched to Whisper's timed words
     "interpolated",  # user text that matched nothing: timed between its neighbours (low confidence)
     "distributed",  # user text without a transcription: spread over the vocals by syllable count
@@ -70,7 +71,7 @@ class Lyrics(Artifact):
     source: Literal["whisper", "user", "none"] = Field(
         description="whisper: transcribed; user: your lyrics file (LRC times or aligned text); none: no lyrics."
     )
-    model: str | None = Field(None, description="Whisper model id or folder, when one ran.")
+    model: str | None = Field(None, description="Whisper or CTC aligner model id or folder, when one ran.")
     language: str | None = Field(None, description="Language code, e.g. 'en'; detected by Whisper or given.")
     has_vocals: bool
     vocal_spans_s: list[tuple[float, float]] = Field(

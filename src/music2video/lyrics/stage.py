@@ -27,6 +27,7 @@ import numpy as np
 from music2video.artifacts import ShotPlan
 from music2video.errors import MissingDependencyError, ModelLoadError
 from music2video.lyrics.artifact import DroppedLine, LyricLine, Lyrics, LyricsSettings
+from music2video.lyrics.align import align_with_ctc, load_aligner
 from music2video.lyrics.lrc_check import check_lrc
 from music2video.lyrics.user import align_lines, distributed_lines, read_user_lyrics
 from music2video.lyrics.vocals import (
@@ -118,18 +119,37 @@ def make_lyrics(
     if not spans and settings.vocal_gate and user is None:
         return Lyrics(source="none", has_vocals=False, duration_s=round(duration_s, 3), warnings=warnings)
 
-    # 5. Whisper.
-    heard: list[LyricLine] = []
-    dropped: list[DroppedLine] = []
-    language = settings.language
-    model_used = None
+    listen_to = samples  # what the models hear
     if settings.transcribe:
-        windows = plan_windows(spans if settings.vocal_gate else [(0.0, duration_s)], duration_s)
-        listen_to = samples
         if stem is not None:
             listen_to = stem
         elif settings.separation in ("foreground", "demucs"):
             listen_to = foreground_audio(samples)
+
+    # 5. Plain-text lyrics and a CTC aligner: every word forced onto the voice, no Whisper needed.
+    aligned: list[LyricLine] = []
+    aligner_used = None
+    if user is not None and settings.transcribe and settings.aligner_model:
+        progress(2, 4, "aligning lyrics")
+        try:
+            aligner = load_aligner(settings.aligner_model, settings.device)
+        except (ModelLoadError, MissingDependencyError) as error:
+            warnings.append(f"lyrics: {error}; the lyrics were aligned to Whisper's words instead")
+            log.warning("%s", warnings[-1])
+        else:
+            try:
+                aligned = align_with_ctc(aligner, listen_to, user.texts, duration_s)
+                aligner_used = settings.aligner_model
+            finally:
+                aligner.free()
+
+    # 6. Whisper.
+    heard: list[LyricLine] = []
+    dropped: list[DroppedLine] = []
+    language = settings.language
+    model_used = aligner_used
+    if settings.transcribe and not aligned:
+        windows = plan_windows(spans if settings.vocal_gate else [(0.0, duration_s)], duration_s)
         whisper = None
         if windows:  # nobody sings: no model to load
             try:
@@ -157,10 +177,12 @@ def make_lyrics(
             if dropped:
                 log.info("lyrics: dropped %d transcribed line(s) as not sung", len(dropped))
 
-    # 6. Lines.
+    # 7. Lines.
     progress(3, 4, "timing lines")
     if user is not None:
-        if heard:
+        if aligned:
+            lines = aligned
+        elif heard:
             lines, align_warnings = align_lines(user.texts, [w for line in heard for w in line.words], spans, duration_s)
             warnings.extend(align_warnings)
         else:
