@@ -19,7 +19,8 @@ Printed: per track, the expected and predicted signs, then sign-correct axes out
   fitted on this set), and with the weights fitted leave-one-out (each track predicted by a
   model that never saw it: the honest figure). The fit is a logistic regression per axis on
   standardised cues, constrained to the signs the literature reports (a wrong-signed cue is
-  dropped and the rest refitted); mode's valence weight is set, not fitted (see ``music.py``);
+  dropped and the rest refitted) and with balanced classes (the set has more dark tracks than
+  bright ones, which must not become every song's prior);
 * **before** — the mood the dsp listener computed before this module (its formula is
   reproduced below from the cues it used);
 * **simple baseline** — valence = major mode, arousal = tempo above 110 BPM (Hevner 1937).
@@ -140,9 +141,10 @@ def fit(rows: list[dict[str, float]], signs: list[int], cues: tuple[str, ...], p
     active = list(range(len(cues)))
     while True:
         if not active:  # every cue had the wrong sign: the prior odds alone
-            share = (np.sum(np.array(signs) > 0) + 0.5) / (len(signs) + 1.0)
-            return dict(zip(cues, centres, strict=True)), dict(zip(cues, scales, strict=True)), {}, float(np.log(share / (1 - share)))
-        model = LogisticRegression(C=1.0).fit(z[:, active], signs)
+            return dict(zip(cues, centres, strict=True)), dict(zip(cues, scales, strict=True)), {}, 0.0
+        # Balanced classes: the labelled set has more dark tracks than bright ones (game
+        # soundtracks are mostly battles), and that share must not become every song's prior.
+        model = LogisticRegression(C=1.0, class_weight="balanced").fit(z[:, active], signs)
         weights = dict(zip([cues[i] for i in active], model.coef_[0], strict=True))
         wrong = [c for c, w in weights.items() if (c in positive and w < 0) or (c in negative and w > 0)]
         if not wrong:
@@ -157,23 +159,16 @@ def fit(rows: list[dict[str, float]], signs: list[int], cues: tuple[str, ...], p
 
 
 AROUSAL_CUES = ("loudness_dbfs", "tempo_bpm", "onset_density_hz", "spectral_flux")
-VALENCE_CUES = ("key_clarity", "brightness", "spectral_flatness_db", "major_strength")
+VALENCE_CUES = ("major_strength", "key_clarity", "brightness", "spectral_flatness_db")
 
 
 def fit_axis(rows, signs, axis: str):
-    """The constrained fit of one axis; mode's valence weight is set (music.MODE_VALENCE_WEIGHT),
-    not fitted (see music.py)."""
-    from music2video.music import MODE_VALENCE_WEIGHT
-
+    """The constrained fit of one axis (see ``fit``)."""
     if axis == "arousal":
         return fit(rows, signs, AROUSAL_CUES, positive=set(AROUSAL_CUES), negative=set())
-    centres, scales, weights, bias = fit(
-        rows, signs, VALENCE_CUES[:-1], positive={"key_clarity", "brightness"}, negative={"spectral_flatness_db"}
+    return fit(
+        rows, signs, VALENCE_CUES, positive={"major_strength", "key_clarity", "brightness"}, negative={"spectral_flatness_db"}
     )
-    mode = [row.get("major_strength", math.nan) for row in rows]
-    centres["major_strength"] = float(np.nanmean(mode))
-    scales["major_strength"] = float(np.nanstd(mode)) + 1e-9
-    return centres, scales, {**weights, "major_strength": MODE_VALENCE_WEIGHT}, bias
 
 
 def predict(model, cues: dict[str, float]) -> float:

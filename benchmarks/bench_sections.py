@@ -18,7 +18,8 @@ beside two baselines computed in the same run from the same beats and features:
   every segment gets its own label;
 * **no repeats** (labels only): our boundaries with every section labelled differently.
 
-Roles are compared with the rule used before this benchmark (``roles_before``). Also printed
+The song's key in analysis.json is checked against the key the score states (``KEYS``),
+beside the key from the dsp listener's CQT chroma. Roles are compared with the rule used before this benchmark (``roles_before``). Also printed
 per piece: our roles and the song's mood quadrant, to check the vocabulary (a
 metal song should not be six bridges and a summer holiday).
 
@@ -74,6 +75,23 @@ def librosa_agglomerative(samples: np.ndarray, rate_hz: int, beats_s: list[float
 
 ROLE_NAMES = {"ending": "outro"}  # the dev set's names for our roles
 
+# The key of each dev-set piece whose score makes it unambiguous: the chord chart in the
+# manifest (tonic chord first, or a ii-V-I that resolves to it) or the published key of the
+# corpus piece. Modal or blues charts (disco, funk, kfunk) and pieces whose key the manifest
+# does not give are left out.
+KEYS = {
+    "metal-170": "E minor", "metal-150": "A minor", "rock-128": "A major", "rock-silent-intro-112": "G major",
+    "rock-tempo-step-120-144": "D major", "rock-16beat-halftime-84": "C major", "rock-50s-shuffle-176": "A major",
+    "softrock-96": "F major", "rockwaltz-138": "E major", "folkrock-rit-132": "G major", "trance-138": "A minor",
+    "trance-128": "D minor", "16beat-dance-124": "C minor", "swing-140": "C major", "fastswing-196": "Bb major",
+    "jazzwaltz-150": "C major", "slowjazz-68": "Eb major", "bossanova-132": "C major", "swing68-66": "F major",
+    "countrywaltz-108": "G major", "bluegrass-184": "G major", "folk-accel-100-126": "D major",
+    "march68-112": "C major", "polka-tempo-step-110-132": "F major", "stringballad-72": "C major",
+    "viennese-waltz-180": "D major", "march-116": "Bb major", "hymn-silent-intro-76": "G major",
+    "mozart-k545-allegro-124": "C major", "joplin-maple-leaf-rag-92": "Ab major",
+    "beethoven-op18no1-scherzo-3-4-132": "F major", "bach-chorale-bwv66.6-84": "F# minor",
+}  # fmt: skip
+
 
 def roles_before(labels: list[str], energies: list[float]) -> list[str]:
     """The role rule before it was measured here (structure.py until this benchmark): edges
@@ -127,14 +145,24 @@ def main() -> None:
     pieces = sorted(p for p in args.devset.glob("*.json") if p.name != "index.json")
     if args.only:
         pieces = [p for p in pieces if p.stem in args.only]
-    rows = []
-    print(f"{'piece':30s} {'n':>2s} {'ours':>4s}  {'ours F@0.5':>10s} {'F@3':>5s}  {'lib F@0.5':>9s} {'F@3':>5s}  {'pairF':>5s} {'norep':>5s}  roles / mood")
+    rows, keys = [], []
+    print(f"{'piece':30s} {'n':>2s} {'ours':>4s}  {'ours F@0.5':>10s} {'F@3':>5s}  {'lib F@0.5':>9s} {'F@3':>5s}  {'pairF':>5s} {'norep':>5s}  roles / mood / key")
     for path in pieces:
         truth = json.loads(path.read_text())
-        if len(truth.get("sections", [])) < 2:
+        marked = len(truth.get("sections", [])) >= 2
+        if not marked and path.stem not in KEYS:
             continue
         samples = load_audio(path.with_suffix(".wav"), sample_rate_hz=ANALYSIS_RATE_HZ)
         analysis = analyze_structure(samples, ANALYSIS_RATE_HZ)
+        roles = " ".join(f"{s.label}:{s.role}" for s in analysis.sections)
+        mood = analysis.mood.quadrant if analysis.mood else "-"
+        key = analysis.musical_key.name if analysis.musical_key else "-"
+        if path.stem in KEYS:
+            keys.append({"id": path.stem, "truth": KEYS[path.stem], "ours": key, "cqt": cqt_key(samples, ANALYSIS_RATE_HZ)})
+            key += f" (score: {KEYS[path.stem]}; CQT: {keys[-1]['cqt']})"
+        if not marked:
+            print(f"{path.stem[:30]:30s} {'':61s}  {roles} / {mood} / {key}")
+            continue
         ref, ref_labels = truth_intervals(truth)
         duration = analysis.duration_s
         ref[-1, 1] = duration
@@ -157,11 +185,9 @@ def main() -> None:
         row["role_agreement_before"] = role_agreement(ref, ref_labels, before, duration)
         row["bridges_before"] = sum(s.role == "bridge" for s in before)
         rows.append(row)
-        roles = " ".join(f"{s.label}:{s.role}" for s in analysis.sections)
-        mood = analysis.mood.quadrant if analysis.mood else "-"
         print(
             f"{path.stem[:30]:30s} {len(ref):2d} {len(ours):4d}  {row['ours_f0.5']:10.2f} {row['ours_f3.0']:5.2f}"
-            f"  {row['librosa_f0.5']:9.2f} {row['librosa_f3.0']:5.2f}  {row['pair_f']:5.2f} {row['norep_f']:5.2f}  {roles} / {mood}"
+            f"  {row['librosa_f0.5']:9.2f} {row['librosa_f3.0']:5.2f}  {row['pair_f']:5.2f} {row['norep_f']:5.2f}  {roles} / {mood} / {key}"
         )
     if not rows:
         raise SystemExit(f"no pieces with section marks in {args.devset}: build the dev set first (benchmarks/devset/build.py)")
@@ -174,6 +200,23 @@ def main() -> None:
         f"Roles: agreement (share of time) {mean['role_agreement']:.2f}, bridges per piece {mean['bridges']:.2f}; "
         f"the rule before: {mean['role_agreement_before']:.2f}, {mean['bridges_before']:.2f} bridges per piece."
     )
+    if keys:
+        def score(system: str) -> str:
+            exact = sum(k[system] == k["truth"] for k in keys)
+            mode = sum(k[system].split()[-1] == k["truth"].split()[-1] for k in keys)
+            return f"{exact}/{len(keys)} exact, mode {mode}/{len(keys)}"
+
+        print(f"Key (analysis.json) {score('ours')}; CQT chroma as the dsp listener computes it: {score('cqt')}.")
+
+
+def cqt_key(samples: np.ndarray, rate_hz: int) -> str:
+    """The song key from the dsp listener's CQT chroma, as a baseline for the analysis' key."""
+    from music2video.listen.dsp import _song_features
+    from music2video.music import estimate_key
+
+    frames = _song_features(samples, rate_hz)
+    estimate = estimate_key(frames.chroma_mean(0.0, len(samples) / rate_hz))
+    return estimate.name if estimate else "-"
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from music2video.music import KK_MAJOR, KK_MINOR, PITCH_CLASSES, Key, estimate_key, key_name
+from music2video.music import MAJOR_PROFILE, MINOR_PROFILE, PITCH_CLASSES, Key, estimate_key, key_name
 
 
 def test_pitch_classes_and_key_names():
@@ -46,7 +46,7 @@ def test_key_rejects_out_of_range_values():
 @pytest.mark.parametrize("tonic", [0, 2, 9, 11])
 @pytest.mark.parametrize("mode", ["major", "minor"])
 def test_estimate_key_finds_each_profiles_key(tonic, mode):
-    profile = KK_MAJOR if mode == "major" else KK_MINOR
+    profile = MAJOR_PROFILE if mode == "major" else MINOR_PROFILE
     estimate = estimate_key(np.roll(profile, tonic))
     assert estimate is not None
     assert estimate.key == Key(tonic=tonic, mode=mode, confidence=1.0)

@@ -14,7 +14,7 @@ How it works, top to bottom:
 2. Per segment: energy (relative to the song), loudness, brightness, onset density, local
    tempo (from the analysis' beats), harmonic ratio and a key estimate.
 3. The key is the Krumhansl–Schmuckler estimate: the segment's mean chroma is correlated
-   with the 24 rotations of the Krumhansl–Kessler major and minor profiles; the best
+   with the 24 rotations of the major and minor key profiles (``music.estimate_key``); the best
    correlation names tonic and mode. Spans shorter than ``KEY_MIN_SPAN_S`` (most shots) have
    too few notes for this, so they take the key of their section (sections take the song's);
    the feature ``key_inherited`` says when that happened.
