@@ -82,3 +82,45 @@ def test_hand_edits_are_backed_up_before_being_replaced(tmp_path):
     run.cached("shots.json", ShotPlan, "k2", _plan)
     backups = list(tmp_path.glob("shots.edited-*.json"))
     assert len(backups) == 1 and "my-shot" in backups[0].read_text()
+
+
+def test_a_fallbacks_artifact_is_used_once_then_made_again_until_the_intended_backend_succeeds(tmp_path):
+    run = RunFolder(tmp_path)
+    intended_works = False
+    calls = []
+
+    def make():
+        calls.append(1)
+        plan = _plan()
+        if not intended_works:
+            plan.mark_provisional("server down")
+        return plan
+
+    first = run.cached("shots.json", ShotPlan, "k", make)
+    assert first.key == "k+provisional" and json.loads(run.path("shots.json").read_text())["key"] == "k+provisional"
+    assert "provisional" not in json.loads(run.path("shots.json").read_text())  # the JSON schema is unchanged
+    assert run.load("shots.json", ShotPlan, "k") is None  # never trusted by a later run
+    run.cached("shots.json", ShotPlan, "k", make)  # still failing: tried again, still provisional
+    assert len(calls) == 2 and run.load("shots.json", ShotPlan).key == "k+provisional"
+    intended_works = True
+    final = run.cached("shots.json", ShotPlan, "k", make)
+    assert final.key == "k" and len(calls) == 3
+    assert run.cached("shots.json", ShotPlan, "k", make).key == "k" and len(calls) == 3  # now reused
+
+
+def test_a_hand_edited_fallback_artifact_is_kept(tmp_path):
+    run = RunFolder(tmp_path)
+
+    def fallback():
+        plan = _plan()
+        plan.mark_provisional("server down")
+        return plan
+
+    run.cached("shots.json", ShotPlan, "k", fallback)
+    data = json.loads(run.path("shots.json").read_text())
+    data["shots"][0]["id"] = "my-shot"
+    run.path("shots.json").write_text(json.dumps(data))
+    calls = []
+    kept = run.cached("shots.json", ShotPlan, "k", lambda: calls.append(1) or _plan())
+    assert kept.shots[0].id == "my-shot" and calls == []
+    assert run.load("shots.json", ShotPlan, "other") is None  # new inputs still remake it

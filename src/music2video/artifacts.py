@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from music2video.music import Key, Mood
 
@@ -29,6 +29,20 @@ class Artifact(BaseModel):
         default_factory=list,
         description="Fallbacks and roundings applied while producing this artifact (shown in the report).",
     )
+    # Set by a stage whose intended backend failed for a reason that may pass (a server down,
+    # out of time) and whose fallback made this artifact instead. Not serialised: the run
+    # folder records it in the key (see music2video.runfolder.provisional_key), so that the
+    # JSON and every hash of it stay what they were.
+    _provisional: str | None = PrivateAttr(default=None)
+
+    def mark_provisional(self, reason: str) -> None:
+        """Say that a fallback made this artifact because of ``reason``; the next run retries."""
+        self._provisional = reason
+
+    @property
+    def provisional(self) -> str | None:
+        """Why a fallback made this artifact (as marked by the stage that made it), else None."""
+        return self._provisional
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,6 +12,10 @@ Rules that make a run resumable and safe to kill at any moment:
   lock file ``.lock`` (owner pid, host, start time). Temporary files carry their owner's pid
   and host in their names; only the owner, or a later lock holder that finds the owner dead,
   removes them. Readers (``report``, ``evaluate``) take no lock and delete nothing.
+* An artifact made by a fallback backend (the LLM server was down, say) is saved under a
+  provisional key: it is used for the rest of that run, but the next run does not trust it and
+  tries the intended backend again, replacing it when that succeeds. A person's edit of a
+  provisional artifact wins over that retry, as any edit does.
 """
 
 from __future__ import annotations
@@ -44,6 +48,14 @@ log = logging.getLogger(__name__)
 A = TypeVar("A", bound=Artifact)
 
 KEY_LENGTH = 16
+PROVISIONAL_MARK = "+provisional"
+
+
+def provisional_key(key: str) -> str:
+    """The key under which a fallback's artifact made for ``key`` is saved: it never equals
+    ``key``, so a later run makes the artifact again with the intended backend."""
+    return key if key.endswith(PROVISIONAL_MARK) else key + PROVISIONAL_MARK
+
 
 LOCK_FILE = ".lock"
 # How often a run started with wait=True looks whether the owner has finished, seconds.
@@ -167,15 +179,34 @@ class RunFolder:
         except (ValidationError, ValueError, OSError) as error:
             log.warning("ignoring unreadable %s (%s); it will be made again", path.name, _first_line(error))
             return None
-        if key is not None and artifact.key != key:
+        if key is not None and not self.key_matches(name, artifact.key, key):
             return None
         return artifact
+
+    def key_matches(self, name: str, found: str, wanted: str) -> bool:
+        """Whether an artifact keyed ``found`` stands for inputs keyed ``wanted``: the same key,
+        or the provisional key of a fallback's artifact that a person has since edited."""
+        if found == wanted:
+            return True
+        if found == provisional_key(wanted) and self.was_edited(name):
+            log.info("%s was made by a fallback and edited by hand; your edit is kept", name)
+            return True
+        return False
 
     def save(self, name: str, artifact: Artifact) -> None:
         path = self.path(name)
         self._back_up_hand_edits(path)
         write_json_atomic(path, artifact)
         self._remember_written(path)
+
+    def save_keyed(self, name: str, artifact: Artifact, key: str) -> None:
+        """Save ``artifact`` made from inputs ``key``; under its provisional key if a fallback made it."""
+        if artifact.provisional is not None:
+            artifact.key = provisional_key(key)
+            log.warning("%s was made by a fallback (%s); the next run tries again", name, artifact.provisional)
+        else:
+            artifact.key = key
+        self.save(name, artifact)
 
     def cached(self, name: str, model: type[A], key: str, make: Callable[[], A]) -> A:
         """Reuse the artifact called ``name`` if it was made from ``key``; else make and save it."""
@@ -184,8 +215,7 @@ class RunFolder:
             log.info("reusing %s", name)
             return artifact
         artifact = make()
-        artifact.key = key
-        self.save(name, artifact)
+        self.save_keyed(name, artifact, key)
         return artifact
 
     # Hand edits ---------------------------------------------------------------------------
