@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 # librosa compiles with numba on first use; cache the compiled code somewhere writable so that
@@ -56,3 +57,29 @@ def demo_analysis(demo_song, tmp_path_factory) -> Analysis:
     wav = tmp_path_factory.mktemp("demo-analysis") / "audio.wav"
     decode_audio(path, wav)
     return analyze_structure(load_audio(wav, ANALYSIS_RATE_HZ), ANALYSIS_RATE_HZ)
+
+
+@pytest.fixture(scope="session")
+def tiny_llm_dir(tmp_path_factory) -> Path:
+    """A tiny random-weight chat model (see tiny_llm.py) saved to a folder, built once per session."""
+    pytest.importorskip("transformers")
+    pytest.importorskip("llguidance")
+    from tiny_llm import build_tiny_llm
+
+    return build_tiny_llm(tmp_path_factory.mktemp("tiny-llm"))
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """On a 32-wide model, several torch threads only fight over a small machine's cores
+    (ten times slower here on two); restored afterwards for the tests that follow."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+

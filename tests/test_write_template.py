@@ -24,7 +24,8 @@ from music2video.artifacts import (
     Storyboard,
 )
 from music2video.write import write_template_storyboard
-from music2video.write.template import MAX_PROMPT_CHARS, MOTIFS, shot_seed
+from music2video.settings import DEFAULT_MAX_PROMPT_CHARS as MAX_PROMPT_CHARS
+from music2video.write.template import MOTIFS, shot_seed
 
 HEX_COLOUR = re.compile(r"^#[0-9a-f]{6}$")
 STYLE = "hand-made stop-motion with felt puppets, 1970s"

@@ -54,7 +54,7 @@ from music2video.stages import STAGES
 log = logging.getLogger(__name__)
 
 # Bump a stage's version when its algorithm changes, so old artifacts are not reused.
-STAGE_VERSIONS = {"decode": 1, "structure": 2, "shots": 1, "listen": 1, "lyrics": 1, "write": 1, "assemble": 1}
+STAGE_VERSIONS = {"decode": 1, "structure": 2, "shots": 1, "listen": 1, "lyrics": 1, "assemble": 1}
 
 
 # The artifacts report.html shows (run.json aside); the page is redrawn when one is newer.
@@ -238,28 +238,31 @@ class Run:
     def write(
         self, analysis: Analysis, plan: ShotPlan, descriptions: Descriptions, lyrics: Lyrics | None = None
     ) -> Storyboard:
-        writer = self.backends["writer"]
-        # The API key never enters a hash or an artifact; the prompt templates do (people edit them).
-        writer_settings = (
-            [self.settings.llm.model_dump(exclude={"api_key"}), _prompt_templates_hash()] if writer == "llm" else None
+        from music2video.write import storyboard_fingerprint, write_storyboard
+
+        settings = self.settings
+        fingerprint = storyboard_fingerprint(
+            self.backends["writer"], settings.write, settings.llm, settings.style, settings.seed
         )
         with self._stage("write", "storyboard.json"):
-            key = stable_hash(
-                descriptions.key,
-                lyrics.key if lyrics else None,
-                writer,
-                writer_settings,
-                self.settings.style,
-                self.settings.seed,
-                STAGE_VERSIONS["write"],
-            )
+            key = stable_hash(descriptions.key, lyrics.key if lyrics else None, *fingerprint)
             existing = self._load_storyboard(key, plan)
             if existing is not None:
                 return existing
-            sung = lyrics_by_shot(lyrics, plan) if lyrics is not None and lyrics.lines else None
-            storyboard = self._write(writer, analysis, plan, descriptions, sung)
-            storyboard.key = key
-            self.run.save("storyboard.json", storyboard)
+            storyboard = write_storyboard(
+                analysis,
+                plan,
+                descriptions,
+                writer=self.backends["writer"],
+                settings=settings.write,
+                llm=settings.llm,
+                style=settings.style,
+                seed=settings.seed,
+                lyrics_by_shot=lyrics_by_shot(lyrics, plan) if lyrics is not None and lyrics.lines else None,
+                log_dir=self.run.path("llm"),
+                progress=self.progress.stage("write"),
+            )
+            self.run.save_keyed("storyboard.json", storyboard, key)
             return storyboard
 
     def _load_storyboard(self, key: str, plan: ShotPlan) -> Storyboard | None:
@@ -276,7 +279,7 @@ class Run:
                 raise Music2VideoError(
                     f"{path} was edited and is no longer valid ({_one_line(error)}); fix it, or delete it to write a new one"
                 ) from None
-            if storyboard.key == key:
+            if self.run.key_matches("storyboard.json", storyboard.key, key):
                 check_storyboard_matches_plan(storyboard, plan, path)
                 log.info("using your edited storyboard.json")
                 return storyboard
@@ -285,35 +288,6 @@ class Run:
         if storyboard is not None:
             check_storyboard_matches_plan(storyboard, plan, path)
         return storyboard
-
-    def _write(
-        self,
-        writer: str,
-        analysis: Analysis,
-        plan: ShotPlan,
-        descriptions: Descriptions,
-        sung: dict[str, str] | None,
-    ) -> Storyboard:
-        if writer == "template":
-            from music2video.write.template import write_template_storyboard
-
-            return write_template_storyboard(
-                analysis, plan, descriptions, style=self.settings.style, seed=self.settings.seed, lyrics_by_shot=sung
-            )
-        if writer == "llm":
-            write_llm_storyboard = _optional_backend("music2video.write.llm", "write_llm_storyboard", "the llm writer")
-            return write_llm_storyboard(
-                analysis,
-                plan,
-                descriptions,
-                self.settings.llm,
-                style=self.settings.style,
-                seed=self.settings.seed,
-                lyrics_by_shot=sung,
-                log_dir=self.run.path("llm"),
-                progress=self.progress.stage("write"),
-            )
-        raise Music2VideoError(f"unknown writer {writer!r}; choose template or llm")
 
     def render(self, storyboard: Storyboard, analysis: Analysis) -> RenderResult:
         from music2video.render import open_renderer, render_storyboard
@@ -547,20 +521,6 @@ def make_video(
     return run.until(until)
 
 
-def _prompt_templates_hash() -> str:
-    folder = Path(__file__).parent / "prompts"
-    return stable_hash(*[(path.name, path.read_text(encoding="utf-8")) for path in sorted(folder.glob("storyboard_*"))])
-
-
-def _optional_backend(module: str, attribute: str, purpose: str):
-    import importlib
-
-    try:
-        return getattr(importlib.import_module(module), attribute)
-    except ModuleNotFoundError as error:
-        if error.name and error.name.startswith("music2video"):
-            raise Music2VideoError(f"{purpose} is not available in this version of music2video") from None
-        raise
 
 
 def _public_settings(settings: Settings) -> dict:

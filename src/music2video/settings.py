@@ -81,14 +81,57 @@ class LalmSettings(ModelSettings):
     max_new_tokens: int = Field(256, ge=16)
 
 
+DEFAULT_MAX_PROMPT_CHARS = 800
+"""Longest text-to-video prompt, in characters, that either writer composes by default. Wan's UMT5
+encoder reads 512 tokens; 800 characters of English (about 200 tokens) stay well inside that, and
+hold the LLM writer's longest style, two characters, a setting and the shot's own words."""
+
+
+class WriteSettings(SettingsSection):
+    """The ``[write]`` section: what every storyboard writer (template or llm) follows."""
+
+    max_prompt_chars: int = Field(
+        DEFAULT_MAX_PROMPT_CHARS,
+        ge=200,
+        le=4000,
+        description="Longest text-to-video prompt in characters; lower it for a text encoder that reads less.",
+    )
+
+
 class LlmSettings(ModelSettings):
     # Qwen3-4B-Instruct-2507: Apache-2.0 (Qwen2.5-3B is under a research licence), no thinking
     # mode, about 8 GB in bf16, and loaded only while the storyboard is written.
     model: str = Field("Qwen/Qwen3-4B-Instruct-2507", description="Hugging Face id or local folder of a chat model.")
     base_url: str | None = Field(None, description="OpenAI-compatible endpoint; when set, the local model is not used.")
     api_key: str | None = Field(None, description="Key for base_url (many local servers accept any).")
-    max_retries: int = Field(3, ge=0)
-    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(3, ge=0, description="Retries of a part whose answer was unusable or hit a server error.")
+    temperature: float = Field(
+        0.7, ge=0, le=2, description="Sampling temperature: varied enough to be vivid, low enough to follow the schema."
+    )
+    top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling mass.")
+    shots_per_request: int = Field(
+        16, ge=1, le=64, description="Most shots asked for in one request; longer sections are written in chunks."
+    )
+    connect_timeout_s: float = Field(
+        5.0, gt=0, description="Seconds to connect to base_url; a server that cannot be reached ends all requests at once."
+    )
+    first_token_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a server may stay silent before its first token (and between tokens); then it counts as down.",
+    )
+    budget_s: float = Field(
+        1800.0, gt=0, description="Seconds for the whole storyboard; what is not written by then is the template's."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replaced_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "timeout_s" in data:
+            raise ValueError(
+                "llm.timeout_s was replaced by llm.connect_timeout_s, llm.first_token_timeout_s and llm.budget_s"
+            )
+        return data
 
 
 class VideoModelSettings(ModelSettings):
@@ -220,6 +263,7 @@ class Settings(BaseSettings):
     shots: ShotSettings = Field(default_factory=ShotSettings)
     clap: ClapSettings = Field(default_factory=ClapSettings)
     lalm: LalmSettings = Field(default_factory=LalmSettings)
+    write: WriteSettings = Field(default_factory=WriteSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     video: VideoModelSettings = Field(default_factory=VideoModelSettings)
     lyrics: LyricsSettings = Field(default_factory=LyricsSettings)

@@ -24,7 +24,7 @@ The treatment, top to bottom:
 5. **Shots.** Each planned shot keeps its id and times. Its kind follows its place in the
    section (an establishing shot first, then portrait, journey and motif detail in turn), its
    camera move follows its energy, and its prompt is assembled from the scene, camera and
-   lighting, the style bible and the palette in words, within ``MAX_PROMPT_CHARS``.
+   lighting, the style bible and the palette in words, within ``max_prompt_chars``.
 """
 
 from __future__ import annotations
@@ -50,9 +50,9 @@ from music2video.artifacts import (
     StyleBible,
 )
 from music2video.music import Key, Mood
+from music2video.settings import DEFAULT_MAX_PROMPT_CHARS
 
 WRITER_NAME = "template"
-MAX_PROMPT_CHARS = 600  # longer prompts are cut by most text encoders (Wan's UMT5 reads ~512 tokens, CLIP 77)
 SEED_MASK = 0x7FFFFFFF  # per-shot seeds are 31-bit so every backend (torch, numpy, JS) accepts them
 MATCH_TOLERANCE_S = 0.05  # a description whose times are this close to a span's belongs to it
 
@@ -246,6 +246,7 @@ def write_template_storyboard(
     style: str = "",
     seed: int = 0,
     lyrics_by_shot: dict[str, str] | None = None,
+    max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
 ) -> Storyboard:
     """Write a deterministic storyboard from the song's structure and a listener's descriptions.
 
@@ -255,10 +256,11 @@ def write_template_storyboard(
         descriptions: any listener's output (dsp, clap or lalm); missing features or tags fall
             back to words, then to the analysis, then to neutral values (listed in ``warnings``).
         style: the user's instruction for the look or story; used verbatim in the concept and
-            the style bible, and in every prompt as far as ``MAX_PROMPT_CHARS`` allows.
+            the style bible, and in every prompt as far as ``max_prompt_chars`` allows.
         seed: seeds every choice (characters, settings, actions) and the per-shot seeds.
         lyrics_by_shot: the words sung during each shot (by shot id), copied into the shot's
             ``lyrics`` and its scene description for people; prompts stay visual.
+        max_prompt_chars: the longest prompt, in characters (``write.max_prompt_chars``).
 
     Returns:
         ``Storyboard(writer="template")``, one ``StoryboardShot`` per planned shot, in order.
@@ -347,6 +349,7 @@ def write_template_storyboard(
             base_look=base_look,
             palette_words=f"Colour palette of {_palette_words(treatment.treatment.palette)}.",
             technical=f"{lens}, {world['medium']}, {world['era']}.",
+            max_chars=max_prompt_chars,
         )
         style_cut = style_cut or cut
 
@@ -371,7 +374,7 @@ def write_template_storyboard(
 
     if style_cut:
         warnings.append(
-            f"template writer: the style instruction does not fit a {MAX_PROMPT_CHARS}-character prompt in full; "
+            f"template writer: the style instruction does not fit a {max_prompt_chars}-character prompt in full; "
             "prompts carry a shortened copy (the concept and style bible keep it whole)"
         )
 
@@ -680,9 +683,9 @@ def _scene(
 
 
 def _compose_prompt(
-    scene: str, camera_lighting: str, style: str, base_look: str, palette_words: str, technical: str
+    scene: str, camera_lighting: str, style: str, base_look: str, palette_words: str, technical: str, max_chars: int
 ) -> tuple[str, bool]:
-    """The prompt, at most MAX_PROMPT_CHARS, and whether the style had to be shortened.
+    """The prompt, at most ``max_chars``, and whether the style had to be shortened.
 
     Parts are kept in priority order (scene, camera and lighting, the look with the user's
     style, the palette, the technical notes) and written in reading order (look first).
@@ -697,21 +700,21 @@ def _compose_prompt(
         return len(" ".join(parts[name] for name in order if name in parts))
 
     for look in looks:
-        if length({**kept, "look": look}) <= MAX_PROMPT_CHARS:
+        if length({**kept, "look": look}) <= max_chars:
             kept["look"] = look
             break
     style_cut = False
     if "look" not in kept and style:
-        room = MAX_PROMPT_CHARS - length(kept) - 2  # a space and the final full stop
+        room = max_chars - length(kept) - 2  # a space and the final full stop
         shortened = _shorten(style, room)
         if shortened:
             kept["look"] = f"{shortened}."
         style_cut = True
     for name, text in (("palette", palette_words), ("technical", technical)):
-        if length({**kept, name: text}) <= MAX_PROMPT_CHARS:
+        if length({**kept, name: text}) <= max_chars:
             kept[name] = text
     prompt = " ".join(kept[name] for name in order if name in kept)
-    return prompt[:MAX_PROMPT_CHARS], style_cut
+    return prompt[:max_chars], style_cut
 
 
 # --------------------------------------------------------------------------------------------
