@@ -159,7 +159,7 @@ class FakeServer:
         if action == "slow":
             time.sleep(self.SLOW_S)
         if action == "hang":
-            self.released.wait(60)
+            self.released.wait(600)
             return
         reply = self.good(body)
         if action == "wrong_count":

@@ -107,3 +107,20 @@ class TestServerLlmWriter(WriterTesterMixin):
             yield LlmSettings(model="test-model", base_url=server.url, first_token_timeout_s=5.0)
         finally:
             server.close()
+
+
+def test_storyboard_keys_of_earlier_run_folders_stay_valid() -> None:
+    """What earlier versions hashed, field for field: a run folder made before resumes."""
+    from music2video.prompts import prompt_files_hash
+
+    assert storyboard_fingerprint("template", WriteSettings(), LlmSettings(), STYLE, SEED) == (
+        "template", None, STYLE, SEED, 1)
+    server = LlmSettings(model="m", base_url="http://localhost:8000/v1", api_key="sk-secret", budget_s=60.0)
+    assert storyboard_fingerprint("llm", WriteSettings(), server, STYLE, SEED) == (
+        "llm",
+        [{"device": "auto", "dtype": "auto", "model": "m", "base_url": "http://localhost:8000/v1", "max_retries": 3,
+          "timeout_s": 120.0}, prompt_files_hash("storyboard_*")],
+        STYLE, SEED, 1,
+    )
+    hotter = storyboard_fingerprint("llm", WriteSettings(), server.model_copy(update={"temperature": 1.0}), STYLE, SEED)
+    assert hotter[1][0]["temperature"] == 1.0  # a changed knob rewrites the storyboard
