@@ -36,6 +36,7 @@ def write(song: Path, run: Path, url: str) -> Storyboard:
     return result.storyboard
 
 
+@pytest.mark.slow  # three pipeline runs up to the storyboard: several seconds on 2 cores
 def test_a_fallback_storyboard_is_replaced_once_the_server_is_back(song: Path, tmp_path: Path) -> None:
     port = free_loopback_port()
     url = f"http://127.0.0.1:{port}/v1"
@@ -59,6 +60,7 @@ def test_a_fallback_storyboard_is_replaced_once_the_server_is_back(song: Path, t
         server.close()
 
 
+@pytest.mark.slow  # two pipeline runs up to the storyboard
 def test_an_edited_fallback_storyboard_is_kept_when_the_server_is_back(song: Path, tmp_path: Path) -> None:
     port = free_loopback_port()
     url = f"http://127.0.0.1:{port}/v1"

@@ -81,7 +81,7 @@ class TestTemplateWriter(WriterTesterMixin):
     writer = "template"
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # three storyboards from a random-weight model: about 20 s on 2 cores
 @pytest.mark.usefixtures("one_torch_thread")
 class TestLocalLlmWriter(WriterTesterMixin):
     writer = "llm"

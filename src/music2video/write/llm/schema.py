@@ -28,7 +28,8 @@ class TextLimits:
     """Longest text the model may write in each field, in characters (``maxLength`` in the
     schema), and how many items it may list. The defaults keep a composed prompt within the
     default prompt budget (``write.max_prompt_chars``, 800 characters); tests lower them so that
-    a random-weight model finishes quickly."""
+    a random-weight model finishes quickly. Not settings: they are the shape of the answer the
+    prompt templates describe, sized together, and a user's lever is the prompt budget."""
 
     title: int = 60
     concept: int = 400
