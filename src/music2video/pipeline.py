@@ -521,8 +521,6 @@ def make_video(
     return run.until(until)
 
 
-
-
 def _public_settings(settings: Settings) -> dict:
     data = settings.model_dump(mode="json")
     data.get("llm", {}).pop("api_key", None)
