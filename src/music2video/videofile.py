@@ -24,7 +24,12 @@ PIXEL_FORMAT = "yuv420p"
 # crf 20 looks clean for animatics and diffusion output; 'veryfast' trades a little size for
 # a lot of speed on the 2-core machines we target. No 'fastdecode' tune: it turns off CABAC and
 # the deblocking filter, which shows as 8x8 blocks in dark gradients at ~50 % more bit rate.
-X264_OPTIONS = {"crf": "20", "preset": "veryfast", "bf": "0"}
+#
+# Within veryfast, a diamond motion search and the first subpixel refinement level (me=dia,
+# subme=1) cost a third less encoding time on the animatic's soft, drifting pictures for 0.06 dB
+# less luma PSNR and 2 % more bits (a real song's storyboard, 640x360: 4.5 -> 3.0 ms CPU a
+# frame, 46.31 -> 46.25 dB); 'superfast' would save more but costs 60 % more bits.
+X264_OPTIONS = {"crf": "20", "preset": "veryfast", "bf": "0", "x264-params": "me=dia:subme=1"}
 
 
 def fps_fraction(fps: float) -> Fraction:
