@@ -549,12 +549,10 @@ def _preview_note(art: RunArtifacts) -> str:
     renderer = art.render.renderer if art.render is not None else (art.run.backends.get("renderer") if art.run else None)
     if renderer != "animatic":
         return ""
-    return (
-        "<p class=\"preview-note\"><b>This is a preview.</b> Each shot is an animatic: its motif, palette, camera move "
-        "and the beat, plus the colours and motifs its prompt names (edit a prompt in <code>storyboard.json</code> to "
-        "change them). People, places and actions in the prompts take effect with a video model "
-        "(<code>--pipeline clap</code> or <code>lalm</code> on a GPU).</p>"
-    )
+    from music2video.render.animatic import PREVIEW_NOTE
+
+    first, rest = PREVIEW_NOTE.split(": ", 1)
+    return f"<p class=\"preview-note\"><b>{_e(first)}.</b> {_e(rest[0].upper() + rest[1:])}</p>"
 
 
 # What a reader can do about a warning, by the artifact that carries it.

@@ -68,6 +68,15 @@ def make(
     report_path = result.run_folder / "report.html"
     if report_path.exists():
         console.print(f"[dim]report: {report_path}[/dim]")
+    _say_what_the_preview_is(result.render)
+
+
+def _say_what_the_preview_is(render: Any) -> None:
+    """Once per run that drew animatics: what a preview takes from the storyboard, and what it cannot."""
+    if render is not None and render.renderer == "animatic":
+        from music2video.render.animatic import PREVIEW_NOTE
+
+        console.print(f"[dim]{PREVIEW_NOTE}[/dim]")
 
 
 @pipeline_command(until="shots")
@@ -94,6 +103,7 @@ def render(song: Song, **flags: Any) -> None:
     result = run_pipeline(song, "render", flags)
     print_warnings(result.render)
     console.print(f"[green]rendered[/green] {len(result.render.clips)} clips in {result.run_folder / 'clips'}")
+    _say_what_the_preview_is(result.render)
 
 
 @pipeline_command(until="assemble")

@@ -59,6 +59,13 @@ from music2video.videofile import ClipWriter
 
 log = logging.getLogger(__name__)
 
+# What the preview is, said once by the CLI after a run and once in the report.
+PREVIEW_NOTE = (
+    "This is a preview: each shot is an animatic of its motif, palette, camera move and the beat, plus the "
+    "colours and motifs its prompt names (edit a prompt in storyboard.json to change them). People, places "
+    "and actions in the prompts take effect with a video model (--pipeline clap or lalm, on a GPU)."
+)
+
 # Bump when the drawing changes: it is part of every clip's hash, so old clips are redrawn.
 RENDERER_VERSION = 2  # 2: colours and motifs named in the prompt
 
