@@ -698,8 +698,9 @@ def _storyboard_section(art: RunArtifacts) -> str:
         for s in board.sections
     )
     song_words = ""
-    if art.descriptions is not None and art.descriptions.song.text:
-        song_words = f"<p><b>What the listener heard:</b> {_e(art.descriptions.song.text)}</p>"
+    heard = art.descriptions.song.text.strip() if art.descriptions is not None else ""
+    if heard and heard not in board.concept:  # the template writer's concept quotes it already
+        song_words = f"<p><b>What the listener heard:</b> {_e(heard)}</p>"
     shared = shared_prompt_sentences(board)
     shared_html = ""
     if shared:
@@ -968,10 +969,14 @@ _SCRIPT = """
     if (fold) document.querySelectorAll('.shot details.body').forEach((d) => { d.open = fold.dataset.open === '1'; });
   });
   if (!video) return;
-  // The player docks in a corner while its place is scrolled away, so a click on a shot far
-  // down the page plays where the reader is.
+  // While it plays, the player docks in a corner when its place is scrolled away, so a click on
+  // a shot far down the page plays where the reader is.
   const slot = video.parentElement;
-  new IntersectionObserver(([entry]) => video.classList.toggle('docked', !entry.isIntersecting), { threshold: 0.2 }).observe(slot);
+  let away = false;
+  const dock = () => video.classList.toggle('docked', away && !video.paused);
+  new IntersectionObserver(([entry]) => { away = !entry.isIntersecting; dock(); }, { threshold: 0.2 }).observe(slot);
+  video.addEventListener('play', dock);
+  video.addEventListener('pause', dock);
   const heads = document.querySelectorAll('.seekable');
   const cards = Array.from(document.querySelectorAll('.shot'));
   let playing = null;
