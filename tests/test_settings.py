@@ -65,3 +65,12 @@ def test_parse_resolution():
     assert parse_resolution(" 1280 X 720 ") == (1280, 720)
     with pytest.raises(Music2VideoError, match="WIDTHxHEIGHT"):
         parse_resolution("720p")
+
+
+def test_the_replaced_llm_timeout_names_its_successors(tmp_path):
+    config = tmp_path / "music2video.toml"
+    config.write_text("[llm]\ntimeout_s = 30\n")
+    with pytest.raises(Music2VideoError, match="connect_timeout_s, llm.first_token_timeout_s and llm.budget_s"):
+        load_settings(config)
+    settings = load_settings(llm={"budget_s": 90, "temperature": 0.2}, write={"max_prompt_chars": 500})
+    assert (settings.llm.budget_s, settings.llm.temperature, settings.write.max_prompt_chars) == (90, 0.2, 500)
