@@ -3,16 +3,21 @@
     from music2video.report import write_report
     write_report(Path("song.music2video"))   # -> song.music2video/report.html
 
-The page shows, top to bottom: the song and how it was made (duration, tempo, meter, key,
-pipeline, the video itself when it sits beside the run folder); every warning of every
-artifact (fallbacks are never silent); the timeline (waveform with sections, beats,
-downbeats, planned and detected cuts); the feature curves (energy, brightness) and the
-listener's valence/arousal per shot; the sync and quality metrics of ``evaluation.json``; the
-storyboard's concept; a contact sheet (the middle frame of every shot beside its scene,
-prompt, tags and lyrics); the models and settings used; and the time each stage took.
+The page shows, top to bottom: the song and how it was made (the video beside the key
+figures: tempo, meter, duration, shots, key, cuts on a beat, beat alignment, AV-Align,
+pipeline, time taken), and for an animatic, once, what a preview draws; a table of contents;
+every warning of every artifact with what to do about it (fallbacks are never silent); the
+timeline (sections, waveform with beats, downbeats, planned and detected cuts; the energy and
+brightness curves and the listener's valence/arousal per shot); the sync and quality metrics
+of ``evaluation.json``; the storyboard (concept, style bible, characters, sections, and the
+sentences every prompt repeats, shown once); a card per shot (its middle frame, scene, what its
+prompt adds, tags, lyrics), foldable and filterable by section; the models and settings used;
+and the time each stage took.
 
 Plots are PNG files drawn by matplotlib's Agg renderer (no pyplot, no display) and frames are
-JPEG files, all in ``report/`` beside the HTML, so the page needs no network and no script.
+JPEG files, all in ``report/`` beside the HTML, so the page needs no network. One small inline
+script (``_SCRIPT``) makes the page interactive: clicking the waveform, a section or a shot
+plays the video from there, a playhead follows the video, and the shot cards filter and fold.
 Any missing or unreadable artifact leaves its part out with a note instead of failing the
 report.
 """
