@@ -310,3 +310,18 @@ def test_every_warning_says_what_to_do(tmp_path: Path):
     assert "failed shots are retried" in text  # the failed shot-005
     assert "This is a preview." in text  # the animatic says once what it draws
     assert text.count("take effect with a video model") == 1
+
+
+def test_key_and_mood_come_from_the_analysis(tmp_path: Path):
+    """The analysis' key wins over a listener's key tag, and its mood is shown beside it."""
+    from music2video.music import Key, mood_from_cues
+
+    run = build_run_folder(tmp_path)
+    analysis = Analysis.model_validate_json((run / "analysis.json").read_text())
+    mood = mood_from_cues({"loudness_dbfs": -15.0, "spectral_flux": 1.3, "major_strength": 1.0, "key_clarity": 0.9})
+    analysis = analysis.model_copy(update={"musical_key": Key(tonic=2, mode="major", confidence=0.8), "mood": mood})
+    write_json_atomic(run / "analysis.json", analysis)
+
+    text = " ".join(_parse(write_report(run)).text)
+    assert "D major" in text and "A minor" not in text
+    assert mood.words[0] in text and f"valence {mood.valence:+.2f}" in text

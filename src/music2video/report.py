@@ -482,10 +482,13 @@ def _song_name(art: RunArtifacts) -> str:
 
 
 def _song_key(art: RunArtifacts) -> str | None:
+    """The key in analysis.json; for an analysis made before it had one, a listener's key tag."""
+    if art.analysis is not None and art.analysis.musical_key is not None:
+        return art.analysis.musical_key.name
     song = art.descriptions.song if art.descriptions is not None else None
     if song is None:
         return None
-    labels = song.tags.get("key")  # the dsp listener's Krumhansl-Schmuckler estimate
+    labels = song.tags.get("key")
     return labels[0].label if labels else None
 
 
@@ -503,6 +506,9 @@ def _key_figures(art: RunArtifacts) -> list[tuple[str, str, str]]:
     key = _song_key(art)
     if key:
         figures.append(("key", key, "estimated"))
+    mood = art.analysis.mood if art.analysis is not None else None
+    if mood is not None:
+        figures.append(("mood", mood.words[0] if mood.words else mood.quadrant, f"valence {mood.valence:+.2f}, arousal {mood.arousal:+.2f}"))
     ev = art.evaluation
     if ev is not None:
         on_beat = ev.cut_on_beat.beat.within_frame

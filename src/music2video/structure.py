@@ -104,8 +104,9 @@ the same material measure well under a tenth of these."""
 KEY_CHROMA_LOG_GAMMA = 1000.0
 """Log compression of the power spectrum before it is folded into the key chroma (see
 ``_Features._tonal_features``); the dsp listener compresses its CQT the same way."""
-KEY_BLOCK_FRAMES = 2048
-"""Frames per block when computing the tonal features (about 8 MB of float32 per block)."""
+TONAL_FRAME_STEP = 4
+"""Only every 4th frame (93 ms apart) feeds the song's key and spectral flatness: they are
+whole-song means, and the full-rate log spectrum cost a third of the structure stage."""
 AUDIBLE_LEVEL_DBFS = -60.0
 """Frames quieter than this (RMS) do not count towards the mood cues: silence has no mood."""
 
@@ -245,24 +246,21 @@ class _Features:
 
     @staticmethod
     def _tonal_features(power: np.ndarray, rate_hz: int) -> tuple[np.ndarray, np.ndarray]:
-        """Per frame, spectral flatness (dB) and a log-compressed chroma for the key.
+        """Spectral flatness (dB) and a log-compressed chroma for the key, for every
+        ``TONAL_FRAME_STEP``-th frame (frame ``i * TONAL_FRAME_STEP`` in column ``i``).
 
-        Computed in blocks of frames so that no second full-size spectrogram is held. The
-        chroma is CLP (Mueller): log(1 + gamma * power / max) before folding into pitch
-        classes, so that roots and fifths, which every note's overtones reinforce, do not drown
-        the third that decides major or minor.
+        Both only feed whole-song means (key and mood), for which one frame in four is plenty;
+        it saves most of their cost. The chroma is CLP (Mueller): log(1 + gamma * power / max)
+        before folding into pitch classes, so that roots and fifths, which every note's
+        overtones reinforce, do not drown the third that decides major or minor.
         """
+        sampled = power[:, ::TONAL_FRAME_STEP]
         chroma_filters = librosa.filters.chroma(sr=rate_hz, n_fft=N_FFT, tuning=0.0).astype(np.float32)
-        peak = float(power.max(initial=0.0))
-        flatness_db = np.empty(power.shape[1], dtype=np.float32)
-        chroma = np.empty((12, power.shape[1]), dtype=np.float32)
-        for lo in range(0, power.shape[1], KEY_BLOCK_FRAMES):
-            block = power[:, lo : lo + KEY_BLOCK_FRAMES]
-            flatness_db[lo : lo + block.shape[1]] = spectral_flatness_db(block)
-            compressed = np.log1p(KEY_CHROMA_LOG_GAMMA * block / peak) if peak > 0 else block
-            folded = chroma_filters @ compressed
-            chroma[:, lo : lo + block.shape[1]] = folded / np.maximum(folded.max(axis=0, keepdims=True), 1e-10)
-        return flatness_db, chroma
+        peak = float(sampled.max(initial=0.0))
+        compressed = np.log1p(KEY_CHROMA_LOG_GAMMA * sampled / peak) if peak > 0 else sampled
+        folded = chroma_filters @ compressed
+        chroma = folded / np.maximum(folded.max(axis=0, keepdims=True), 1e-10)
+        return spectral_flatness_db(sampled).astype(np.float32), chroma
 
     def frames(self, times_s: np.ndarray) -> np.ndarray:
         return np.clip(librosa.time_to_frames(times_s, sr=self.rate_hz, hop_length=HOP_LENGTH), 0, self.n_frames - 1)
@@ -441,7 +439,7 @@ def _audible(features: _Features) -> np.ndarray:
 
 def _song_key(features: _Features) -> KeyEstimate | None:
     """Krumhansl–Schmuckler key of the song's loudness-weighted mean key chroma."""
-    weights = np.where(_audible(features), features.rms, 0.0)
+    weights = np.where(_audible(features), features.rms, 0.0)[::TONAL_FRAME_STEP]
     if weights.sum() <= 0:
         return None
     return estimate_key(features.key_chroma @ weights / weights.sum())
@@ -463,7 +461,7 @@ def _mood_cues(features: _Features, tempo_bpm: float | None, key: KeyEstimate | 
         "onset_density_hz": float(np.count_nonzero(audible[np.clip(onsets, 0, len(audible) - 1)]) / seconds),
         "spectral_flux": float(np.mean(features.onset_envelope[audible[: len(features.onset_envelope)]])),
         "brightness": brightness_from_centroid(float(np.average(features.centroid_hz[audible], weights=rms))),
-        "spectral_flatness_db": float(np.mean(features.flatness_db[audible])),
+        "spectral_flatness_db": float(np.mean(features.flatness_db[audible[::TONAL_FRAME_STEP]])),
     }
     if tempo_bpm is not None:
         cues["tempo_bpm"] = tempo_bpm
