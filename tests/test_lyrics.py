@@ -883,3 +883,71 @@ def test_a_missing_aligner_falls_back_with_a_warning(vocal_song: Path, tmp_path:
     lyrics = make_lyrics(vocal_song, settings, user_lyrics=sheet)
     assert any("CTC aligner" in w and "aligned to Whisper's words instead" in w for w in lyrics.warnings)
     assert [line.timing for line in lyrics.lines] == ["distributed", "distributed"]
+
+
+# --------------------------------------------------------------------------------------------
+# Karaoke
+
+
+def karaoke_lyrics() -> Lyrics:
+    return Lyrics(
+        source="user", has_vocals=True, duration_s=VIDEO_S,
+        lines=[_line("one two", 0.5, 1.0)],  # "one" 0.5-1.5 s, "two" 1.5-2.5 s
+    )  # fmt: skip
+
+
+def test_karaoke_ass_times_each_word_and_reads_back(tmp_path: Path) -> None:
+    from music2video.lyrics.ass import read_karaoke, write_ass
+
+    lyrics = Lyrics(
+        source="user", has_vocals=True, duration_s=20.0,
+        lines=[_line("walking down the {silver} road", 4.2, 0.5), _line("carry all", 9.0, 0.4)],
+    )  # fmt: skip
+    lyrics.lines[0].start_s = 4.0  # shown 0.2 s before its first word: an empty \k leads
+    path = write_ass(lyrics, tmp_path / "lyrics.ass")
+    text = path.read_text()
+    assert "Dialogue: 0,0:00:04.00,0:00:06.70,Karaoke,,0,0,0,,{\\k20}{\\k50}walking {\\k50}down" in text
+    cues = read_karaoke(path)
+    assert [cue.text for cue in cues] == ["walking down the (silver) road", "carry all"]
+    starts = [start for cue in cues for _, start in cue.words]
+    expected = [w.start_s for line in lyrics.lines for w in line.words]
+    assert starts == pytest.approx(expected, abs=0.011)
+
+
+def _gold_pixels(frames: np.ndarray) -> np.ndarray:
+    """Per frame, how many pixels are the karaoke's sung colour (255, 215, 0), give or take the encoder."""
+    r, g, b = frames[..., 0].astype(int), frames[..., 1].astype(int), frames[..., 2].astype(int)
+    return ((r > 200) & (g > 150) & (g < 245) & (b < 110)).sum(axis=(1, 2))
+
+
+def test_burned_karaoke_turns_each_word_gold_when_it_is_sung(tmp_path: Path) -> None:
+    from music2video.lyrics.ass import write_ass
+
+    # A grey 640x360 clip: text large enough that 4:2:0 chroma keeps the gold of thin strokes.
+    video = tmp_path / "grey.mp4"
+    write_clip(video, np.full((int(VIDEO_S * FPS), 360, 640, 3), 70, np.uint8), FPS)
+    ass = write_ass(karaoke_lyrics(), tmp_path / "lyrics.ass")
+    output = tmp_path / "karaoke.mp4"
+    assert burn_subtitles(video, ass, output) == count_frames(video)
+    frames = read_frames(output)
+    gold = _gold_pixels(frames)
+    white = (frames.astype(int) > 225).all(axis=3).sum(axis=(1, 2))
+    at = lambda t: int(t * FPS)  # noqa: E731
+    assert gold[at(0.2)] == 0 and white[at(0.2)] == 0  # before the line
+    assert gold[at(1.0)] > 10 and white[at(1.0)] > 10  # "one" sung (gold), "two" still white
+    assert gold[at(2.0)] > 1.5 * gold[at(1.0)] and white[at(2.0)] < white[at(1.0)] / 2  # both sung
+    assert gold[at(2.9)] == 0  # the line is over
+
+
+def test_soft_karaoke_track_changes_cue_at_each_word(video_with_audio: Path, tmp_path: Path) -> None:
+    from music2video.lyrics.ass import write_ass
+
+    ass = write_ass(karaoke_lyrics(), tmp_path / "lyrics.ass")
+    output = tmp_path / "soft-karaoke.mp4"
+    assert add_soft_subtitles(video_with_audio, ass, output, language="eng") == 2  # one cue per word
+    assert subtitle_streams(output) == [("mov_text", "eng")]
+    with av.open(str(output)) as container:
+        stream = container.streams.subtitles[0]
+        # The muxer fills the gaps with empty samples (2 bytes: a zero-length string).
+        starts = [round(float(p.pts * p.time_base), 2) for p in container.demux(stream) if p.pts is not None and p.size > 2]
+    assert starts == [0.5, 1.5]

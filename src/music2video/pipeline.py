@@ -209,6 +209,7 @@ class Run:
     def lyrics(self, audio: AudioInfo) -> Lyrics | None:
         """lyrics.json and lyrics.srt: where the voice is, and what it sings when."""
         from music2video.lyrics import make_lyrics, write_srt
+        from music2video.lyrics.ass import write_ass
 
         settings = self.settings.lyrics
         if not settings.enabled:
@@ -233,6 +234,7 @@ class Run:
                 lambda: make_lyrics(self.run.path("audio.wav"), settings, progress=self.progress.stage("lyrics")),
             )
             write_srt(lyrics, self.run.path("lyrics.srt"))  # cheap; follows hand edits of lyrics.json
+            write_ass(lyrics, self.run.path("lyrics.ass"))  # karaoke: a \\k timing tag per word
             return lyrics
 
     def write(
@@ -354,6 +356,17 @@ class Run:
         from music2video.subtitles import add_soft_subtitles, burn_subtitles, iso639_2
 
         srt = self.run.path("lyrics.srt")
+        if mode == "karaoke":
+            # Burned lines with the current word highlighted, plus a soft track whose cues change
+            # at each word (players that honour its colours highlight the word too).
+            ass = self.run.path("lyrics.ass")
+            burned = self.run.path("video-karaoke.mp4")
+            burn_subtitles(joined, ass, burned, self.progress.stage("subtitles"))
+            with atomic_path(self.output) as tmp:
+                add_soft_subtitles(burned, ass, tmp, language=iso639_2(lyrics.language))
+            burned.unlink(missing_ok=True)
+            joined.unlink(missing_ok=True)
+            return
         with atomic_path(self.output) as tmp:
             if mode == "soft":
                 add_soft_subtitles(joined, srt, tmp, language=iso639_2(lyrics.language))

@@ -267,8 +267,12 @@ class Settings(BaseSettings):
     llm: LlmSettings = Field(default_factory=LlmSettings)
     video: VideoModelSettings = Field(default_factory=VideoModelSettings)
     lyrics: LyricsSettings = Field(default_factory=LyricsSettings)
-    subtitles: Literal["none", "soft", "burned"] = Field(
-        "none", description="Lyrics in the video: none, soft (a track players can switch on) or burned into the frames."
+    subtitles: Literal["none", "soft", "burned", "karaoke"] = Field(
+        "none",
+        description=(
+            "Lyrics in the video: none, soft (a track players can switch on), burned into the frames, or karaoke "
+            "(burned with the current word highlighted, plus a soft track whose cues follow the words)."
+        ),
     )
     evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings)
 

@@ -25,6 +25,7 @@ import av
 import numpy as np
 
 from music2video.errors import InputError, Music2VideoError
+from music2video.lyrics.ass import SUNG_ASS, KaraokeCue, read_karaoke, wrap_words
 from music2video.lyrics.srt import Cue, read_srt
 from music2video.progress import ProgressCallback, no_progress
 from music2video.runfolder import atomic_path
@@ -57,6 +58,8 @@ BOTTOM_MARGIN_SHARE = 0.06  # gap between the text and the bottom edge, share of
 OUTLINE_SHARE = 0.12  # outline width as a share of the font size
 TEXT_RGB = (255, 255, 255)
 OUTLINE_RGB = (0, 0, 0)
+SUNG_RGB = (255, 215, 0)  # karaoke: words already sung (the ASS style's primary colour)
+ROW_SPACING_SHARE = 0.2  # karaoke rows: gap between rows as a share of the font size
 
 
 def add_soft_subtitles(video: Path, srt: Path, output: Path, language: str = "und") -> int:
@@ -68,7 +71,10 @@ def add_soft_subtitles(video: Path, srt: Path, output: Path, language: str = "un
     """
     video, srt, output = Path(video), Path(srt), Path(output)
     _check_paths(video, output)
-    cues = _one_at_a_time(read_srt(srt))
+    if srt.suffix.lower() == ".ass":
+        cues = _one_at_a_time(_word_cues(read_karaoke(srt)))
+    else:
+        cues = _one_at_a_time(read_srt(srt))
     with av.open(str(video)) as source, atomic_path(output) as tmp:
         with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as target:
             # 1. Streams: every audio and video stream copied, one subtitle stream added.
@@ -83,7 +89,7 @@ def add_soft_subtitles(video: Path, srt: Path, output: Path, language: str = "un
             subtitles.codec_context.time_base = SUBTITLE_TIME_BASE
             subtitles.time_base = SUBTITLE_TIME_BASE
             subtitles.metadata["language"] = language
-            pending = [_subtitle_packet(subtitles, cue) for cue in cues]
+            pending = [_subtitle_packet(subtitles, cue, styled=srt.suffix.lower() == ".ass") for cue in cues]
 
             # 2. Packets in time order: a cue goes in just before the first packet after its start.
             for packet in source.demux(*[source.streams[i] for i in copied]):
@@ -97,6 +103,35 @@ def add_soft_subtitles(video: Path, srt: Path, output: Path, language: str = "un
             for packet in pending:
                 target.mux(packet)
     return len(cues)
+
+
+def _word_cues(cues: list[KaraokeCue]) -> list[Cue]:
+    """Karaoke lines as timed text: one cue from each word's start to the next, the line with the
+    words sung so far in the sung colour. Timed text has no karaoke timing of its own that
+    FFmpeg writes, so the word timing travels as cue boundaries; players that ignore colour
+    show the plain line throughout."""
+    result = []
+    colour = "&H" + SUNG_ASS[-6:] + "&"  # ASS inline colour: &HBBGGRR&
+    for cue in cues:
+        starts = [max(cue.start_s, start) for _, start in cue.words]
+        for k in range(len(cue.words)):
+            begin = cue.start_s if k == 0 else starts[k]
+            end = starts[k + 1] if k + 1 < len(cue.words) else cue.end_s
+            if end <= begin:
+                continue
+            sung = " ".join(word for word, _ in cue.words[: k + 1])
+            rest = " ".join(word for word, _ in cue.words[k + 1 :])
+            # A leading gap before the first word shows the line unsung.
+            if k == 0 and starts[0] > cue.start_s:
+                result.append(Cue(cue.start_s, starts[0], _plain(cue.text)))
+                begin = starts[0]
+            text = "{\\c" + colour + "}" + _plain(sung) + "{\\r}" + (" " + _plain(rest) if rest else "")
+            result.append(Cue(begin, end, text))
+    return result
+
+
+def _plain(text: str) -> str:
+    return text.replace("{", "(").replace("}", ")")
 
 
 def _one_at_a_time(cues: list[Cue]) -> list[Cue]:
@@ -115,12 +150,14 @@ def _one_at_a_time(cues: list[Cue]) -> list[Cue]:
     return result
 
 
-def _subtitle_packet(stream: av.subtitles.stream.SubtitleStream, cue: Cue) -> av.Packet:
+def _subtitle_packet(stream: av.subtitles.stream.SubtitleStream, cue: Cue, styled: bool = False) -> av.Packet:
     from av.subtitles.subtitle import SubtitleSet
 
     start_ms = round(cue.start_s * 1000)
     duration_ms = max(1, round(cue.end_s * 1000) - start_ms)
-    dialogue = "0,0,Default,,0,0,0,," + _ass_text(cue.text)
+    # Styled cues (karaoke) carry their own ASS colour overrides; plain cues have braces escaped.
+    text = cue.text.replace("\r", "").replace("\n", "\\N") if styled else _ass_text(cue.text)
+    dialogue = "0,0,Default,,0,0,0,," + text
     packet = stream.codec_context.encode_subtitle(SubtitleSet.create(dialogue.encode("utf-8"), 0, duration_ms, pts=start_ms))
     packet.stream = stream
     packet.time_base = SUBTITLE_TIME_BASE
@@ -171,7 +208,8 @@ def burn_subtitles(video: Path, srt: Path, output: Path, progress: ProgressCallb
     """
     video, srt, output = Path(video), Path(srt), Path(output)
     _check_paths(video, output)
-    cues = read_srt(srt)
+    karaoke = srt.suffix.lower() == ".ass"
+    cues = read_karaoke(srt) if karaoke else read_srt(srt)
     with av.open(str(video)) as source:
         if not source.streams.video:
             raise InputError(f"{video} holds no video to draw subtitles on")
@@ -192,7 +230,7 @@ def burn_subtitles(video: Path, srt: Path, output: Path, progress: ProgressCallb
 
                 # 1. Frames: decode, draw, encode; audio packets are copied as they come.
                 frames = 0
-                overlay_cache: dict[str, tuple[int, int, np.ndarray, np.ndarray]] = {}
+                overlay_cache: dict[tuple[str, int], tuple[int, int, np.ndarray, np.ndarray]] = {}
                 for packet in source.demux(in_video, *audio_streams):
                     if packet.stream.type == "audio":
                         if packet.dts is not None:
@@ -204,9 +242,15 @@ def burn_subtitles(video: Path, srt: Path, output: Path, progress: ProgressCallb
                         rgb = frame.to_ndarray(format="rgb24")
                         cue = _cue_at(cues, float(time_s))
                         if cue is not None:
-                            if cue.text not in overlay_cache:
-                                overlay_cache[cue.text] = _render_text(cue.text, width, height)
-                            rgb = _blend(rgb, *overlay_cache[cue.text])
+                            # Karaoke: one overlay per (line, words sung so far); else one per line.
+                            sung = cue.sung(float(time_s)) if isinstance(cue, KaraokeCue) else -1
+                            if (cue.text, sung) not in overlay_cache:
+                                overlay_cache[(cue.text, sung)] = (
+                                    _render_karaoke([w for w, _ in cue.words], sung, width, height)
+                                    if isinstance(cue, KaraokeCue)
+                                    else _render_text(cue.text, width, height)
+                                )
+                            rgb = _blend(rgb, *overlay_cache[(cue.text, sung)])
                         out_frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
                         out_frame.pts = frames
                         out_frame.time_base = 1 / rate
@@ -220,7 +264,7 @@ def burn_subtitles(video: Path, srt: Path, output: Path, progress: ProgressCallb
     return frames
 
 
-def _cue_at(cues: Sequence[Cue], time_s: float) -> Cue | None:
+def _cue_at(cues: Sequence[Cue | KaraokeCue], time_s: float) -> Cue | KaraokeCue | None:
     for cue in cues:
         if cue.start_s <= time_s < cue.end_s:
             return cue
@@ -259,6 +303,44 @@ def _render_text(text: str, width: int, height: int) -> tuple[int, int, np.ndarr
     alpha = np.asarray(mask_all, dtype=np.float32) / 255.0
     inner = np.asarray(mask_text, dtype=np.float32)[..., None] / 255.0
     colour = inner * np.array(TEXT_RGB, np.float32) + (1 - inner) * np.array(OUTLINE_RGB, np.float32)
+    top_px = max(0, height - box_h - round(height * BOTTOM_MARGIN_SHARE))
+    left_px = max(0, (width - box_w) // 2)
+    return top_px, left_px, colour, alpha
+
+
+def _render_karaoke(words: list[str], sung: int, width: int, height: int) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """A karaoke line as an RGB patch and its alpha: the first ``sung`` words in ``SUNG_RGB``,
+    the rest in ``TEXT_RGB``, both outlined; rows wrapped as the SRT cues are, each centred."""
+    from PIL import Image, ImageDraw
+
+    size = max(MIN_FONT_PX, round(height * FONT_HEIGHT_SHARE))
+    font = _font(size)
+    outline = max(1, round(size * OUTLINE_SHARE))
+    rows = wrap_words(words)
+    texts = [" ".join(words[k] for k in row) for row in rows]
+    probe = ImageDraw.Draw(Image.new("L", (1, 1)))
+    boxes = [probe.textbbox((0, 0), text, font=font, stroke_width=outline) for text in texts]
+    top = min(b[1] for b in boxes)
+    step = max(b[3] for b in boxes) - top + max(1, round(size * ROW_SPACING_SHARE))
+    box_w = min(width, max(b[2] - b[0] for b in boxes) + 2)
+    box_h = min(height, step * (len(rows) - 1) + max(b[3] for b in boxes) - top + 2)
+    masks = {name: Image.new("L", (box_w, box_h), 0) for name in ("all", "text", "sung")}
+    draw = {name: ImageDraw.Draw(mask) for name, mask in masks.items()}
+    for index, (row, text, box) in enumerate(zip(rows, texts, boxes, strict=True)):
+        origin = ((box_w - (box[2] - box[0])) // 2 - box[0], index * step - top + 1)
+        draw["all"].text(origin, text, font=font, fill=255, stroke_width=outline, stroke_fill=255)
+        draw["text"].text(origin, text, font=font, fill=255)
+        done = " ".join(words[k] for k in row if k < sung)
+        if done:  # the sung words start the row, so they are drawn at the row's own origin
+            draw["sung"].text(origin, done, font=font, fill=255)
+    alpha = np.asarray(masks["all"], dtype=np.float32) / 255.0
+    inner = np.asarray(masks["text"], dtype=np.float32)[..., None] / 255.0
+    sung_part = np.minimum(inner, np.asarray(masks["sung"], dtype=np.float32)[..., None] / 255.0)
+    colour = (
+        sung_part * np.array(SUNG_RGB, np.float32)
+        + (inner - sung_part) * np.array(TEXT_RGB, np.float32)
+        + (1 - inner) * np.array(OUTLINE_RGB, np.float32)
+    )
     top_px = max(0, height - box_h - round(height * BOTTOM_MARGIN_SHARE))
     left_px = max(0, (width - box_w) // 2)
     return top_px, left_px, colour, alpha

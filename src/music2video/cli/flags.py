@@ -131,7 +131,10 @@ FLAGS: tuple[Flag, ...] = (
         default_text=f"{_settings_default('width')}x{_settings_default('height')}",
     ),
     Flag("fps", float, "Output frame rate.", LOOK, "render", metavar="FPS"),
-    Flag("subtitles", str, "Lyrics in the video: none, soft (a track players can switch on) or burned.", LOOK, "assemble", metavar="none|soft|burned"),
+    Flag(
+        "subtitles", str, "Lyrics in the video: none, soft (a track players can switch on), burned, or karaoke (burned, the sung word highlighted).",
+        LOOK, "assemble", metavar="none|soft|burned|karaoke",
+    ),
     Flag("seed", int, "Seed for the storyboard and every random choice.", LOOK, "write", metavar="N"),
     # -- models
     Flag(
