@@ -765,7 +765,8 @@ def test_burned_subtitles_change_only_the_text_area_while_a_line_is_sung(video_w
     # While a line shows, its band changes a lot; elsewhere only the encoder's rounding differs
     # (this noise texture is hard to encode, so a frame drawn on shifts its neighbours a little).
     assert bottom[singing].max() > 100 and bottom[singing].mean() > 8
-    assert bottom[~singing].mean() < 4 and top.mean() < 5
+    # (x264 at me=dia/subme=1, since c89a593, spreads that rounding a little further: 3.9 and 5.3 measured.)
+    assert bottom[~singing].mean() < 5 and top.mean() < 7
     assert np.array_equal(after[:8], plain[:8])  # before anything was drawn: the very same frames
 
 
