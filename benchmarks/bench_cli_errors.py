@@ -1,10 +1,12 @@
-"""Time to the error line: how long the installed ``music2video`` script takes to answer simple
-mistakes, each run ``--runs`` times in a fresh process (median, min and max printed).
+"""Time to the answer: how long the installed ``music2video`` script takes to answer simple
+mistakes, and to rerun a finished preview with nothing to do; each run ``--runs`` times in a
+fresh process (median, min and max printed).
 
-Budget: under 1 s for each, on an idle 2-core machine (issue 12): the song, the flags and the
-output folder are checked before torch, librosa or the pipeline are imported.
+Budget (issue 12), on an idle 2-core machine: under 1 s for each mistake (the song, the flags
+and the output folder are checked before torch, librosa or the pipeline are imported), about
+1 s for the rerun.
 
-    python benchmarks/bench_cli_errors.py [--runs 7] [--script .venv/bin/music2video]
+    python benchmarks/bench_cli_errors.py [--runs 7] [--script .venv/bin/music2video] [--no-rerun]
 """
 
 from __future__ import annotations
@@ -35,18 +37,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--script", type=Path, default=Path(sys.executable).with_name("music2video"))
+    parser.add_argument("--no-rerun", action="store_true", help="skip the rerun (it needs one preview run first)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        print(f"{'mistake':<20} {'exit':>4} {'median s':>9} {'min s':>7} {'max s':>7}")
-        for name, argv in mistakes(Path(tmp)).items():
+        folder = Path(tmp)
+        cases = mistakes(folder)
+        if not args.no_rerun:
+            song, video = folder / "demo.wav", folder / "demo.mp4"
+            subprocess.run([str(args.script), "demo-song", str(song), "--duration", "30"], check=True, capture_output=True)
+            make = [str(song), "-o", str(video), "--pipeline", "preview"]
+            subprocess.run([str(args.script), *make], check=True, capture_output=True)
+            cases["rerun, nothing to do"] = make
+        print(f"{'case':<22} {'exit':>4} {'median s':>9} {'min s':>7} {'max s':>7}")
+        for name, argv in cases.items():
             times, code = [], None
             for _ in range(args.runs):
                 started = time.perf_counter()
                 done = subprocess.run([str(args.script), *argv], capture_output=True, text=True)
                 times.append(time.perf_counter() - started)
                 code = done.returncode
-            print(f"{name:<20} {code:>4} {statistics.median(times):>9.2f} {min(times):>7.2f} {max(times):>7.2f}")
+            print(f"{name:<22} {code:>4} {statistics.median(times):>9.2f} {min(times):>7.2f} {max(times):>7.2f}")
 
 
 if __name__ == "__main__":
