@@ -16,11 +16,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from music2video import decode, shots, structure
 from music2video.artifacts import (
     Analysis,
     AssemblyResult,
@@ -33,7 +32,6 @@ from music2video.artifacts import (
     Storyboard,
 )
 from music2video.errors import InputError, Music2VideoError, WriteError
-from music2video.lyrics import Lyrics, lyrics_by_shot
 from music2video.preflight import (
     check_folder,
     check_free_space,
@@ -50,6 +48,9 @@ from music2video.progress import PipelineProgress, SilentPipelineProgress
 from music2video.runfolder import RunFolder, file_sha256, stable_hash
 from music2video.settings import Settings, load_settings
 from music2video.stages import STAGES
+
+if TYPE_CHECKING:
+    from music2video.lyrics import Lyrics
 
 log = logging.getLogger(__name__)
 
@@ -136,17 +137,24 @@ class Run:
         self.run.save("run.json", self.summary)
 
     def _analysis_samples(self) -> np.ndarray:
+        from music2video import decode
+
         if self._samples is None:
             self._samples = decode.load_audio(self.run.path("audio.wav"), sample_rate_hz=decode.ANALYSIS_RATE_HZ)
         return self._samples
 
     # -- stages -----------------------------------------------------------------------------
 
+    # Each stage imports its module when it runs: a rerun that reuses everything never loads
+    # librosa, scipy or PyAV, and takes about a second.
+
     def decode(self) -> AudioInfo:
         with self._stage("decode", "audio.json"):
             key = stable_hash(file_sha256(self.song), STAGE_VERSIONS["decode"])
             audio = self.run.load("audio.json", AudioInfo, key)
             if audio is None or not self.run.path("audio.wav").exists():
+                from music2video import decode
+
                 report = self.progress.stage("decode")
                 report(0, 1, self.song.name)
                 audio = decode.decode_audio(self.song, self.run.path("audio.wav"))
@@ -156,21 +164,25 @@ class Run:
             return audio
 
     def analyze(self, audio: AudioInfo) -> Analysis:
+        def analyze_structure() -> Analysis:
+            from music2video.decode import ANALYSIS_RATE_HZ
+            from music2video.structure import analyze_structure
+
+            return analyze_structure(self._analysis_samples(), ANALYSIS_RATE_HZ, self.progress.stage("structure"))
+
         with self._stage("structure", "analysis.json"):
             key = stable_hash(audio.key, STAGE_VERSIONS["structure"])
-            return self.run.cached(
-                "analysis.json",
-                Analysis,
-                key,
-                lambda: structure.analyze_structure(
-                    self._analysis_samples(), decode.ANALYSIS_RATE_HZ, self.progress.stage("structure")
-                ),
-            )
+            return self.run.cached("analysis.json", Analysis, key, analyze_structure)
 
     def plan_shots(self, analysis: Analysis) -> ShotPlan:
+        def plan_shots() -> ShotPlan:
+            from music2video.shots import plan_shots
+
+            return plan_shots(analysis, self.settings.shots)
+
         with self._stage("shots", "shots.json"):
             key = stable_hash(analysis.key, self.settings.shots, STAGE_VERSIONS["shots"])
-            return self.run.cached("shots.json", ShotPlan, key, lambda: shots.plan_shots(analysis, self.settings.shots))
+            return self.run.cached("shots.json", ShotPlan, key, plan_shots)
 
     def listen(self, audio: AudioInfo, analysis: Analysis, plan: ShotPlan) -> Descriptions:
         from music2video import listen
@@ -208,7 +220,7 @@ class Run:
 
     def lyrics(self, audio: AudioInfo) -> Lyrics | None:
         """lyrics.json and lyrics.srt: where the voice is, and what it sings when."""
-        from music2video.lyrics import make_lyrics, write_srt
+        from music2video.lyrics import Lyrics, make_lyrics, write_srt
         from music2video.lyrics.ass import write_ass
 
         settings = self.settings.lyrics
@@ -240,6 +252,7 @@ class Run:
     def write(
         self, analysis: Analysis, plan: ShotPlan, descriptions: Descriptions, lyrics: Lyrics | None = None
     ) -> Storyboard:
+        from music2video.lyrics import lyrics_by_shot
         from music2video.write import storyboard_fingerprint, write_storyboard
 
         settings = self.settings
@@ -395,17 +408,20 @@ class Run:
     def report(self) -> Path | None:
         """report.html in the run folder, from whatever artifacts exist; left alone when it is
         newer than all of them and than the code that draws it."""
-        from music2video import report as report_module
+        from importlib.util import find_spec
 
         with self._stage("report", "report.html"):
             page = self.run.path("report.html")
-            inputs = [self.run.path(name) for name in REPORT_INPUTS] + [Path(report_module.__file__)]
+            code = Path(find_spec("music2video.report").origin)  # without importing it (matplotlib)
+            inputs = [self.run.path(name) for name in REPORT_INPUTS] + [code]
             newest_input_ns = max(path.stat().st_mtime_ns for path in inputs if path.exists())
             # run.json is no input here: a rerun that changed nothing only adds its own timings.
             if page.exists() and page.stat().st_mtime_ns > newest_input_ns:
                 return page
             try:
-                return report_module.write_report(self.run.root, progress=self.progress.stage("report"))
+                from music2video.report import write_report
+
+                return write_report(self.run.root, progress=self.progress.stage("report"))
             except Exception as error:  # the video is done; a broken report must not undo that
                 log.warning("report not written: %s", error)
                 return None

@@ -45,7 +45,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.signal
 
 CUT_TOLERANCE_FRAMES = 1
 """A cut counts as on a beat if its frame is within this many frames of the beat's frame."""
@@ -164,6 +163,8 @@ def motion_peaks(motion: np.ndarray, fps: float, cut_frames: Sequence[int] = ())
     scale = float(np.percentile(curve, 99))
     if scale <= 0:
         return []
+    import scipy.signal  # here, not at the top: a rerun that reuses evaluation.json never pays for it
+
     peaks, _ = scipy.signal.find_peaks(
         curve,
         prominence=MOTION_PEAK_PROMINENCE * scale,
