@@ -129,12 +129,31 @@ def test_an_unwritable_output_folder(song):
     one_line(music2video(song, "-o", "/proc/x.mp4"), 1, "cannot write /proc/x.mp4")
 
 
-def test_an_os_error_is_one_line_and_verbose_shows_the_traceback(song, tmp_path):
-    """A run folder that cannot be made: the OSError of the machine, not a bug."""
+def test_a_run_folder_that_cannot_be_made(song, tmp_path):
     done = music2video(song, "-o", tmp_path / "out.mp4", "--workdir", "/proc/m2v-run", "--pipeline", "preview")
     one_line(done, 1, "/proc/m2v-run")
-    done = music2video(song, "-o", tmp_path / "out.mp4", "--workdir", "/proc/m2v-run", "--pipeline", "preview", "-v")
-    assert done.returncode == 1 and "Traceback" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "error, words",
+    [(PermissionError(13, "Permission denied", "/music/out.mp4"), "/music/out.mp4: Permission denied"),
+     (RuntimeError("an unexpected state"), "RuntimeError: an unexpected state")],
+)  # fmt: skip
+def test_an_unforeseen_error_is_one_line_and_verbose_shows_the_traceback(song, monkeypatch, capsys, error, words):
+    """Errors no check foresaw (the machine's, or a bug): one line; --verbose raises them whole."""
+    from music2video.cli import main, run_commands
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(run_commands, "run_pipeline", fail)
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(song)])
+    assert exit_info.value.code == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0]
+    with pytest.raises(type(error)):
+        main([str(song), "--verbose"])
 
 
 def test_a_usage_error_needs_no_click(song):

@@ -67,7 +67,8 @@ class Flag:
         default = self.default_text if self.default_text is not None else _settings_default(self.targets[0])
         if default:  # rich markup would read an unescaped [default: x] as a style tag
             help_text = f"{help_text} \\[default: {default}]"
-        option = typer.Option(*names, help=help_text, rich_help_panel=self.panel, metavar=self.metavar, show_default=False)
+        metavar = "" if self.type is bool else self.metavar  # a switch takes no value: no "<bool>"
+        option = typer.Option(*names, help=help_text, rich_help_panel=self.panel, metavar=metavar, show_default=False)
         annotation = Annotated[self.type | None, option]
         return inspect.Parameter(self.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
 
@@ -104,7 +105,7 @@ FLAGS: tuple[Flag, ...] = (
     ),
     Flag(
         "overwrite", bool, "Replace an existing file at the output even if music2video did not make it (or it is the song).",
-        INPUT_OUTPUT, "assemble", metavar="",
+        INPUT_OUTPUT, "assemble",
     ),
     Flag("config", Path, "TOML config file.", INPUT_OUTPUT, "decode", metavar="TOML", default_text="./music2video.toml if present"),
     Flag(
