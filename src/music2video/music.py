@@ -32,7 +32,7 @@ Mode = Literal["major", "minor"]
 # probe-tone profiles (Temperley 1999, "What's key for key? The Krumhansl-Schmuckler
 # key-finding algorithm reconsidered"), which weigh the fifth and the leading tone more and
 # the other notes less. On the dev set's 31 pieces whose key the score states
-# (benchmarks/bench_sections.py) they find 20 keys where Krumhansl & Kessler's (1982) find 10:
+# (benchmarks/bench_sections.py) they find 21 keys where Krumhansl & Kessler's (1982) find 10:
 # those lean towards the key a fifth above, which every note's third partial feeds.
 MAJOR_PROFILE = np.array([5.0, 2.0, 3.5, 2.0, 4.5, 4.0, 2.0, 4.5, 2.0, 3.5, 1.5, 4.0])
 MINOR_PROFILE = np.array([5.0, 2.0, 3.5, 4.5, 2.0, 4.0, 2.0, 4.5, 3.5, 2.0, 1.5, 4.0])
@@ -283,22 +283,22 @@ class Mood(BaseModel):
 # tempo and onset density, on orchestral music that tracks badly (tempo octave errors); faster,
 # denser playing still raises arousal through the spectral flux it brings.
 # Leave-one-out on that set this model gets 27 of 40 axes right (valence 13/20, arousal 14/20),
-# against 25 for "major mode / tempo >= 110 BPM" and 22 for the hand-set weights it replaces.
+# against 26 for "major mode / tempo >= 110 BPM" and 22 for the hand-set weights it replaces.
 # Refit with ``python benchmarks/bench_mood.py --fit`` and paste its output here.
 CUE_CENTRES: dict[MoodCue, float] = {
     "loudness_dbfs": -25.89, "tempo_bpm": 130.5, "onset_density_hz": 1.889, "spectral_flux": 0.934,
-    "major_strength": 0.315, "key_clarity": 0.6824, "brightness": 0.3513, "spectral_flatness_db": -33.86,
+    "major_strength": 0.3254, "key_clarity": 0.679, "brightness": 0.3513, "spectral_flatness_db": -33.86,
 }  # fmt: skip
 CUE_SCALES: dict[MoodCue, float] = {
     "loudness_dbfs": 5.361, "tempo_bpm": 20.74, "onset_density_hz": 0.9692, "spectral_flux": 0.1118,
-    "major_strength": 0.274, "key_clarity": 0.1556, "brightness": 0.1408, "spectral_flatness_db": 7.655,
+    "major_strength": 0.2791, "key_clarity": 0.1578, "brightness": 0.1408, "spectral_flatness_db": 7.652,
 }  # fmt: skip
 AROUSAL_WEIGHTS: dict[MoodCue, float] = {"loudness_dbfs": 0.838, "spectral_flux": 0.809}
 AROUSAL_BIAS = 0.061
 VALENCE_WEIGHTS: dict[MoodCue, float] = {
-    "major_strength": 0.487, "key_clarity": 0.362, "brightness": 0.196, "spectral_flatness_db": -0.530,
+    "major_strength": 0.567, "key_clarity": 0.370, "brightness": 0.201, "spectral_flatness_db": -0.539,
 }  # fmt: skip
-VALENCE_BIAS = -0.075
+VALENCE_BIAS = -0.081
 
 
 def mood_logits(cues: dict[str, float]) -> tuple[float, float]:

@@ -105,8 +105,11 @@ KEY_CHROMA_LOG_GAMMA = 1000.0
 """Log compression of the power spectrum before it is folded into the key chroma (see
 ``_Features._tonal_features``); the dsp listener compresses its CQT the same way."""
 TONAL_FRAME_STEP = 4
-"""Only every 4th frame (93 ms apart) feeds the song's key and spectral flatness: they are
+"""At most every 4th frame (93 ms apart) feeds the song's key and spectral flatness: they are
 whole-song means, and the full-rate log spectrum cost a third of the structure stage."""
+TONAL_MIN_FRAMES = 2000
+"""The key and flatness use every (frames // TONAL_MIN_FRAMES)-th frame, 1 to
+``TONAL_FRAME_STEP``: songs under 92 s (4000 frames) keep at least 2000 of them."""
 AUDIBLE_LEVEL_DBFS = -60.0
 """Frames quieter than this (RMS) do not count towards the mood cues: silence has no mood."""
 
@@ -228,7 +231,9 @@ class _Features:
         energy = 2 * power.sum(axis=0) - power[0] - power[-1]
         self.rms = np.sqrt(np.maximum(energy, 0) / N_FFT**2)
         self.log_rms = np.log10(self.rms + 1e-5)
-        self.flatness_db, self.key_chroma = self._tonal_features(power, rate_hz)
+        # Short songs keep every frame: a 5 s fanfare has too few frames to spare.
+        self.tonal_step = int(np.clip(self.n_frames // TONAL_MIN_FRAMES, 1, TONAL_FRAME_STEP))
+        self.flatness_db, self.key_chroma = self._tonal_features(power[:, :: self.tonal_step], rate_hz)
         mel_db = librosa.power_to_db(librosa.feature.melspectrogram(S=power, sr=rate_hz, n_mels=128))
         # center=False: the STFT above is already centred on its frames; librosa's extra shift
         # of n_fft / (2 hop) frames would put the beats 33 ms late (13 ms early without it).
@@ -245,16 +250,16 @@ class _Features:
         self.mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=14)[1:]  # drop c0 (loudness, kept separately)
 
     @staticmethod
-    def _tonal_features(power: np.ndarray, rate_hz: int) -> tuple[np.ndarray, np.ndarray]:
-        """Spectral flatness (dB) and a log-compressed chroma for the key, for every
-        ``TONAL_FRAME_STEP``-th frame (frame ``i * TONAL_FRAME_STEP`` in column ``i``).
+    def _tonal_features(sampled: np.ndarray, rate_hz: int) -> tuple[np.ndarray, np.ndarray]:
+        """Spectral flatness (dB) and a log-compressed chroma for the key of each frame of
+        ``sampled`` (every ``tonal_step``-th frame of the song).
 
-        Both only feed whole-song means (key and mood), for which one frame in four is plenty;
-        it saves most of their cost. The chroma is CLP (Mueller): log(1 + gamma * power / max)
-        before folding into pitch classes, so that roots and fifths, which every note's
-        overtones reinforce, do not drown the third that decides major or minor.
+        Both only feed whole-song means (key and mood), for which one frame in four is plenty
+        in a song of a minute or more; it saves most of their cost. The chroma is CLP
+        (Mueller): log(1 + gamma * power / max) before folding into pitch classes, so that
+        roots and fifths, which every note's overtones reinforce, do not drown the third that
+        decides major or minor.
         """
-        sampled = power[:, ::TONAL_FRAME_STEP]
         chroma_filters = librosa.filters.chroma(sr=rate_hz, n_fft=N_FFT, tuning=0.0).astype(np.float32)
         peak = float(sampled.max(initial=0.0))
         compressed = np.log1p(KEY_CHROMA_LOG_GAMMA * sampled / peak) if peak > 0 else sampled
@@ -439,7 +444,7 @@ def _audible(features: _Features) -> np.ndarray:
 
 def _song_key(features: _Features) -> KeyEstimate | None:
     """Krumhansl–Schmuckler key of the song's loudness-weighted mean key chroma."""
-    weights = np.where(_audible(features), features.rms, 0.0)[::TONAL_FRAME_STEP]
+    weights = np.where(_audible(features), features.rms, 0.0)[:: features.tonal_step]
     if weights.sum() <= 0:
         return None
     return estimate_key(features.key_chroma @ weights / weights.sum())
@@ -461,7 +466,7 @@ def _mood_cues(features: _Features, tempo_bpm: float | None, key: KeyEstimate | 
         "onset_density_hz": float(np.count_nonzero(audible[np.clip(onsets, 0, len(audible) - 1)]) / seconds),
         "spectral_flux": float(np.mean(features.onset_envelope[audible[: len(features.onset_envelope)]])),
         "brightness": brightness_from_centroid(float(np.average(features.centroid_hz[audible], weights=rms))),
-        "spectral_flatness_db": float(np.mean(features.flatness_db[audible[::TONAL_FRAME_STEP]])),
+        "spectral_flatness_db": float(np.mean(features.flatness_db[audible[:: features.tonal_step]])),
     }
     if tempo_bpm is not None:
         cues["tempo_bpm"] = tempo_bpm
