@@ -1,6 +1,7 @@
 # Set-up on a fresh machine is one of two commands:
 #   make demo   installs music2video and renders the demo video (demo/demo.mp4)
-#   make test   installs music2video with its test extras and runs the tests
+#   make test   installs music2video with its test extras and runs the tests (those marked
+#               slow, the long end-to-end runs, with `make test-all`, as CI does)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -8,7 +9,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 # Tests never reach a model hub.
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install install-dev browser demo test bench bench-lyrics clean
+.PHONY: install install-dev browser demo test test-all bench bench-lyrics clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +32,12 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; } \
 		|| echo "chromium could not be installed: the report's browser tests will be skipped"
 
+# Under 5 minutes on two idle cores: every test but the end-to-end runs marked slow.
 test: install-dev browser
+	$(BIN)/python -m pytest -n 2 -q -m "not slow"
+
+# Every test, the slow ones included: what CI runs (.ci/run).
+test-all: install-dev browser
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: install-dev

@@ -40,6 +40,7 @@ def preview_video(demo_song, tmp_path_factory):
     return song, truth, out
 
 
+@pytest.mark.slow
 def test_video_has_h264_aac_and_the_songs_duration(preview_video):
     song, truth, out = preview_video
     duration_s = sf.info(str(song)).duration
@@ -58,6 +59,7 @@ def test_video_has_h264_aac_and_the_songs_duration(preview_video):
     assert moov != -1 and (mdat == -1 or moov < mdat)  # faststart: the index comes first
 
 
+@pytest.mark.slow
 def test_cuts_sit_on_the_frame_nearest_their_beat(preview_video):
     song, truth, out = preview_video
     run = out.with_name(out.stem + ".music2video")
@@ -75,6 +77,7 @@ def test_cuts_sit_on_the_frame_nearest_their_beat(preview_video):
     assert all(any(abs(b - t) < 1e-6 for t in starts) for b in boundaries)
 
 
+@pytest.mark.slow
 def test_rerun_reuses_every_stage(preview_video, capsys):
     song, truth, out = preview_video
     run = out.with_name(out.stem + ".music2video")
@@ -91,6 +94,7 @@ def test_rerun_reuses_every_stage(preview_video, capsys):
     assert "nothing changed" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_editing_one_shot_rerenders_only_that_shot(demo_song, tmp_path):
     song, _ = demo_song
     out = tmp_path / "edit.mp4"
@@ -111,6 +115,7 @@ def test_editing_one_shot_rerenders_only_that_shot(demo_song, tmp_path):
     assert "tunnel of light" in (run / "storyboard.json").read_text()  # the edit was kept
 
 
+@pytest.mark.slow
 def test_an_edit_that_breaks_the_storyboard_is_reported_not_overwritten(demo_song, tmp_path, capsys):
     song, _ = demo_song
     out = tmp_path / "broken.mp4"
@@ -125,6 +130,7 @@ def test_an_edit_that_breaks_the_storyboard_is_reported_not_overwritten(demo_son
     assert path.read_text().endswith(path.read_text()[-10:])  # still the person's file
 
 
+@pytest.mark.slow
 def test_a_killed_render_resumes_without_redoing_finished_shots(demo_song, tmp_path, monkeypatch):
     from music2video import make_video
     from music2video.render.animatic import AnimaticRenderer
@@ -158,6 +164,7 @@ def test_a_killed_render_resumes_without_redoing_finished_shots(demo_song, tmp_p
     assert out.exists()
 
 
+@pytest.mark.slow
 def test_dry_run_prints_the_plan_and_an_estimate(demo_song, tmp_path):
     song, _ = demo_song
     done = cli_subprocess(song, "-o", tmp_path / "dry.mp4", "--dry-run", "--pipeline", "preview")
@@ -178,6 +185,7 @@ def test_help_reads_well():
         assert flag in done.stdout
 
 
+@pytest.mark.slow
 def test_config_file_and_environment_reach_the_run(demo_song, tmp_path, monkeypatch):
     song, _ = demo_song
     config = tmp_path / "m2v.toml"
@@ -236,6 +244,7 @@ def _assert_playable(out: Path, duration_s: float, fps: int = 12) -> None:
     assert frames == round(duration_s * fps)
 
 
+@pytest.mark.slow
 def test_silence_makes_a_calm_video_and_says_why(tmp_path):
     song = tmp_path / "silence.wav"
     sf.write(song, np.zeros(44100 * 6, np.float32), 44100)
@@ -246,6 +255,7 @@ def test_silence_makes_a_calm_video_and_says_why(tmp_path):
     _assert_playable(out, 6.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name, rate, channels",
     [("six channels.wav", 48000, 6), ("telephone 8k.wav", 8000, 1), ("studio 192k.wav", 192000, 2), ("Mötley Crüe — ça va.wav", 44100, 2)],
@@ -268,6 +278,7 @@ def test_odd_inputs_make_correct_videos(tmp_path, demo_song, name, rate, channel
     _assert_playable(out, len(clip) / rate)
 
 
+@pytest.mark.slow
 def test_the_api_stops_after_the_stage_asked_for(demo_song, tmp_path):
     from music2video import make_video
 
@@ -278,6 +289,7 @@ def test_the_api_stops_after_the_stage_asked_for(demo_song, tmp_path):
     shutil.rmtree(result.run_folder)
 
 
+@pytest.mark.slow
 def test_user_lyrics_reach_the_storyboard_and_the_subtitles(demo_song, tmp_path):
     song, _ = demo_song
     lrc = tmp_path / "words.lrc"

@@ -300,6 +300,7 @@ def tiny_clip_folder(tmp_path_factory) -> Path:
     return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
 
 
+@pytest.mark.slow
 def test_clip_and_clap_scores_are_the_cosines_of_each_shots_own_frames_audio_and_text(tmp_path: Path, tiny_clip_folder: Path):
     """Each score is recomputed here straight from transformers, from the shot's own frames,
     audio and text: a score taken from the wrong shot, frame, window or text fails."""

@@ -150,6 +150,7 @@ def test_degenerate_shot_spans_are_widened_inside_the_audio():
 # Model: loading, batching, the text cache
 
 
+@pytest.mark.slow
 def test_batched_windows_embed_like_one_by_one(tiny_clap_folder):
     model, processor = clap.load_clap(str(tiny_clap_folder), torch.device("cpu"), torch.float32)
     audio = _song()
@@ -165,6 +166,7 @@ def test_batched_windows_embed_like_one_by_one(tiny_clap_folder):
         clap.embed_windows(model, processor.feature_extractor, audio, [(0, RATE_HZ * 11)], 1)
 
 
+@pytest.mark.slow
 def test_text_embeddings_are_cached_once_and_reused(tiny_clap_folder, song_wav, tmp_path, monkeypatch):
     from transformers import ClapModel
 
@@ -390,6 +392,7 @@ def test_audio_scores_differently_from_silence(described):
     assert silence.features["valence"] != noise.features["valence"]
 
 
+@pytest.mark.slow
 def test_sections_cover_audio_that_no_shot_covers(tiny_clap_folder, song_wav, tmp_path):
     # The plan stops at 20 s though the audio runs to 26 s: the tail still gets windows.
     result = clap.describe_clap(

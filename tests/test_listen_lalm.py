@@ -289,6 +289,7 @@ def _assert_aligned(descriptions: Descriptions, analysis: Analysis, plan: ShotPl
         assert "energy" in description.features and "lalm_answered" in description.features
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(BUILDERS))
 def test_random_weights_retry_once_then_fall_back_to_dsp(tiny_model, song, analysis, plan, family, monkeypatch, caplog):
     calls: list[tuple[int, float, str]] = []

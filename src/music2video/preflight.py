@@ -122,14 +122,14 @@ def check_folder(folder: Path, role: str) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise write_error(error, folder, f"cannot create the {role}") from None
+        raise write_error(error, folder, f"cannot create the {role}") from error
     # os.access says yes to root on a read-only mount or an immutable folder: try for real.
     try:
         fd, probe = tempfile.mkstemp(prefix=".write-check.", suffix=".tmp", dir=folder)
     except OSError as error:
         # /proc and the like say "no such file" for a folder that exists: say what it means.
         cause = "files cannot be created there" if error.errno == errno.ENOENT else _cause(error)
-        raise WriteError(f"cannot write in the {role} {folder}: {cause}") from None
+        raise WriteError(f"cannot write in the {role} {folder}: {cause}") from error
     os.close(fd)
     with contextlib.suppress(OSError):
         os.unlink(probe)
@@ -140,7 +140,7 @@ def check_free_space(folder: Path, needed_bytes: int, role: str) -> None:
     try:
         free = shutil.disk_usage(folder).free
     except OSError as error:
-        raise write_error(error, folder, f"cannot check the free space of the {role}") from None
+        raise write_error(error, folder, f"cannot check the free space of the {role}") from error
     if free < needed_bytes:
         raise WriteError(
             f"not enough free space for the {role} {folder}: {_megabytes(free)} free, "

@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> None:
 
     Exit codes: 0 done (or help shown), 1 a problem with the inputs, the models or the
     machine, 2 a usage error (click's convention), 130 interrupted. ``--verbose`` adds the
-    traceback of errors that are not music2video's own.
+    traceback of errors that are not music2video's own, and of the file-system error behind
+    one of its own.
     """
     args = _arguments(list(sys.argv[1:] if argv is None else argv))
     verbose = bool(args) and args[0] in VERBOSE_FLAGS
@@ -115,6 +116,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=args, prog_name="music2video", standalone_mode=False)
     except Music2VideoError as error:
+        if verbose and isinstance(error.__cause__, OSError):  # the machine's error behind the line
+            import traceback
+
+            traceback.print_exception(error.__cause__, file=sys.stderr)
         _error_line(str(error))
         raise SystemExit(1) from None
     except KeyboardInterrupt:
