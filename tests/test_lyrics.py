@@ -233,7 +233,7 @@ def tiny_whisper(tiny_whisper_folder: Path):
 
 def tiny_settings(model: Path, **overrides) -> LyricsSettings:
     """Settings for the tiny model: few tokens and two temperatures keep a window under a second."""
-    values = dict(model=str(model), device="cpu", max_new_tokens=12, temperatures=[0.0, 0.6], aligner_model=None)
+    values = dict(model=str(model), device="cpu", max_new_tokens=12, temperatures=[0.0, 0.6], aligner_model=None, separation="none")
     values.update(overrides)
     return LyricsSettings(**values)
 
@@ -285,7 +285,7 @@ def test_detector_hears_speech_from_espeak(tmp_path: Path) -> None:
 
 def test_an_instrumental_gets_no_lyrics_and_loads_no_model(instrumental_song: Path) -> None:
     # The model path does not exist: it must not even be tried when nobody sings.
-    lyrics = make_lyrics(instrumental_song, LyricsSettings(model="/nonexistent/whisper"))
+    lyrics = make_lyrics(instrumental_song, LyricsSettings(model="/nonexistent/whisper", separation="none"))
     assert lyrics.has_vocals is False
     assert lyrics.lines == [] and lyrics.vocal_spans_s == []
     assert lyrics.source == "none" and lyrics.warnings == []
@@ -348,7 +348,7 @@ def test_user_text_without_whisper_is_spread_over_the_vocals(vocal_song: Path, t
 def test_a_missing_whisper_is_a_warning_and_lyrics_are_spread(vocal_song: Path, tmp_path: Path) -> None:
     sheet = tmp_path / "lyrics.txt"
     sheet.write_text("la la la\nna na na\n")
-    lyrics = make_lyrics(vocal_song, LyricsSettings(model=str(tmp_path / "no-such-model")), user_lyrics=sheet)
+    lyrics = make_lyrics(vocal_song, LyricsSettings(model=str(tmp_path / "no-such-model"), separation="none"), user_lyrics=sheet)
     assert [line.timing for line in lyrics.lines] == ["distributed", "distributed"]
     assert any("cannot load the Whisper model" in w for w in lyrics.warnings)
 
@@ -356,7 +356,7 @@ def test_a_missing_whisper_is_a_warning_and_lyrics_are_spread(vocal_song: Path, 
 def test_lrc_lyrics_keep_their_times(vocal_song: Path, tmp_path: Path) -> None:
     lrc = tmp_path / "song.lrc"
     lrc.write_text("[ti:Test]\n[00:04.00]first line\n[00:11.00]second line\n[00:19.50]third line\n[00:23.00]\n")
-    lyrics = make_lyrics(vocal_song, LyricsSettings(model="/nonexistent/whisper"), user_lyrics=lrc)
+    lyrics = make_lyrics(vocal_song, LyricsSettings(model="/nonexistent/whisper", separation="none"), user_lyrics=lrc)
     assert [(line.start_s, line.text) for line in lyrics.lines] == [(4.0, "first line"), (11.0, "second line"), (19.5, "third line")]
     # Each line ends with its voice (sung 4-8, 11-15.5, 19-23 s), not when the next line starts.
     ends = [line.end_s for line in lyrics.lines]
@@ -409,6 +409,25 @@ def test_demucs_separation_runs_when_installed(tmp_path: Path) -> None:
     # An untrained Demucs separates nothing useful; the mechanics must hold.
     assert isinstance(lyrics.has_vocals, bool)
     assert not any("REPET foreground was used instead" in w for w in lyrics.warnings)
+
+
+def test_auto_separation_uses_demucs_where_installed_and_models_run(tmp_path: Path) -> None:
+    pytest.importorskip("demucs")
+    import torch
+
+    song = write_wav(tmp_path / "short.wav", instrumental(6.0) + vocals([(2.0, 4.5)], duration_s=6.0))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        # The default separation is auto; a Demucs that cannot load says so and the mix is used.
+        missing = make_lyrics(song, LyricsSettings(demucs_model="no-such-demucs", model=str(tmp_path / "none"), device="cpu"))
+        loaded = make_lyrics(song, LyricsSettings(demucs_model="demucs_unittest", model=str(tmp_path / "none"), device="cpu"))
+        preview = make_lyrics(song, LyricsSettings(demucs_model="no-such-demucs", transcribe=False))
+    finally:
+        torch.set_num_threads(threads)
+    assert any("Demucs model 'no-such-demucs'" in w and "the mix was used" in w for w in missing.warnings)
+    assert not any("Demucs" in w for w in loaded.warnings)
+    assert not any("Demucs" in w for w in preview.warnings)  # preview: no separation model at all
 
 
 # --------------------------------------------------------------------------------------------
@@ -866,7 +885,7 @@ def test_plain_lyrics_are_force_aligned_by_the_tiny_ctc_model(spoken_song, tiny_
     path, _ = spoken_song
     sheet = tmp_path / "lyrics.txt"
     sheet.write_text("\n".join(SPOKEN_TEXTS) + "\n")
-    settings = LyricsSettings(aligner_model=str(tiny_aligner), model=str(tmp_path / "no-whisper"), device="cpu")
+    settings = LyricsSettings(aligner_model=str(tiny_aligner), model=str(tmp_path / "no-whisper"), device="cpu", separation="none")
     lyrics = make_lyrics(path, settings, user_lyrics=sheet)
     assert lyrics.model == str(tiny_aligner) and lyrics.source == "user"
     assert not any("Whisper" in w for w in lyrics.warnings)  # the aligner made Whisper unnecessary
@@ -880,7 +899,7 @@ def test_plain_lyrics_are_force_aligned_by_the_tiny_ctc_model(spoken_song, tiny_
 def test_a_missing_aligner_falls_back_with_a_warning(vocal_song: Path, tmp_path: Path) -> None:
     sheet = tmp_path / "lyrics.txt"
     sheet.write_text("la la la\nna na na\n")
-    settings = LyricsSettings(aligner_model=str(tmp_path / "no-aligner"), model=str(tmp_path / "no-whisper"))
+    settings = LyricsSettings(aligner_model=str(tmp_path / "no-aligner"), model=str(tmp_path / "no-whisper"), separation="none")
     lyrics = make_lyrics(vocal_song, settings, user_lyrics=sheet)
     assert any("CTC aligner" in w and "aligned to Whisper's words instead" in w for w in lyrics.warnings)
     assert [line.timing for line in lyrics.lines] == ["distributed", "distributed"]

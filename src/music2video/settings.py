@@ -183,11 +183,12 @@ class LyricsSettings(ModelSettings):
     )
     transcribe: bool = Field(True, description="Use Whisper; off: lyrics only from a user file, timed by the vocals.")
     language: str | None = Field(None, description="Language code (en, de, ja ...); None: Whisper detects it once per song.")
-    separation: Literal["none", "foreground", "demucs"] = Field(
-        "none",
+    separation: Literal["auto", "none", "foreground", "demucs"] = Field(
+        "auto",
         description=(
-            "What Whisper hears: the mix, the REPET foreground (librosa, no download), or Demucs' vocal stem "
-            "(pip install demucs; better on dense mixes, one more model)."
+            "What the vocal detector, the aligner and Whisper hear: auto (Demucs' vocal stem where demucs is "
+            "installed and the pipeline uses models, else the mix), the mix, the REPET foreground (no download), or "
+            "Demucs' vocal stem (pip install demucs; better on dense mixes, one more model)."
         ),
     )
     offset: Literal["warn", "auto"] | float = Field(

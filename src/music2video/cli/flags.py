@@ -122,7 +122,7 @@ FLAGS: tuple[Flag, ...] = (
         MUSIC, "lyrics", to=("lyrics.offset",), metavar="warn|auto|SECONDS",
     ),
     Flag(
-        "vocal_separation", str, "What Whisper hears: none (the mix), foreground (REPET) or demucs.", MUSIC, "lyrics",
+        "vocal_separation", str, "What the detector, aligner and Whisper hear: auto (demucs where installed, in clap/lalm), none (the mix), foreground (REPET) or demucs.", MUSIC, "lyrics",
         to=("lyrics.separation",), metavar="MODE",
     ),
     # -- look

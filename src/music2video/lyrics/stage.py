@@ -19,6 +19,7 @@ and the report.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from pathlib import Path
 
@@ -80,7 +81,11 @@ def make_lyrics(
     if user is not None:
         warnings.extend(user.warnings)
     stem = None
-    if settings.separation == "demucs":
+    separation = settings.separation
+    if separation == "auto":
+        # Demucs where installed, in the pipelines that load models anyway (preview downloads nothing).
+        separation = "demucs" if settings.transcribe and importlib.util.find_spec("demucs") is not None else "none"
+    if separation == "demucs":
         progress(0, 4, "separating vocals (demucs)")
         try:
             from music2video.torch_device import resolve_device
@@ -88,7 +93,11 @@ def make_lyrics(
             stem = demucs_vocals(Path(audio_wav), settings.demucs_model, str(resolve_device(settings.device)))
             stem = np.pad(stem, (0, max(0, samples.size - stem.size)))[: samples.size]
         except (MissingDependencyError, ModelLoadError) as error:
-            warnings.append(f"lyrics: {error}; the REPET foreground was used instead")
+            if settings.separation == "auto":
+                separation = "none"
+                warnings.append(f"lyrics: {error}; the mix was used without separation")
+            else:
+                warnings.append(f"lyrics: {error}; the REPET foreground was used instead")
             log.warning("%s", warnings[-1])
 
     # 2. Where someone sings.
@@ -123,7 +132,7 @@ def make_lyrics(
     if settings.transcribe:
         if stem is not None:
             listen_to = stem
-        elif settings.separation in ("foreground", "demucs"):
+        elif separation in ("foreground", "demucs"):
             listen_to = foreground_audio(samples)
 
     # 5. Plain-text lyrics and a CTC aligner: every word forced onto the voice, no Whisper needed.
