@@ -100,6 +100,15 @@ def main() -> None:
                 f"{median(ends):10.2f} s {median(words):12.2f} s {median(seconds):7.2f}"
             )
 
+    # The same music without the voice: what each detector calls voice in an instrumental.
+    print("\nvoice found in the instrumental renders alone (s per song, median and max):")
+    for name, options in detectors.items():
+        found = []
+        for song in songs:
+            music = load_audio(song.path.with_name(f"{song.name}-music.wav"), sample_rate_hz=SAMPLE_RATE_HZ)
+            found.append(sum(b - a for a, b in detect_vocals(music, SAMPLE_RATE_HZ, **options).spans_s))
+        print(f"  {name:28s} {median(found):5.1f} / {max(found):5.1f} s of {lyrics_devset.SONG_S:.0f} s")
+
     # LRC: the true line starts shifted 1.5 s late; the check should find -1.5 s.
     found_offsets = []
     for song in songs:
