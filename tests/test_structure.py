@@ -13,7 +13,8 @@ import soundfile as sf
 from music2video.artifacts import Analysis
 from music2video.decode import ANALYSIS_RATE_HZ, decode_audio, load_audio
 from music2video.demo import LEAD_IN_S, synthesize_demo_song
-from music2video.structure import CURVE_RATE_HZ, FALLBACK_TEMPO_BPM, analyze_structure
+from music2video.beat_grid import FALLBACK_TEMPO_BPM
+from music2video.structure import CURVE_RATE_HZ, analyze_structure
 
 BEAT_WINDOW_S = 0.07  # mir_eval's default F-measure window
 

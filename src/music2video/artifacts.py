@@ -86,6 +86,20 @@ class Section(BaseModel):
         return self.end_s - self.start_s
 
 
+class GridCheck(BaseModel):
+    """The beat grid against an independent reference (see ``beat_grid.check_grid``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reference: str = Field(description="The reference tracker: its family and what it uses.")
+    reference_tempo_bpm: float
+    relation: Literal["same", "double", "half", "3:2", "2:3", "other"] = Field(
+        description="The grid's tempo relative to the reference's."
+    )
+    agreement: float = Field(description="Beat F-measure (±70 ms) of the grid against the reference pulse, 0..1.")
+    reference_beats_s: list[float] = Field(description="The reference pulse, seconds (evaluate grades cuts against it too).")
+
+
 class Analysis(Artifact):
     """``analysis.json``: tempo, beats, bars, sections, key, mood and feature curves.
 
@@ -108,6 +122,14 @@ class Analysis(Artifact):
     energy: list[float] = Field(description="RMS energy, normalised to 0..1 over the song.")
     brightness: list[float] = Field(description="Spectral centroid, normalised to 0..1 over the song.")
     onset_strength: list[float] = Field(description="Onset strength envelope, normalised to 0..1.")
+    grid_source: str = Field(
+        "tracker:dsp",
+        description="Where the beat grid came from: tracker:dsp, tracker:madmom, tracker:beat_this, user:bpm, "
+        "user:beats_file, fallback:steady; '+user:meter' / '+user:first_downbeat' when those were given.",
+    )
+    grid_check: GridCheck | None = Field(
+        None, description="The grid compared with an independent tracker of another family (None for a user's grid)."
+    )
 
     def curve_mean(self, curve: list[float], start_s: float, end_s: float) -> float:
         """Mean of a feature curve between two times (the nearest sample if the span is tiny)."""

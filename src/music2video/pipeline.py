@@ -168,10 +168,15 @@ class Run:
             from music2video.decode import ANALYSIS_RATE_HZ
             from music2video.structure import analyze_structure
 
-            return analyze_structure(self._analysis_samples(), ANALYSIS_RATE_HZ, self.progress.stage("structure"))
+            return analyze_structure(
+                self._analysis_samples(), ANALYSIS_RATE_HZ, self.progress.stage("structure"), grid=self.settings.grid
+            )
 
         with self._stage("structure", "analysis.json"):
-            key = stable_hash(audio.key, STAGE_VERSIONS["structure"])
+            grid = self.settings.grid
+            # The user's beats file enters the key by its content, so editing it re-plans everything.
+            beats_file = file_sha256(grid.beats_file) if grid.beats_file is not None and grid.beats_file.exists() else None
+            key = stable_hash(audio.key, grid, beats_file, STAGE_VERSIONS["structure"])
             return self.run.cached("analysis.json", Analysis, key, analyze_structure)
 
     def plan_shots(self, analysis: Analysis) -> ShotPlan:

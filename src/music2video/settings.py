@@ -55,6 +55,28 @@ class ShotSettings(SettingsSection):
         return self
 
 
+class GridSettings(SettingsSection):
+    """The beat grid: which tracker, or your own tempo, meter, bar phase or beats (TOML ``[grid]``).
+
+    Each given value replaces or constrains the analysis, and every later stage is re-planned
+    from it."""
+
+    tracker: Literal["dsp", "madmom", "beat_this"] = Field(
+        "dsp",
+        description="dsp (built in, usable commercially); madmom (needs madmom installed; its models are "
+        "CC BY-NC-SA: non-commercial use only); beat_this (needs beat_this and beat_this_checkpoint; MIT).",
+    )
+    bpm: float | None = Field(None, ge=20, le=400, description="Your tempo in beats per minute: a steady grid at it.")
+    meter: int | None = Field(None, ge=1, le=16, description="Beats per bar (e.g. 3 for a waltz, 4 for most songs).")
+    first_downbeat_s: float | None = Field(None, ge=0, description="Time of a bar's first beat, seconds: fixes the bar phase.")
+    beats_file: Path | None = Field(
+        None,
+        description="Your beats: one time (s) per line, a CSV column of times, or a MIDI file whose tempo map "
+        "gives the beats (a DAW's export). Replaces the tracker.",
+    )
+    beat_this_checkpoint: Path | None = Field(None, description="Local Beat This! checkpoint file (.ckpt) for tracker=beat_this.")
+
+
 class ModelSettings(SettingsSection):
     """Where and how a neural model runs. ``auto`` picks CUDA, then MPS, then CPU."""
 
@@ -261,6 +283,7 @@ class Settings(BaseSettings):
     fps: float = Field(24.0, gt=0, le=120, description="Output frame rate.")
     style: str = Field("", max_length=2000, description="Your instruction for the look or story, e.g. 'stop-motion, 1970s'.")
 
+    grid: GridSettings = Field(default_factory=GridSettings)
     shots: ShotSettings = Field(default_factory=ShotSettings)
     clap: ClapSettings = Field(default_factory=ClapSettings)
     lalm: LalmSettings = Field(default_factory=LalmSettings)

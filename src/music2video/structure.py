@@ -3,31 +3,18 @@
 Everything is derived from one short-time Fourier transform of the mono signal at
 ``ANALYSIS_RATE_HZ`` (hop ``HOP_LENGTH`` samples, about 23 ms):
 
-1. **Beats** — librosa's dynamic-programming beat tracker (Ellis 2007) on the onset-strength
-   envelope of the log-mel spectrogram, seeded with ``librosa.feature.tempo``. At
-   ``BEAT_TIGHTNESS`` 50 it scores F = 1.0 (±70 ms) on the demo song and 0.96-1.0 on versions
-   whose tempo ramps by ±10 %; the default tightness (100) loses the start of a ramping song,
-   and lower values (20-30) follow drift perfectly but fall apart in noise. The
-   predominant-local-pulse method (PLP) follows drift too but puts pulses on sub-beats
-   (F ≈ 0.67 on the same songs), so it is not used. Edge beats are trimmed only where
-   they sit in silence, so a quiet pickup before the first bar is kept.
-2. **Tempo** — from the tracked beats (mean inter-beat interval of the steady beats), which
-   is finer than the autocorrelation tempo's lag grid (at this hop, 117.5 or 123.0 bpm around
-   120: both more than 2 % off).
-3. **Downbeats** — a real estimate, not "every fourth beat from the first one". Each beat gets
-   evidence of being a bar start: the harmonic change into it (chroma), the low-frequency
-   onset at it (kick, bass note) and the loudness step. A hidden Markov model whose states are
-   (meter, position in bar) for 3/4 and 4/4 decodes the most likely bar positions with
-   Viterbi, so the phase may recover after a tracking error.
-4. **Sections** — bar-synchronous timbre (MFCC), harmony (chroma) and loudness form a
+1. **Beat grid** — beats, tempo, meter and downbeats: see ``beat_grid`` (a numpy tracker that
+   picks the metrical level from the whole song's evidence, user overrides from
+   ``GridSettings``, and an independent check of the metrical level and phase).
+2. **Sections** — bar-synchronous timbre (MFCC), harmony (chroma) and loudness form a
    self-similarity matrix; Foote's checkerboard novelty on it gives boundaries, which are bar
    lines by construction. Sections are labelled by agglomerative clustering of their mean
    features (repeated sections share a letter) and given a role from repetition, position and
    energy.
-5. **Curves** — RMS energy, spectral centroid and onset strength, resampled to
+3. **Curves** — RMS energy, spectral centroid and onset strength, resampled to
    ``CURVE_RATE_HZ`` and normalised to 0..1.
 
-Silence or audio without a pulse falls back to a steady grid at ``FALLBACK_TEMPO_BPM`` with a
+Silence or audio without a pulse falls back to a steady grid at ``beat_grid.FALLBACK_TEMPO_BPM`` with a
 warning; sections are then still split by novelty where the sound changes.
 """
 
@@ -39,14 +26,15 @@ import string
 import librosa
 import numpy as np
 import scipy.cluster.hierarchy
-import scipy.ndimage
 import scipy.signal
 import scipy.spatial.distance
 
-from music2video.artifacts import Analysis, Section
+from music2video import beat_grid
+from music2video.artifacts import Analysis, GridCheck, Section
 from music2video.decode import ANALYSIS_RATE_HZ
 from music2video.music import KeyEstimate, brightness_from_centroid, estimate_key, mood_from_cues, spectral_flatness_db
 from music2video.progress import ProgressCallback, no_progress
+from music2video.settings import GridSettings
 
 log = logging.getLogger(__name__)
 
@@ -56,29 +44,6 @@ HOP_LENGTH = 512
 
 CURVE_RATE_HZ = 10.0
 """Rate of the feature curves in analysis.json: 3 × 12 000 values for a 20-minute song."""
-
-BEAT_TIGHTNESS = 50.0
-"""How strictly the beat tracker keeps to one tempo (librosa's default is 100); lower follows
-drifting tempo better."""
-
-FALLBACK_TEMPO_BPM = 120.0
-FALLBACK_BEATS_PER_BAR = 4
-MIN_BEATS = 4
-"""Fewer tracked beats than this counts as "no pulse": the steady fallback grid is used."""
-MIN_PULSE_CLARITY = 0.2
-"""Below this periodicity of the onsets (see ``_pulse_clarity``) the audio counts as beatless."""
-EDGE_BEAT_MIN_STRENGTH = 0.2
-"""Beats at the start or end with an onset weaker than this fraction of the median beat's
-onset are dropped (they sit in silence or in a ringing final chord)."""
-
-METERS = (4, 3)
-METER_PRIOR = {4: 0.8, 3: 0.2}
-"""4/4 is far more common than 3/4; the prior only matters when the evidence is weak."""
-PHASE_JUMP_PROBABILITY = 1e-3
-"""Per beat, chance that the bar position jumps (a tracking error or an odd bar)."""
-METER_CHANGE_PROBABILITY = 1e-5
-DOWNBEAT_EVIDENCE_SLOPE = 2.0
-"""Steepness of the logistic mapping standardised downbeat evidence to a probability."""
 
 NOVELTY_KERNEL_BARS = 3
 NOVELTY_KERNEL_MIN_S = 8.0
@@ -124,7 +89,10 @@ _PROGRESS_STEPS = 6
 
 
 def analyze_structure(
-    samples: np.ndarray, sample_rate_hz: int = ANALYSIS_RATE_HZ, progress: ProgressCallback = no_progress
+    samples: np.ndarray,
+    sample_rate_hz: int = ANALYSIS_RATE_HZ,
+    progress: ProgressCallback = no_progress,
+    grid: GridSettings | None = None,
 ) -> Analysis:
     """Analyse a song's tempo, beats, bars, sections and feature curves.
 
@@ -133,6 +101,7 @@ def analyze_structure(
             ``decode.load_audio``). A (channels, n) array is averaged to mono.
         sample_rate_hz: rate of ``samples``.
         progress: called as ``progress(done, total, message)`` after each step.
+        grid: the beat tracker, or the user's tempo, meter, bar phase or beats (``GridSettings``).
 
     Returns:
         ``Analysis`` with times in seconds: beats, downbeats, sections that tile
@@ -155,25 +124,24 @@ def analyze_structure(
     features = _Features(y, sample_rate_hz)
     progress(1, _PROGRESS_STEPS, "spectrum")
 
-    # 3. Beats and tempo.
-    beats_s, tempo_bpm = _track_beats(features)
-    fallback = beats_s is None
-    if fallback:
-        warnings.append(
-            f"no steady beat found (silent or beatless audio); using a steady {FALLBACK_TEMPO_BPM:g} bpm grid "
-            f"in {FALLBACK_BEATS_PER_BAR}/4 instead, so cuts follow a clock, not the music"
+    # 3. Beat grid (the user's settings have the last word), checked against another tracker.
+    found_grid = beat_grid.estimate_grid(features, grid)
+    warnings.extend(found_grid.warnings)
+    beats_s, downbeats_s, tempo_bpm = found_grid.beats_s, found_grid.downbeats_s, found_grid.tempo_bpm
+    fallback = found_grid.source.startswith("fallback")
+    grid_check = None
+    if found_grid.source.startswith("tracker:"):
+        checked = beat_grid.check_grid(features, found_grid)
+        grid_check = GridCheck(
+            reference="tempogram+comb (librosa autocorrelation tempogram, steady pulse phased per 8 s)",
+            reference_tempo_bpm=round(checked.reference_tempo_bpm, 3),
+            relation=checked.relation,
+            agreement=round(checked.agreement, 4),
+            reference_beats_s=_rounded(checked.reference_beats_s, 4),
         )
-        tempo_bpm = FALLBACK_TEMPO_BPM
-        beats_s = np.arange(0.0, duration_s, 60.0 / FALLBACK_TEMPO_BPM)
-    progress(2, _PROGRESS_STEPS, "beats")
-
-    # 4. Bars.
-    if fallback:
-        beats_per_bar, downbeat_index = FALLBACK_BEATS_PER_BAR, np.arange(0, len(beats_s), FALLBACK_BEATS_PER_BAR)
-    else:
-        beats_per_bar, downbeat_index = _estimate_downbeats(features, beats_s)
-    downbeats_s = beats_s[downbeat_index]
-    progress(3, _PROGRESS_STEPS, "bars")
+        if checked.warning:
+            warnings.append(checked.warning)
+    progress(3, _PROGRESS_STEPS, "beats and bars")
 
     # 5. Sections.
     energy_curve = _normalise(features.curve(features.rms, np.mean))
@@ -190,7 +158,7 @@ def analyze_structure(
         warnings=warnings,
         duration_s=duration_s,
         tempo_bpm=round(float(tempo_bpm), 3),
-        beats_per_bar=int(beats_per_bar),
+        beats_per_bar=int(found_grid.beats_per_bar),
         beats_s=_rounded(beats_s, 4),
         downbeats_s=_rounded(downbeats_s, 4),
         sections=sections,
@@ -200,6 +168,8 @@ def analyze_structure(
         energy=_rounded(energy_curve, 4),
         brightness=_rounded(features.brightness_curve(), 4),
         onset_strength=_rounded(_normalise(features.curve(features.onset_envelope, np.max)), 4),
+        grid_source=found_grid.source,
+        grid_check=grid_check,
     )
     for message in warnings:
         log.warning(message)
@@ -216,6 +186,7 @@ class _Features:
 
     def __init__(self, y: np.ndarray, rate_hz: int):
         self.rate_hz = rate_hz
+        self.samples = y  # for the opt-in neural beat trackers (beat_backends)
         self.duration_s = len(y) / rate_hz
         magnitude = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP_LENGTH))
         self.n_frames = magnitude.shape[1]
@@ -300,138 +271,6 @@ class _Features:
         low, high = np.nanpercentile(log_centroid, [1, 99])
         scaled = np.clip((log_centroid - low) / max(high - low, 1e-6), 0, 1)
         return self.curve(np.nan_to_num(scaled, nan=0.0), np.mean)
-
-
-# ------------------------------------------------------------------------------------------
-# Beats, tempo, downbeats
-
-
-def _track_beats(features: _Features) -> tuple[np.ndarray | None, float]:
-    """Beat times (s) and tempo (bpm); (None, 0) when there is no usable pulse."""
-    envelope = features.onset_envelope
-    if _pulse_clarity(features) < MIN_PULSE_CLARITY:
-        return None, 0.0
-    prior_bpm = float(librosa.feature.tempo(onset_envelope=envelope, sr=features.rate_hz, hop_length=HOP_LENGTH)[0])
-    _, beat_frames = librosa.beat.beat_track(
-        onset_envelope=envelope,
-        sr=features.rate_hz,
-        hop_length=HOP_LENGTH,
-        bpm=prior_bpm if prior_bpm > 0 else FALLBACK_TEMPO_BPM,
-        tightness=BEAT_TIGHTNESS,
-        trim=False,
-    )
-    beat_frames = _trim_silent_edge_beats(beat_frames, envelope)
-    if len(beat_frames) < MIN_BEATS:
-        return None, 0.0
-    beats_s = features.times(beat_frames)
-    return beats_s, _tempo_from_beats(beats_s)
-
-
-def _trim_silent_edge_beats(beat_frames: np.ndarray, envelope: np.ndarray) -> np.ndarray:
-    """Drop leading and trailing beats that have (almost) no onset under them.
-
-    librosa's own trimming drops edge beats that are weak compared with the whole song, which
-    also removes a quiet pickup before the first bar; this only removes beats placed in
-    silence or in a final chord ringing out.
-    """
-    if len(beat_frames) == 0:
-        return beat_frames
-    strength = scipy.ndimage.maximum_filter1d(envelope, size=5)[beat_frames]
-    threshold = EDGE_BEAT_MIN_STRENGTH * float(np.median(strength))
-    strong = np.flatnonzero(strength >= threshold)
-    if len(strong) == 0:
-        return beat_frames[:0]
-    return beat_frames[strong[0] : strong[-1] + 1]
-
-
-def _pulse_clarity(features: _Features) -> float:
-    """How periodic the onsets are: the highest normalised autocorrelation of the onset
-    envelope at a lag between 40 and 240 bpm. About 0.5-0.9 for music with a beat, below 0.15
-    for noise, drones and silence (0)."""
-    envelope = features.onset_envelope - features.onset_envelope.mean()
-    frame_rate_hz = features.rate_hz / HOP_LENGTH
-    shortest, longest = int(frame_rate_hz * 60 / 240), int(frame_rate_hz * 60 / 40)
-    if len(envelope) <= shortest + 1:
-        return 0.0
-    autocorrelation = librosa.autocorrelate(envelope, max_size=longest + 1)
-    if autocorrelation[0] <= 0:
-        return 0.0
-    return float(np.max(autocorrelation[shortest:]) / autocorrelation[0])
-
-
-def _tempo_from_beats(beats_s: np.ndarray) -> float:
-    """Tempo in bpm from the mean of the inter-beat intervals near their median.
-
-    Averaging many intervals resolves the tempo more finely than one frame (23 ms); ignoring
-    the intervals far from the median keeps a skipped or doubled beat from biasing it.
-    """
-    intervals = np.diff(beats_s)
-    median = np.median(intervals)
-    steady = intervals[np.abs(intervals - median) < 0.1 * median]
-    return float(60.0 / np.mean(steady if steady.size else intervals))
-
-
-def _downbeat_evidence(features: _Features, beats_s: np.ndarray) -> np.ndarray:
-    """Per beat, a standardised score of how much it looks like the start of a bar.
-
-    Sums three standardised cues: how much the harmony changes into the beat (cosine distance
-    between the chroma of the beat before and the beat after), the low-frequency onset at the
-    beat (kick and bass notes), and the loudness step into the beat.
-    """
-    beat_frames = features.frames(beats_s)
-    # Column i is the span from beat i to beat i+1 (the "after" of beat i), column i-1 its
-    # "before"; the first beat's "before" is its own span.
-    chroma = features.segment_means(features.chroma, beat_frames)
-    chroma = chroma / (np.linalg.norm(chroma, axis=0, keepdims=True) + 1e-9)
-    before = np.concatenate([chroma[:, :1], chroma[:, :-1]], axis=1)
-    harmonic_change = 1.0 - np.sum(chroma * before, axis=0)
-
-    # The strongest low onset within ±2 frames (±46 ms) of the beat.
-    low = scipy.ndimage.maximum_filter1d(features.low_onset_envelope, size=5)[beat_frames]
-
-    log_rms = features.segment_means(features.log_rms[np.newaxis], beat_frames)[0]
-    loudness_step = np.maximum(np.diff(log_rms, prepend=log_rms[0]), 0.0)
-
-    evidence = _standardise(harmonic_change) + _standardise(low) + 0.5 * _standardise(loudness_step)
-    # The first beat follows silence or nothing at all: every cue fires there whatever its bar
-    # position (a pickup is not a downbeat), so it carries no evidence either way.
-    evidence[0] = 0.0
-    return evidence
-
-
-def _estimate_downbeats(features: _Features, beats_s: np.ndarray) -> tuple[int, np.ndarray]:
-    """Meter (beats per bar) and indices into ``beats_s`` of the downbeats.
-
-    Viterbi decoding over states (meter, position in bar) for each meter in ``METERS``: the
-    position advances by one per beat, rarely jumps (``PHASE_JUMP_PROBABILITY``) and almost
-    never changes meter. A beat in position 0 is a downbeat, and is likely where the
-    evidence is high.
-    """
-    evidence = _downbeat_evidence(features, beats_s)
-    p_downbeat = 1.0 / (1.0 + np.exp(-DOWNBEAT_EVIDENCE_SLOPE * evidence))
-
-    states = [(meter, position) for meter in METERS for position in range(meter)]
-    n_states = len(states)
-    transition = np.zeros((n_states, n_states))
-    for i, (meter, position) in enumerate(states):
-        for j, (next_meter, next_position) in enumerate(states):
-            if next_meter != meter:
-                transition[i, j] = METER_CHANGE_PROBABILITY / next_meter
-            elif next_position == (position + 1) % meter:
-                transition[i, j] = 1.0
-            else:
-                transition[i, j] = PHASE_JUMP_PROBABILITY / (meter - 1)
-    transition /= transition.sum(axis=1, keepdims=True)
-    p_init = np.array([METER_PRIOR[meter] / meter for meter, _ in states])
-
-    likelihood = np.array([p_downbeat if position == 0 else 1.0 - p_downbeat for _, position in states])
-    path = librosa.sequence.viterbi(likelihood, transition, p_init=p_init)
-
-    meters = np.array([states[s][0] for s in path])
-    positions = np.array([states[s][1] for s in path])
-    values, counts = np.unique(meters, return_counts=True)
-    beats_per_bar = int(values[np.argmax(counts)])
-    return beats_per_bar, np.flatnonzero(positions == 0)
 
 
 # ------------------------------------------------------------------------------------------
@@ -663,11 +502,6 @@ def _letter(index: int) -> str:
     """A, B, ... Z, AA, AB, ... for the index-th distinct label."""
     letters = string.ascii_uppercase
     return letters[index] if index < 26 else _letter(index // 26 - 1) + letters[index % 26]
-
-
-def _standardise(values: np.ndarray) -> np.ndarray:
-    spread = values.std()
-    return (values - values.mean()) / spread if spread > 1e-9 else np.zeros_like(values)
 
 
 def _normalise(values: np.ndarray) -> np.ndarray:

@@ -1,0 +1,259 @@
+"""Beat, downbeat, tempo and meter accuracy on the real-instrument dev set (issue 11).
+
+Scores, on the same files in one run, our analysis (``analyze_structure``, whose grid the shot
+planner uses) beside ``librosa.beat.beat_track`` with its defaults and madmom's RNN + DBN beat
+and downbeat trackers (when ``madmom`` imports; ``make bench-beats-deps`` installs it), and BeatNet
+when it is installed. Figures, per genre bucket and overall (mir_eval, no trimming of the
+first seconds, so pickups and silent intros count):
+
+* beat F-measure (±70 ms), CMLt and AMLt;
+* downbeat F-measure (±70 ms);
+* tempo within 4 % of the truth, *without* forgiving 2x, 1/2x, 3:2 or 2:3 errors (the
+  metrical level is part of the answer); the tempo of a tracker is 60 / median inter-beat
+  interval, the truth's the same over its beats;
+* meter: beats per bar equal to the truth's, 2 and 4 counting as the same (a 6/8 piece has two
+  dotted-quarter beats per bar);
+* planned cuts (``plan_shots`` on our analysis, default shot settings) within ±50 ms of a
+  true beat.
+
+Baseline outputs are cached per file (``<dev set>/outputs/<tracker>/<id>.json``, keyed by the
+audio's size and mtime), so reruns only recompute ours (madmom costs ~15 s of CPU per minute of
+audio). Build the set first: ``make devset``.
+
+    python benchmarks/bench_beats.py [--trackers ours librosa madmom beatnet] [--only ID ...]
+        [--json results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "devset"))
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(tempfile.gettempdir()) / "music2video-numba"))
+
+import build as devset  # noqa: E402  (benchmarks/devset/build.py)
+
+BEAT_WINDOW_S = 0.07
+CUT_WINDOW_S = 0.05
+TEMPO_TOLERANCE = 0.04
+OUTPUT_VERSION = 1
+
+
+# ------------------------------------------------------------------------------------------
+# Trackers: each returns {"beats_s", "downbeats_s" (or None), "beats_per_bar" (or None), "seconds"}
+
+
+def run_ours(wav: Path) -> dict:
+    from music2video.artifacts import Analysis
+    from music2video.decode import ANALYSIS_RATE_HZ, load_audio
+    from music2video.settings import ShotSettings
+    from music2video.shots import plan_shots
+    from music2video.structure import analyze_structure
+
+    samples = load_audio(wav, ANALYSIS_RATE_HZ)
+    started = time.process_time()
+    analysis: Analysis = analyze_structure(samples, ANALYSIS_RATE_HZ)
+    seconds = time.process_time() - started
+    plan = plan_shots(analysis, ShotSettings())
+    return {
+        "beats_s": analysis.beats_s,
+        "downbeats_s": analysis.downbeats_s,
+        "beats_per_bar": analysis.beats_per_bar,
+        "cuts_s": [shot.start_s for shot in plan.shots[1:]],
+        "warnings": analysis.warnings,
+        "extra": {k: v for k, v in analysis.model_dump().items() if k in ("grid_source", "grid_check")},
+        "seconds": seconds,
+    }
+
+
+def run_librosa(wav: Path) -> dict:
+    import librosa
+
+    y, sr = librosa.load(str(wav), sr=22050)
+    started = time.process_time()
+    _, beats = librosa.beat.beat_track(y=y, sr=sr, units="time")
+    return {"beats_s": [float(b) for b in beats], "downbeats_s": None, "beats_per_bar": None, "seconds": time.process_time() - started}
+
+
+def run_madmom(wav: Path) -> dict:
+    from madmom.features.beats import DBNBeatTrackingProcessor, RNNBeatProcessor
+    from madmom.features.downbeats import DBNDownBeatTrackingProcessor, RNNDownBeatProcessor
+
+    started = time.process_time()
+    beats = DBNBeatTrackingProcessor(fps=100)(RNNBeatProcessor()(str(wav)))
+    activations = RNNDownBeatProcessor()(str(wav))
+    bar_beats = DBNDownBeatTrackingProcessor(beats_per_bar=[3, 4], fps=100)(activations)
+    positions = bar_beats[:, 1].astype(int) if len(bar_beats) else np.array([], int)
+    return {
+        "beats_s": [float(b) for b in beats],
+        "downbeats_s": [float(t) for t, p in bar_beats if int(p) == 1],
+        "beats_per_bar": int(positions.max()) if len(positions) else None,
+        "seconds": time.process_time() - started,
+    }
+
+
+def run_beatnet(wav: Path) -> dict:
+    from BeatNet.BeatNet import BeatNet
+
+    started = time.process_time()
+    output = BeatNet(1, mode="offline", inference_model="DBN", plot=[], thread=False).process(str(wav))
+    positions = output[:, 1].astype(int)
+    return {
+        "beats_s": [float(t) for t in output[:, 0]],
+        "downbeats_s": [float(t) for t, p in output if int(p) == 1],
+        "beats_per_bar": int(positions.max()) if len(positions) else None,
+        "seconds": time.process_time() - started,
+    }
+
+
+TRACKERS = {"ours": run_ours, "librosa": run_librosa, "madmom": run_madmom, "beatnet": run_beatnet}
+AVAILABLE = {
+    "ours": lambda: True,
+    "librosa": lambda: True,
+    "madmom": lambda: importlib.util.find_spec("madmom") is not None,
+    "beatnet": lambda: importlib.util.find_spec("BeatNet") is not None,
+}
+
+
+def tracker_output(name: str, wav: Path, cache_dir: Path, use_cache: bool) -> dict:
+    stat = wav.stat()
+    key = f"v{OUTPUT_VERSION}:{stat.st_size}:{int(stat.st_mtime)}"
+    path = cache_dir / name / f"{wav.stem}.json"
+    if use_cache and path.exists():
+        cached = json.loads(path.read_text())
+        if cached.get("key") == key:
+            return cached
+    output = TRACKERS[name](wav)
+    output["key"] = key
+    if use_cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.with_suffix(".tmp").write_text(json.dumps(output))
+        path.with_suffix(".tmp").replace(path)
+    return output
+
+
+# ------------------------------------------------------------------------------------------
+# Scores
+
+
+def tempo_of(beats_s) -> float | None:
+    beats = np.asarray(beats_s, dtype=float)
+    return float(60.0 / np.median(np.diff(beats))) if len(beats) > 2 else None
+
+
+def score(truth: dict, output: dict) -> dict:
+    import mir_eval
+
+    reference = np.asarray(truth["beats_s"], dtype=float)
+    estimate = np.asarray(output["beats_s"], dtype=float)
+    _, cmlt, _, amlt = mir_eval.beat.continuity(reference, estimate) if len(estimate) > 1 else (0, 0, 0, 0)
+    result = {
+        "beat_f": mir_eval.beat.f_measure(reference, estimate, f_measure_threshold=BEAT_WINDOW_S),
+        "cmlt": cmlt,
+        "amlt": amlt,
+    }
+    estimated_tempo = tempo_of(estimate)
+    result["tempo_ok"] = float(
+        estimated_tempo is not None and abs(estimated_tempo / truth["tempo_bpm"] - 1.0) <= TEMPO_TOLERANCE
+    )
+    result["tempo_bpm"] = estimated_tempo
+    if output.get("downbeats_s") is not None:
+        result["downbeat_f"] = mir_eval.beat.f_measure(
+            np.asarray(truth["downbeats_s"]), np.asarray(output["downbeats_s"]), f_measure_threshold=BEAT_WINDOW_S
+        )
+    if output.get("beats_per_bar") is not None:
+        duple = {2, 4}
+        predicted, true = int(output["beats_per_bar"]), int(truth["beats_per_bar"])
+        result["meter_ok"] = float(predicted == true or {predicted, true} <= duple)
+    if output.get("cuts_s") is not None and output["cuts_s"]:
+        cuts = np.asarray(output["cuts_s"])
+        distance = np.min(np.abs(cuts[:, None] - reference[None, :]), axis=1)
+        result["cuts_on_beat"] = float(np.mean(distance <= CUT_WINDOW_S))
+        result["n_cuts"] = len(cuts)
+    return result
+
+
+FIGURES = [
+    ("beat_f", "beat F", "{:.3f}"),
+    ("cmlt", "CMLt", "{:.3f}"),
+    ("amlt", "AMLt", "{:.3f}"),
+    ("downbeat_f", "downbeat F", "{:.3f}"),
+    ("tempo_ok", "tempo ±4%", "{:.0%}"),
+    ("meter_ok", "meter", "{:.0%}"),
+    ("cuts_on_beat", "cuts ±50ms", "{:.1%}"),
+]
+
+
+def table(results: dict[str, dict[str, dict]], pieces: list[dict], trackers: list[str]) -> str:
+    buckets = defaultdict(list)
+    for truth in pieces:
+        buckets[truth["bucket"]].append(truth["id"])
+    groups = [(f"{b} ({len(ids)})", ids) for b, ids in sorted(buckets.items())] + [(f"all ({len(pieces)})", [p["id"] for p in pieces])]
+    lines = []
+    for key, label, fmt in FIGURES:
+        if not any(key in results[t][i] for t in trackers for i in results[t]):
+            continue
+        lines.append(f"\n{label}")
+        lines.append("| bucket | " + " | ".join(trackers) + " |")
+        lines.append("|---|" + "---|" * len(trackers))
+        for group, ids in groups:
+            cells = []
+            for tracker in trackers:
+                values = [results[tracker][i][key] for i in ids if i in results[tracker] and key in results[tracker][i]]
+                cells.append(fmt.format(statistics.mean(values)) if values else "-")
+            lines.append(f"| {group} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trackers", nargs="*", default=["ours", "librosa", "madmom", "beatnet"])
+    parser.add_argument("--only", nargs="*", help="piece ids (default: all)")
+    parser.add_argument("--no-cache", action="store_true", help="recompute the baselines too")
+    parser.add_argument("--json", type=Path, help="write per-piece results here")
+    args = parser.parse_args()
+
+    out_dir = devset.devset_dir()
+    pieces = devset.load_devset(args.only)
+    missing = [wav.name for wav, _ in pieces if not wav.exists()]
+    if missing:
+        raise SystemExit(f"dev set not built ({len(missing)} missing, e.g. {missing[0]}): run `make devset`")
+    trackers = []
+    for name in args.trackers:
+        if AVAILABLE[name]():
+            trackers.append(name)
+        else:
+            print(f"{name}: not installed, skipped", file=sys.stderr)
+    results: dict[str, dict[str, dict]] = {t: {} for t in trackers}
+    seconds: dict[str, float] = defaultdict(float)
+    for wav, truth in pieces:
+        row = [truth["id"][:34].ljust(34), f"{truth['tempo_bpm']:6.1f} {truth['beats_per_bar']}"]
+        for tracker in trackers:
+            output = tracker_output(tracker, wav, out_dir / "outputs", use_cache=not args.no_cache and tracker != "ours")
+            seconds[tracker] += output["seconds"]
+            result = score(truth, output)
+            results[tracker][truth["id"]] = result
+            tempo = f"{result['tempo_bpm']:6.1f}" if result["tempo_bpm"] else "     -"
+            meter = output.get("beats_per_bar") or "-"
+            row.append(f"{tracker} F={result['beat_f']:.2f} db={result.get('downbeat_f', float('nan')):.2f} {tempo} {meter}")
+        print(" | ".join(row), file=sys.stderr, flush=True)
+    print(f"\n# Beat grid on the dev set ({len(pieces)} pieces, {sum(t['duration_s'] for _, t in pieces) / 60:.1f} min)")
+    print(table(results, [t for _, t in pieces], trackers))
+    print("\nCPU seconds (sum over the set; cached baselines report their first run): " + ", ".join(f"{t} {seconds[t]:.0f}" for t in trackers))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
