@@ -171,7 +171,7 @@ def test_a_usage_error_needs_no_click(song):
 def test_make_help_groups_the_flags_and_shows_defaults(monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")  # one line per option, so that each check reads one row
     text = music2video("make", "--help").stdout
-    for panel in ("Input and output", "Music", "Look", "Models", "Speed"):
+    for panel in ("Input and output", "Music", "Look", "Models", "Speed", "Advanced"):
         assert f"─ {panel} ─" in text
     rows = {line.split()[1]: line for line in text.splitlines() if line.strip("│ ").startswith("--")}
     assert "WxH" in rows["--resolution"] and "[default: 640x360]" in rows["--resolution"]

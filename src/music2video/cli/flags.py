@@ -27,6 +27,7 @@ LOOK = "Look"
 MODELS = "Models"
 SPEED = "Speed"
 ADVANCED = "Advanced"
+PANELS = (INPUT_OUTPUT, MUSIC, LOOK, MODELS, SPEED, ADVANCED)
 
 _MODEL_SECTIONS = ("clap", "lalm", "llm", "video", "lyrics")  # sections with a device and a dtype
 
@@ -100,16 +101,16 @@ FLAGS: tuple[Flag, ...] = (
         partial_help="The video this run is for: picks its run folder, OUTPUT.music2video/. Nothing is written there yet.",
     ),
     Flag(
-        "workdir", Path, "Run folder for the stage artifacts.", INPUT_OUTPUT, "decode",
+        "workdir", Path, "Run folder for the stage artifacts.", ADVANCED, "decode",
         metavar="FOLDER", default_text="beside the output, OUTPUT.music2video/",
     ),
     Flag(
         "overwrite", bool, "Replace an existing file at the output even if music2video did not make it (or it is the song).",
         INPUT_OUTPUT, "assemble",
     ),
-    Flag("config", Path, "TOML config file.", INPUT_OUTPUT, "decode", metavar="TOML", default_text="./music2video.toml if present"),
+    Flag("config", Path, "TOML config file.", ADVANCED, "decode", metavar="TOML", default_text="./music2video.toml if present"),
     Flag(
-        "wait", bool, "When another run is working in the same run folder, wait for it to finish instead of stopping.", INPUT_OUTPUT, "decode",
+        "wait", bool, "When another run is working in the same run folder, wait for it to finish instead of stopping.", ADVANCED, "decode",
         default_text="stop at once, naming the other run",
     ),
     # -- music
@@ -182,7 +183,8 @@ def pipeline_command(until: str) -> Callable[[Callable[..., Any]], Callable[...,
         own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.kind != p.VAR_KEYWORD]
         arguments = [p for p in own if p.default is p.empty]  # the song
         options = [p.replace(kind=p.KEYWORD_ONLY) for p in own if p.default is not p.empty]
-        offered = [flag.parameter(until) for flag in FLAGS if STAGES.index(flag.stage) <= last]
+        flags = sorted((flag for flag in FLAGS if STAGES.index(flag.stage) <= last), key=lambda flag: PANELS.index(flag.panel))
+        offered = [flag.parameter(until) for flag in flags]  # --help shows the panels in the order of PANELS
         command.__signature__ = inspect.Signature([*arguments, *offered, *options])  # type: ignore[attr-defined]
         return command
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from music2video.cli.flags import flag_error, pipeline_command, split_settings, to_keywords
+from music2video.cli.flags import SPEED, flag_error, pipeline_command, split_settings, to_keywords
 from music2video.cli.show import console, print_analysis, print_plan, print_warnings, progress_bar, RichPipelineProgress
 
 Song = Annotated[Path, typer.Argument(help="Audio or video file: mp3, wav, flac, ogg, opus, m4a, mp4, mkv, webm ...", show_default=False, metavar="SONG")]
@@ -48,7 +48,7 @@ def run_pipeline(song: Path, until: str, flags: dict[str, Any]):  # -> RunResult
 @pipeline_command(until="assemble")
 def make(
     song: Song,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Analyse and print the shot plan and the render cost estimate; render nothing.", rich_help_panel="Speed", metavar="")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Analyse and print the shot plan and the render cost estimate; render nothing.", rich_help_panel=SPEED, metavar="")] = False,
     **flags: Any,
 ) -> None:
     """Make the whole music video (the default command)."""
