@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -42,11 +43,11 @@ WINDOWS_S = (0.5, 3.0)
 
 
 def default_devset() -> Path:
-    if "M2V_DEVSET_DIR" in os.environ:
-        return Path(os.environ["M2V_DEVSET_DIR"])
-    import platformdirs
+    """Where ``benchmarks/devset/build.py`` puts the dev set (its own ``devset_dir``)."""
+    sys.path.insert(0, str(Path(__file__).parent / "devset"))
+    from build import devset_dir
 
-    return Path(platformdirs.user_cache_dir("music2video")) / "devset"
+    return devset_dir()
 
 
 def truth_intervals(truth: dict) -> tuple[np.ndarray, list[str]]:
