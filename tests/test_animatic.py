@@ -401,3 +401,19 @@ def test_yuv_frames_are_the_rgb_frames_as_the_encoder_takes_them(size: tuple[int
         chroma = planes[height:].reshape(2, height // 2, width // 2)
         assert np.abs(planes[:height] - full[0]).max() <= 1  # luma: rounding only
         assert np.abs(chroma[0] - u).max() <= 1 and np.abs(chroma[1] - v).max() <= 1
+
+
+def test_when_the_workers_die_the_remaining_shots_render_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from concurrent.futures.process import BrokenProcessPool
+
+    import music2video.render.animatic as animatic
+
+    def broken(*args):
+        raise BrokenProcessPool("a worker was killed (simulated)")
+
+    monkeypatch.setattr(animatic, "PARALLEL_AFTER_FRAMES", 0)
+    renderer = AnimaticRenderer(WIDTH, HEIGHT, 24, workers=2)
+    monkeypatch.setattr(renderer, "_submit", broken)
+    result = render_storyboard(renderer, make_storyboard(), make_analysis(), RunFolder(tmp_path), 24, WIDTH, HEIGHT)
+    assert result.failed_shots == {} and renderer.workers == 1
+    assert [count_frames(tmp_path / clip.path) for clip in result.clips] == [clip.frames for clip in result.clips]

@@ -812,8 +812,14 @@ class AnimaticRenderer:
         goes to a worker process instead; its failure is reported by :meth:`finish`.
         """
         if self.workers > 1 and self._frames_here >= PARALLEL_AFTER_FRAMES:
-            self._submit(shot, storyboard, analysis, frame_count, output)
-            return
+            from concurrent.futures.process import BrokenProcessPool
+
+            try:
+                self._submit(shot, storyboard, analysis, frame_count, output)
+                return
+            except BrokenProcessPool as error:  # a worker died (killed, out of memory): go on here
+                log.warning("animatic worker processes stopped (%s); rendering the remaining shots in this process", error)
+                self.workers = 1
         self._frames_here += frame_count
         self._render_here(shot, storyboard, analysis, frame_count, output)
 
