@@ -971,3 +971,31 @@ def test_soft_karaoke_track_changes_cue_at_each_word(video_with_audio: Path, tmp
         # The muxer fills the gaps with empty samples (2 bytes: a zero-length string).
         starts = [round(float(p.pts * p.time_base), 2) for p in container.demux(stream) if p.pts is not None and p.size > 2]
     assert starts == [0.5, 1.5]
+
+
+@pytest.mark.slow
+def test_karaoke_video_through_the_pipeline(vocal_song: Path, tmp_path: Path) -> None:
+    from music2video.pipeline import make_video
+
+    sheet = tmp_path / "lyrics.txt"
+    sheet.write_text("one two three four\nfive six seven eight\nnine ten eleven\n")
+    output = tmp_path / "karaoke.mp4"
+    result = make_video(
+        vocal_song, output, pipeline="preview", width=640, height=360, fps=8, subtitles="karaoke",
+        lyrics={"user_lyrics": sheet}, evaluate={"enabled": False},
+    )  # fmt: skip
+    assert (result.run_folder / "lyrics.ass").read_text().count("Dialogue:") == 3
+    assert subtitle_streams(output) == [("mov_text", "und")]
+    # The same run without subtitles (clips reused): what the animatic itself paints gold.
+    plain = tmp_path / "plain.mp4"
+    make_video(
+        vocal_song, plain, workdir=result.run_folder, pipeline="preview", width=640, height=360, fps=8,
+        lyrics={"user_lyrics": sheet}, evaluate={"enabled": False},
+    )  # fmt: skip
+    band = slice(360 * 3 // 4, 360)  # the text's band; re-encoding moves a few gold pixels elsewhere
+    frames, before = read_frames(output)[:, band], read_frames(plain)[:, band]
+    lines = result.lyrics.lines
+    gold = _gold_pixels(frames) - _gold_pixels(before)
+    during = [int((w.start_s + w.end_s) / 2 * 8) for line in lines for w in line.words[1:2]]  # the 2nd word of each line
+    assert all(gold[k] > 20 for k in during), (gold[during], [(line.start_s, line.end_s) for line in lines])
+    assert np.abs(gold[: int(lines[0].start_s * 8)]).max() < 5  # nothing drawn before the first line
