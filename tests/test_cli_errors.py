@@ -187,3 +187,27 @@ def test_analyze_help_does_not_promise_a_video(monkeypatch):
     text = music2video("analyze", "--help").stdout
     assert "--output" in text and "Video to write" not in text
     assert "--overwrite" not in text and "--resolution" not in text  # analysis reads neither
+
+
+# -- no silent waits ------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="XDG_CACHE_HOME places the user's cache folder on Linux only")
+def test_numba_caches_in_the_users_cache_folder(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"} | {"XDG_CACHE_HOME": str(tmp_path)}
+    code = "import os, music2video; print(os.environ['NUMBA_CACHE_DIR'])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert done.stdout.strip() == str(tmp_path / "music2video" / "numba")
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "mine")  # the user's own choice wins
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert done.stdout.strip() == str(tmp_path / "mine")
+
+
+def test_the_first_compile_is_announced_once(song, tmp_path, monkeypatch):
+    cache = tmp_path / "numba"
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache))
+    args = (song, "-o", tmp_path / "out.mp4", "--pipeline", "preview")  # fails at decoding: not audio
+    assert "first run: compiling the audio analysis" in music2video(*args).stderr
+    (cache / "librosa_0123").mkdir(parents=True)
+    (cache / "librosa_0123" / "beat.__beat_tracker-1.py311.nbi").write_bytes(b"")  # what numba leaves
+    assert "first run" not in music2video(*args).stderr
