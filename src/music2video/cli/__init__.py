@@ -23,7 +23,10 @@ Adding a flag to the pipeline commands is one entry in ``FLAGS`` in ``flags.py``
   settings field (or keyword) must exist first: add it to ``settings.py`` or ``make_video``.
 - ``stage`` is the first stage that reads the value: every command that runs that stage offers
   the flag (``analyze`` stops after ``shots``, ``storyboard`` after ``write`` ...).
-- ``panel`` groups it in ``--help``; the default shown there comes from ``Settings``.
+- ``panel`` groups it in ``--help`` (panels show in the order of ``PANELS``); the default
+  shown there comes from ``Settings`` unless ``default_text`` says it in words. A ``bool``
+  flag is a switch (``--wait``); ``parse`` turns one value into several (``--resolution``).
+- A value pydantic refuses is reported as a usage error naming the flag (exit code 2).
 
 A flag not given is not passed on, so the config file and ``MUSIC2VIDEO_*`` variables apply.
 Flags that only change what the CLI prints (``--dry-run``) are parameters of their command.
