@@ -50,6 +50,7 @@ SOUNDFONT_CANDIDATES = (
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",
     "/usr/share/sounds/sf3/default-GM.sf3",
 )
+RENDER_TIMEOUT_S = 300
 PEAK_LEVEL = 0.7
 """Rendered audio is normalised to this peak (FluidSynth's level depends on the polyphony)."""
 FLUIDSYNTH_GAIN = 0.5
@@ -241,7 +242,8 @@ def _render(midi_path: Path, wav_path: Path, silent_intro_s: float) -> float:
         "-o", "synth.reverb.active=1", "-o", "synth.chorus.active=0",
         "-F", str(stereo_path), _soundfont(), str(midi_path),
     ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True)
+    # A timeout: FluidSynth never returned on one corpus piece (Beethoven op. 18/1 iii), now dropped.
+    result = subprocess.run(command, capture_output=True, text=True, timeout=RENDER_TIMEOUT_S)
     if result.returncode != 0 or not stereo_path.exists():
         raise RuntimeError(f"fluidsynth failed on {midi_path.name}: {result.stderr[-500:]}")
     audio, rate = soundfile.read(stereo_path, dtype="float32", always_2d=True)
