@@ -244,6 +244,27 @@ def test_beats_come_from_the_videos_own_audio_when_not_given(tmp_path: Path):
     assert evaluation.beats >= 12
     assert evaluation.av_align is not None and evaluation.av_align.audio_peaks >= 12
     assert evaluation.cut_on_beat.beat.within_50ms >= 0.8
+    # Graded too against an independent tracker's beats, not only the grid that placed the cuts.
+    assert evaluation.cut_on_beat.reference_beat is not None
+    assert evaluation.cut_on_beat.reference_beat.within_50ms >= 0.8
+
+
+def test_a_given_grid_off_the_music_is_caught_by_the_independent_reference(tmp_path: Path):
+    """Cuts placed on a grid half a beat off the clicks score 100 % against that grid, and
+    poorly against the reference tracker that listens to the audio."""
+    duration_s = 8.0
+    beats = beats_until(duration_s - 0.01)
+    clicks = click_track(tmp_path / "clicks.wav", beats, duration_s)
+    shifted = [b + 0.25 for b in beats if b + 0.25 < duration_s - 0.1]
+    cuts = [round(b * FPS) for b in shifted[1::2]]
+    silent = write_video(tmp_path / "silent.mp4", segment_frames(cuts, int(duration_s * FPS)))
+    video = mux_audio(silent, clicks, tmp_path / "with-audio.mp4")
+
+    evaluation = evaluate_video(video, beats_s=shifted)
+
+    assert evaluation.cut_on_beat.beat.within_50ms == 1.0
+    assert evaluation.cut_on_beat.reference_beat is not None
+    assert evaluation.cut_on_beat.reference_beat.within_50ms <= 0.2
 
 
 def test_a_video_without_audio_needs_beats(tmp_path: Path):

@@ -673,13 +673,7 @@ def check_grid(features: GridFeatures, grid: Grid) -> GridCheckResult:
     with its log-normal prior for the tempo, and a steady pulse phased window by window on the
     onsets (no dynamic programming, no metrical-level evidence). Disagreement on the metrical
     level (2x, 1/2x, 3:2, 2:3) or on the phase gives a warning that says what to do."""
-    import librosa
-
-    frame_rate_hz = features.rate_hz / HOP_LENGTH
-    reference_bpm = float(
-        librosa.feature.tempo(onset_envelope=features.onset_envelope, sr=features.rate_hz, hop_length=HOP_LENGTH)[0]
-    )
-    reference = _windowed_pulse(features.onset_envelope, frame_rate_hz, features.duration_s, reference_bpm)
+    reference_bpm, reference = reference_beats(features.onset_envelope, features.rate_hz, features.duration_s)
     ratio = grid.tempo_bpm / reference_bpm if reference_bpm > 0 else 0.0
     relation = "other"
     for name, value in (("same", 1.0), ("double", 2.0), ("half", 0.5), ("3:2", 1.5), ("2:3", 2 / 3)):
@@ -701,6 +695,16 @@ def check_grid(features: GridFeatures, grid: Grid) -> GridCheckResult:
             f"{grid.tempo_bpm:.0f} with --first-downbeat SECONDS, or your own beats with --beats FILE"
         )
     return GridCheckResult(reference_bpm, relation, agreement, reference, warning)
+
+
+def reference_beats(envelope: np.ndarray, rate_hz: int, duration_s: float) -> tuple[float, np.ndarray]:
+    """(tempo in bpm, beat times in s) of the independent reference: librosa's autocorrelation
+    tempogram with its log-normal prior for the tempo, then a steady pulse phased per window.
+    ``envelope`` is an onset strength at ``HOP_LENGTH`` samples per frame."""
+    import librosa
+
+    bpm = float(librosa.feature.tempo(onset_envelope=envelope, sr=rate_hz, hop_length=HOP_LENGTH)[0])
+    return bpm, _windowed_pulse(envelope, rate_hz / HOP_LENGTH, duration_s, bpm)
 
 
 def _windowed_pulse(envelope: np.ndarray, frame_rate_hz: float, duration_s: float, bpm: float) -> np.ndarray:

@@ -81,6 +81,11 @@ class CutOnBeat(_Part):
     cuts: int
     beat: OnBeat
     downbeat: OnBeat
+    reference_beat: OnBeat | None = Field(
+        None,
+        description="Cuts against an independent tracker's beats (tempogram + comb, not the beats that placed them); "
+        "None without audio.",
+    )
 
 
 class BeatAlignment(_Part):
@@ -280,6 +285,7 @@ def evaluate_video(
             cuts=len(found.frames),
             beat=_on_beat(found.frames, fps, beats),
             downbeat=_on_beat(found.frames, fps, downbeats),
+            reference_beat=_on_beat(found.frames, fps, _reference_beats(samples)) if samples is not None else None,
         )
         peaks = sync.motion_peaks(scan.motion, fps, found.frames)
         visual_beats = sync.merge_times([k / fps for k in [*found.frames, *peaks]], 1.0 / fps)
@@ -427,6 +433,19 @@ def _load_music(
             ) from None
         return None, None, f"no audio to find onsets in ({error}): AV-Align is skipped"
     return samples, wav, None
+
+
+def _reference_beats(samples: np.ndarray) -> list[float]:
+    """Beats of a tracker of another family than the one that placed the cuts (see
+    ``beat_grid.reference_beats``), so that the video is not graded only against its own grid."""
+    import librosa
+
+    from music2video.beat_grid import HOP_LENGTH, reference_beats
+    from music2video.decode import ANALYSIS_RATE_HZ
+
+    envelope = librosa.onset.onset_strength(y=samples, sr=ANALYSIS_RATE_HZ, hop_length=HOP_LENGTH)
+    _, beats = reference_beats(envelope, ANALYSIS_RATE_HZ, len(samples) / ANALYSIS_RATE_HZ)
+    return [float(b) for b in beats]
 
 
 def _analyse(samples: np.ndarray | None) -> Analysis:

@@ -496,7 +496,7 @@ def _key_figures(art: RunArtifacts) -> list[tuple[str, str, str]]:
     """(name, value, note) of the figures a reader looks for first: the music, the cut, the sync."""
     figures: list[tuple[str, str, str]] = []
     if art.analysis is not None:
-        figures.append(("tempo", f"{art.analysis.tempo_bpm:.1f}", "BPM"))
+        figures.append(("tempo", f"{art.analysis.tempo_bpm:.1f}", f"BPM, grid from {art.analysis.grid_source}"))
         figures.append(("meter", f"{art.analysis.beats_per_bar}/4", f"{len(art.analysis.sections)} sections"))
     if art.duration_s is not None:
         figures.append(("duration", _fmt_time(art.duration_s, digits=0), "min:s"))
@@ -660,6 +660,7 @@ def _metrics_section(art: RunArtifacts) -> str:
     cards = [
         ("cuts on a beat", pct(ev.cut_on_beat.beat.within_frame), f"±1 frame; {pct(ev.cut_on_beat.beat.within_50ms)} within ±50 ms"),
         ("cuts on a downbeat", pct(ev.cut_on_beat.downbeat.within_frame), f"±1 frame; {pct(ev.cut_on_beat.downbeat.within_50ms)} within ±50 ms"),
+        ("cuts on an independent beat", pct(ev.cut_on_beat.reference_beat.within_50ms if ev.cut_on_beat.reference_beat else None), "±50 ms of another tracker's beats"),
         ("beat alignment", num(ev.beat_alignment.visual_to_music), f"AIST++ BAS, σ = {ev.beat_alignment.sigma_s:g} s; Bailando direction {num(ev.beat_alignment.music_to_visual)}"),
     ]
     if ev.av_align is not None:

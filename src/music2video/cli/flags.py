@@ -114,6 +114,24 @@ FLAGS: tuple[Flag, ...] = (
         default_text="stop at once, naming the other run",
     ),
     # -- music
+    Flag(
+        "bpm", float, "Your tempo in beats per minute: a steady grid at it replaces the tracked beats.", MUSIC, "structure",
+        to=("grid.bpm",), metavar="BPM", default_text="tracked",
+    ),
+    Flag("meter", int, "Beats per bar (3 for a waltz, 4 for most songs).", MUSIC, "structure", to=("grid.meter",), metavar="N", default_text="detected"),
+    Flag(
+        "first_downbeat", float, "Time of a bar's first beat, seconds: fixes where bars start.", MUSIC, "structure",
+        to=("grid.first_downbeat_s",), metavar="SECONDS", default_text="detected",
+    ),
+    Flag(
+        "beats", Path, "Your beats: one time (s) per line, a CSV column of times, or a MIDI file's tempo map (a DAW's export).",
+        MUSIC, "structure", to=("grid.beats_file",), metavar="FILE", default_text="tracked",
+    ),
+    Flag(
+        "beat_tracker", str, "dsp (built in, commercial use allowed), madmom (models CC BY-NC-SA: non-commercial only) "
+        "or beat_this (MIT; set grid.beat_this_checkpoint in the config).",
+        MUSIC, "structure", to=("grid.tracker",), metavar="dsp|madmom|beat_this",
+    ),
     Flag("min_shot", float, "Shortest shot, seconds.", MUSIC, "shots", to=("shots.min_shot_s",), metavar="SECONDS"),
     Flag("max_shot", float, "Longest shot, seconds.", MUSIC, "shots", to=("shots.max_shot_s",), metavar="SECONDS"),
     Flag("lyrics", Path, "Your lyrics: plain text (aligned to the song) or LRC (times kept).", MUSIC, "lyrics", to=("lyrics.user_lyrics",), metavar="FILE"),
