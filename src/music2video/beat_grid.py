@@ -588,6 +588,10 @@ def estimate_grid(features: GridFeatures, settings: GridSettings | None = None) 
             return Grid(beats_s, downbeat_index, FALLBACK_BEATS_PER_BAR, FALLBACK_TEMPO_BPM, "fallback:steady", warnings)
         beats_s = tracked
         sources.append(f"tracker:{settings.tracker}")
+        if settings.tracker == "madmom":
+            from music2video.beat_backends import MADMOM_LICENCE_WARNING
+
+            warnings.append(MADMOM_LICENCE_WARNING)  # in analysis.json and the report, not only the log
     tempo_bpm = tempo_from_beats(beats_s)
 
     # 2. Bars.
