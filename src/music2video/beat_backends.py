@@ -15,7 +15,6 @@ the shared downbeat model, so every tracker gets the same meter logic and user o
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,7 +27,6 @@ if TYPE_CHECKING:
     from music2video.beat_grid import GridFeatures
     from music2video.settings import GridSettings
 
-log = logging.getLogger(__name__)
 
 MADMOM_RATE_HZ = 44_100
 MADMOM_LICENCE_WARNING = (
