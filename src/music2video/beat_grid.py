@@ -73,8 +73,7 @@ onset are dropped (they sit in silence or in a ringing final chord)."""
 
 METERS = (4, 3)
 METER_PRIOR = {4: 0.8, 3: 0.2}
-"""4/4 is far more common than 3/4; the prior only matters when the evidence is weak (on the dev
-set 0.8 gives downbeat F 0.786, 0.7 gives 0.773)."""
+"""4/4 is far more common than 3/4; the prior only matters when the evidence is weak."""
 PHASE_JUMP_PROBABILITY = 1e-3
 """Per beat, chance that the bar position jumps (a tracking error or an odd bar)."""
 METER_CHANGE_PROBABILITY = 1e-5
