@@ -152,6 +152,13 @@ def test_a_bad_beats_file_is_refused_with_its_name(tmp_path):
         read_beats_file(tmp_path / "missing.txt")
 
 
+def test_beat_this_without_a_checkpoint_says_which_setting_to_give(tmp_path):
+    song = _rock(np.arange(0.0, 8.0, 0.5), 8.0)
+    grid = GridSettings(tracker="beat_this", beat_this_checkpoint=tmp_path / "final0.ckpt")
+    with pytest.raises(Music2VideoError, match="beat_this_checkpoint"):
+        analyze_structure(song, RATE, grid=grid)
+
+
 # --------------------------------------------------------------------------------------------
 # Honest self-grading
 

@@ -15,7 +15,6 @@ the shared downbeat model, so every tracker gets the same meter logic and user o
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,18 +74,6 @@ def _beat_this(samples: np.ndarray, rate_hz: int, checkpoint: Path | None) -> np
         from beat_this.inference import Audio2Beats
     except ImportError as error:
         raise Music2VideoError("tracker beat_this needs the beat_this package: pip install beat_this (MIT)") from error
-    import soundfile
-
     tracker = Audio2Beats(checkpoint_path=str(checkpoint), device="cpu", dbn=False)
-    with tempfile.TemporaryDirectory(prefix="m2v-beat-this-") as tmp:
-        wav = Path(tmp) / "song.wav"
-        soundfile.write(wav, np.asarray(samples, dtype=np.float32), rate_hz)
-        beats, _ = tracker(*_load(wav))
+    beats, _downbeats = tracker(np.asarray(samples, dtype=np.float32), rate_hz)  # it resamples itself
     return np.asarray(beats, dtype=float) if len(beats) >= 2 else None
-
-
-def _load(wav: Path) -> tuple[np.ndarray, int]:
-    import soundfile
-
-    audio, rate = soundfile.read(wav, dtype="float32")
-    return audio, rate
