@@ -2,7 +2,7 @@
 
 Scores, on the same files in one run, our analysis (``analyze_structure``, whose grid the shot
 planner uses) beside ``librosa.beat.beat_track`` with its defaults and madmom's RNN + DBN beat
-and downbeat trackers (when ``madmom`` imports; ``make bench-beats-deps`` installs it), and BeatNet
+and downbeat trackers (when ``madmom`` imports; ``make madmom`` installs it), and BeatNet
 when it is installed. Figures, per genre bucket and overall (mir_eval, no trimming of the
 first seconds, so pickups and silent intros count):
 
