@@ -6,6 +6,7 @@ only) and lalm (sentences only), since the writer must read all of them.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -171,7 +172,8 @@ def test_output_is_deterministic_even_across_processes(song, storyboard):
     for hash_seed in ("1", "2"):
         done = subprocess.run(
             [sys.executable, "-c", script], capture_output=True, text=True, check=True,
-            env={"PYTHONHASHSEED": hash_seed, "PATH": ""},
+            # PYTHONPATH kept: a worktree's source must be the one the subprocess imports.
+            env={"PYTHONHASHSEED": hash_seed, "PATH": "", **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}},
         )
         outputs.add(done.stdout.strip())
     assert outputs == {storyboard.model_dump_json()}

@@ -11,6 +11,7 @@ Times are in seconds from the start of the song (``*_s``); colours are ``#rrggbb
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -230,6 +231,24 @@ class Character(BaseModel):
     description: str = Field(description="Repeated word for word in every prompt that shows this character.")
 
 
+class Place(BaseModel):
+    """A place of the set list: where shots happen; its reference image is an establishing view."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = Field(description="Repeated word for word in every prompt that shows this place.")
+
+
+class Prop(BaseModel):
+    """A key prop of the set list: an object that must look the same wherever it appears."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = Field(description="Fixed appearance of the object in one sentence.")
+
+
 class StyleBible(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -267,6 +286,8 @@ class StoryboardShot(BaseModel):
     camera: str = Field("static", description="Camera movement, e.g. 'slow push in', 'orbit left'.")
     energy: float = Field(0.5, description="0..1; drives motion intensity in the renderer.")
     characters: list[str] = Field(default_factory=list, description="Names from the storyboard's characters.")
+    places: list[str] = Field(default_factory=list, description="Names from the storyboard's places (the shot's place).")
+    props: list[str] = Field(default_factory=list, description="Names from the storyboard's props seen in the shot.")
     lyrics: str = ""
 
     @property
@@ -275,15 +296,86 @@ class StoryboardShot(BaseModel):
 
 
 class Storyboard(Artifact):
-    """``storyboard.json``: the concept and one entry per shot. Edit it by hand and re-run."""
+    """``storyboard.json``: the concept and one entry per shot. Edit it by hand and re-run.
 
+    Version 2 added the set list (``places``, ``props``) and each shot's ``places`` and
+    ``props``; a version-1 file still loads, with all of them empty.
+    """
+
+    schema_version: int = 2
     writer: str
     title: str
     concept: str
     style: StyleBible
     characters: list[Character] = Field(default_factory=list)
+    places: list[Place] = Field(default_factory=list, description="The set list: places shots happen in.")
+    props: list[Prop] = Field(default_factory=list, description="Key props that recur across shots.")
     sections: list[SectionTreatment]
     shots: list[StoryboardShot]
+
+    def cast_member(self, name: str) -> Character | Place | Prop | None:
+        """The character, place or prop called ``name`` (characters first), or None."""
+        for member in (*self.characters, *self.places, *self.props):
+            if member.name == name:
+                return member
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# references and keyframes
+
+
+class Reference(BaseModel):
+    """One reference image: a character sheet, a place's establishing view or a prop."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="The character's, place's or prop's name in the storyboard.")
+    kind: Literal["character", "place", "prop"]
+    path: str = Field(description="Relative to the run folder, or absolute for a user's file outside it.")
+    sha256: str = Field(description="Of the image file's bytes.")
+    source: Literal["generated", "user"] = Field(description="user: your image, used as given and never overwritten.")
+    prompt: str = Field("", description="What the image model was asked for (empty for your own image).")
+
+
+class ReferenceSet(Artifact):
+    """``references.json``: one image per character, place and prop of the storyboard."""
+
+    model: str | None = Field(None, description="Image model that generated the references (None: none was needed).")
+    references: list[Reference] = Field(default_factory=list)
+    failed: dict[str, str] = Field(
+        default_factory=dict, description="Name -> why its reference could not be made (a rerun retries it)."
+    )
+
+    def by_name(self) -> dict[str, Reference]:
+        return {reference.name: reference for reference in self.references}
+
+
+class Keyframe(BaseModel):
+    """The first frame of one shot, composed from its prompt and its references."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shot: int = Field(description="Index of the shot in the storyboard.")
+    shot_id: str = Field("", description="The shot's id, e.g. 'shot-007', for people.")
+    path: str = Field(description="Relative to the run folder: keyframes/<shot>-<hash>.png.")
+    sha256: str = Field(description="Of the image file's bytes; the shot's clip is keyed by it.")
+    user_edited: bool = Field(False, description="Edited, replaced or supplied by hand: kept, never regenerated.")
+    references: list[str] = Field(default_factory=list, description="Names of the references it was composed from.")
+
+
+class KeyframeSet(Artifact):
+    """``keyframes.json``: one keyframe per shot, made before the video model loads."""
+
+    model: str = Field(description="Image model(s) that made the keyframes.")
+    shots: list[Keyframe] = Field(default_factory=list)
+    failed: dict[str, str] = Field(
+        default_factory=dict, description="Shot id -> why no keyframe could be made (that shot renders from text)."
+    )
+
+    def paths(self, root: Path) -> dict[int, Path]:
+        """Shot index -> keyframe file, as ``render_storyboard(keyframes=...)`` takes it."""
+        return {frame.shot: (root / frame.path) for frame in self.shots}
 
 
 # --------------------------------------------------------------------------------------------
