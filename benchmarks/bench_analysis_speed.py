@@ -1,16 +1,23 @@
 """First-run and warm speed of ``music2video analyze`` on a real-instrument 3-minute song.
 
-The song is the dev set's pieces (benchmarks/devset, ``make devset``) joined end to end up to
-``--duration`` seconds. Two measurements, each in a fresh process, as a user sees them:
+The song is ``--song`` (any recording), or else the dev set's pieces (benchmarks/devset,
+``make devset``) joined end to end up to ``--duration`` seconds. Every run is the console
+script as a user types it (``music2video analyze SONG -o OUT``), a fresh process timed from
+outside, with a fresh run folder:
 
-* **first analysis in a fresh install**: an empty numba cache folder, so any just-in-time
-  compilation on the analysis path is paid here (target < 20 s for 3 minutes);
-* **warm**: the same command again, caches filled, a fresh run folder (target >= 40x real time).
+* **first analysis in a fresh install** (``--runs`` times, median): each run gets its own empty
+  numba cache folder (``NUMBA_CACHE_DIR``) and an empty user cache folder (``XDG_CACHE_HOME``),
+  so any just-in-time compilation on the analysis path is paid in every one of them
+  (target < 20 s for 3 minutes on two cores);
+* **warm** (``--runs`` times, median): the same command again, caches as the first run left
+  them (target >= 40x real time).
 
-Also lists the numba functions compiled during the cold run (there should be none on the
-analysis path).
+Then one more cold run inside a tracer lists every numba function compiled on the way (there
+should be none: the analysis front end is numpy, see ``music2video.spectral``), and the numba
+cache folders of the cold runs are checked for anything written. The machine's load average is
+printed beside the figures: the machine may be shared.
 
-    python benchmarks/bench_analysis_speed.py [--duration 180] [--runs 3]
+    python benchmarks/bench_analysis_speed.py [--song SONG] [--duration 180] [--runs 3]
 """
 
 from __future__ import annotations
@@ -30,16 +37,19 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent / "devset"))
 import build as devset  # noqa: E402
 
-CHILD = r"""
-import sys, time, json
+TRACER = r"""
+import sys, json
 import numba.core.dispatcher as dispatcher
+import numba.np.ufunc.ufuncbuilder as ufuncbuilder
 compiled = []
-original = dispatcher.Dispatcher.compile
-def compile(self, signature):
-    compiled.append(f"{self.py_func.__module__}.{self.py_func.__name__}")
-    return original(self, signature)
-dispatcher.Dispatcher.compile = compile
-started = time.perf_counter()
+def traced(original, kind):
+    def compile(self, *args, **kwargs):
+        compiled.append(f"{self.py_func.__module__}.{self.py_func.__name__}{kind}")
+        return original(self, *args, **kwargs)
+    return compile
+dispatcher.Dispatcher.compile = traced(dispatcher.Dispatcher.compile, "")
+for builder in (ufuncbuilder.UFuncBuilder, ufuncbuilder.GUFuncBuilder):  # eagerly compiled (g)ufuncs
+    builder.add = traced(builder.add, " (ufunc)")
 from music2video.cli import main
 sys.argv = ["music2video", "analyze", sys.argv[1], "-o", sys.argv[2]]
 try:
@@ -47,45 +57,78 @@ try:
 except SystemExit as stop:
     if stop.code:
         raise
-print(json.dumps({"seconds": time.perf_counter() - started, "compiled": sorted(set(c for c in compiled if not c.startswith("numba.")))}))
+print(json.dumps(sorted(set(c for c in compiled if not c.startswith("numba.")))))
 """
 
 
-def run(song: Path, out: Path, numba_dir: Path) -> dict:
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(numba_dir))
+def console_script() -> list[str]:
+    script = Path(sys.executable).with_name("music2video")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "music2video"]
+
+
+def fresh_caches(root: Path, name: str) -> dict[str, str]:
+    """Environment of a fresh install: empty numba and user cache folders under ``root``."""
+    return dict(os.environ, NUMBA_CACHE_DIR=str(root / f"{name}-numba"), XDG_CACHE_HOME=str(root / f"{name}-cache"))
+
+
+def timed(command: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", CHILD, str(song), str(out)], env=env, capture_output=True, text=True, check=True)
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    result["wall_s"] = time.perf_counter() - started
-    return result
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode:
+        sys.exit(f"{' '.join(command)} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return wall
+
+
+def joined_devset(path: Path, duration_s: float) -> Path:
+    import soundfile
+
+    parts, total, rate = [], 0, 44100
+    for wav, _ in devset.load_devset():
+        audio, rate = soundfile.read(wav, dtype="float32")
+        parts.append(audio)
+        total += len(audio)
+        if total >= duration_s * rate:
+            break
+    soundfile.write(path, np.concatenate(parts)[: int(duration_s * rate)], rate)
+    return path
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=180.0)
+    parser.add_argument("--song", type=Path, help="a real recording (default: dev-set pieces joined)")
+    parser.add_argument("--duration", type=float, default=180.0, help="seconds of the joined dev set")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     import soundfile
 
-    pieces = devset.load_devset()
     with tempfile.TemporaryDirectory(prefix="m2v-speed-") as tmp:
-        tmp = Path(tmp)
-        parts, total = [], 0
-        for wav, _ in pieces:
-            audio, rate = soundfile.read(wav, dtype="float32")
-            parts.append(audio)
-            total += len(audio)
-            if total >= args.duration * rate:
-                break
-        song = tmp / "song.wav"
-        soundfile.write(song, np.concatenate(parts)[: int(args.duration * rate)], rate)
-        cold = run(song, tmp / "cold.mp4", tmp / "numba-cold")
-        warm = [run(song, tmp / f"warm{i}.mp4", tmp / "numba-cold")["wall_s"] for i in range(args.runs)]
-    print(f"first analysis, empty numba cache: {cold['wall_s']:.1f} s for {args.duration:.0f} s of audio "
-          f"(numba compiled: {', '.join(cold['compiled']) or 'nothing'})")
+        root = Path(tmp)
+        song = args.song or joined_devset(root / "song.wav", args.duration)
+        duration_s = soundfile.info(str(song)).duration
+        loads = [os.getloadavg()[0]]
+        cold = []
+        for i in range(args.runs):
+            cold.append(timed([*console_script(), "analyze", str(song), "-o", str(root / f"cold{i}.mp4")], fresh_caches(root, f"cold{i}")))
+            loads.append(os.getloadavg()[0])
+        warm_env = fresh_caches(root, "cold0")
+        warm = [timed([*console_script(), "analyze", str(song), "-o", str(root / f"warm{i}.mp4")], warm_env) for i in range(args.runs)]
+        loads.append(os.getloadavg()[0])
+        written = sorted(str(p.relative_to(root)) for i in range(args.runs) for p in (root / f"cold{i}-numba").rglob("*") if p.is_file())
+        env = fresh_caches(root, "traced")
+        traced = subprocess.run([sys.executable, "-c", TRACER, str(song), str(root / "traced.mp4")], env=env, capture_output=True, text=True, check=True)
+        compiled = json.loads(traced.stdout.strip().splitlines()[-1])
+
+    print(f"song: {song.name if args.song else 'dev-set pieces joined'}, {duration_s:.1f} s; {os.cpu_count()} CPUs; "
+          f"load average (1 min) during the runs {min(loads):.2f}..{max(loads):.2f}")  # fmt: skip
+    median = statistics.median(cold)
+    print(f"first `music2video analyze` in a fresh install (empty numba and user caches): median {median:.1f} s over "
+          f"{args.runs} runs = {duration_s / median:.0f}x real time (runs: {', '.join(f'{c:.1f}' for c in cold)})")  # fmt: skip
     median = statistics.median(warm)
-    print(f"warm `music2video analyze`: median {median:.1f} s over {args.runs} runs = {args.duration / median:.0f}x real time "
-          f"(runs: {', '.join(f'{w:.1f}' for w in warm)})")
+    print(f"warm `music2video analyze`: median {median:.1f} s over {args.runs} runs = {duration_s / median:.0f}x real time "
+          f"(runs: {', '.join(f'{w:.1f}' for w in warm)})")  # fmt: skip
+    print(f"numba functions compiled on the way: {', '.join(compiled) or 'none'}; "
+          f"files in the cold runs' numba caches: {', '.join(written[:5]) or 'none'}{' ...' if len(written) > 5 else ''}")
 
 
 if __name__ == "__main__":

@@ -706,9 +706,9 @@ def reference_beats(envelope: np.ndarray, rate_hz: int, duration_s: float) -> tu
     """(tempo in bpm, beat times in s) of the independent reference: librosa's autocorrelation
     tempogram with its log-normal prior for the tempo, then a steady pulse phased per window.
     ``envelope`` is an onset strength at ``HOP_LENGTH`` samples per frame."""
-    import librosa
+    from music2video import spectral
 
-    bpm = float(librosa.feature.tempo(onset_envelope=envelope, sr=rate_hz, hop_length=HOP_LENGTH)[0])
+    bpm = spectral.tempo(envelope, rate_hz, HOP_LENGTH)
     return bpm, _windowed_pulse(envelope, rate_hz / HOP_LENGTH, duration_s, bpm)
 
 

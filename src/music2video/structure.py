@@ -23,13 +23,12 @@ from __future__ import annotations
 import logging
 import string
 
-import librosa
 import numpy as np
 import scipy.cluster.hierarchy
 import scipy.signal
 import scipy.spatial.distance
 
-from music2video import beat_grid
+from music2video import beat_grid, spectral
 from music2video.artifacts import Analysis, GridCheck, Section
 from music2video.decode import ANALYSIS_RATE_HZ
 from music2video.music import KeyEstimate, brightness_from_centroid, estimate_key, mood_from_cues, spectral_flatness_db
@@ -188,13 +187,13 @@ class _Features:
         self.rate_hz = rate_hz
         self.samples = y  # for the opt-in neural beat trackers (beat_backends)
         self.duration_s = len(y) / rate_hz
-        magnitude = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP_LENGTH))
+        magnitude = spectral.stft_magnitude(y, n_fft=N_FFT, hop_length=HOP_LENGTH)
         self.n_frames = magnitude.shape[1]
         # The spectrogram of a 20-minute song is ~200 MB: the features computed directly on it
         # are written as single matrix products and reductions, and the power spectrogram
         # reuses the magnitude's memory. Both give what librosa.feature.spectral_centroid and
         # librosa.feature.rms give for S=magnitude, without their full-size temporaries.
-        frequencies_hz = librosa.fft_frequencies(sr=rate_hz, n_fft=N_FFT).astype(np.float32)
+        frequencies_hz = spectral.fft_frequencies(rate_hz, N_FFT).astype(np.float32)
         self.centroid_hz = (frequencies_hz @ magnitude) / np.maximum(magnitude.sum(axis=0), 1e-10)
         power = np.square(magnitude, out=magnitude)
         del magnitude
@@ -205,20 +204,18 @@ class _Features:
         # Short songs keep every frame: a 5 s fanfare has too few frames to spare.
         self.tonal_step = int(np.clip(self.n_frames // TONAL_MIN_FRAMES, 1, TONAL_FRAME_STEP))
         self.flatness_db, self.key_chroma = self._tonal_features(power[:, :: self.tonal_step], rate_hz)
-        mel_db = librosa.power_to_db(librosa.feature.melspectrogram(S=power, sr=rate_hz, n_mels=128))
+        mel_db = spectral.power_to_db(spectral.melspectrogram(power, rate_hz, n_mels=128))
         # center=False: the STFT above is already centred on its frames; librosa's extra shift
         # of n_fft / (2 hop) frames would put the beats 33 ms late (13 ms early without it).
-        self.onset_envelope = librosa.onset.onset_strength(S=mel_db, sr=rate_hz, hop_length=HOP_LENGTH, center=False)
+        self.onset_envelope = spectral.onset_strength(mel_db, center=False)
         # Low-frequency onsets (mel bands below ~150 Hz): kick drums and bass notes, which mark
         # bar starts far more often than other beats.
-        low_bands = int(np.searchsorted(librosa.mel_frequencies(n_mels=128, fmax=rate_hz / 2), 150.0))
-        self.low_onset_envelope = librosa.onset.onset_strength_multi(
-            S=mel_db, sr=rate_hz, hop_length=HOP_LENGTH, channels=[0, max(1, low_bands)], center=False
-        )[0]
+        low_bands = int(np.searchsorted(spectral.mel_frequencies(128, fmax_hz=rate_hz / 2), 150.0))
+        self.low_onset_envelope = spectral.onset_strength_multi(mel_db, channels=[0, max(1, low_bands)], center=False)[0]
         # tuning=0: assume A440 rather than estimate it (slow, and it warns on silence); twelve
         # chroma bins are wide enough for a few cents of detuning.
-        self.chroma = librosa.feature.chroma_stft(S=power, sr=rate_hz, n_fft=N_FFT, tuning=0.0)
-        self.mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=14)[1:]  # drop c0 (loudness, kept separately)
+        self.chroma = spectral.chroma_stft(power, rate_hz, tuning=0.0)
+        self.mfcc = spectral.mfcc(mel_db, n_mfcc=14)[1:]  # drop c0 (loudness, kept separately)
 
     @staticmethod
     def _tonal_features(sampled: np.ndarray, rate_hz: int) -> tuple[np.ndarray, np.ndarray]:
@@ -231,7 +228,7 @@ class _Features:
         roots and fifths, which every note's overtones reinforce, do not drown the third that
         decides major or minor.
         """
-        chroma_filters = librosa.filters.chroma(sr=rate_hz, n_fft=N_FFT, tuning=0.0).astype(np.float32)
+        chroma_filters = spectral.chroma_filters(rate_hz, N_FFT, tuning=0.0)
         peak = float(sampled.max(initial=0.0))
         compressed = np.log1p(KEY_CHROMA_LOG_GAMMA * sampled / peak) if peak > 0 else sampled
         folded = chroma_filters @ compressed
@@ -239,10 +236,10 @@ class _Features:
         return spectral_flatness_db(sampled).astype(np.float32), chroma
 
     def frames(self, times_s: np.ndarray) -> np.ndarray:
-        return np.clip(librosa.time_to_frames(times_s, sr=self.rate_hz, hop_length=HOP_LENGTH), 0, self.n_frames - 1)
+        return np.clip(spectral.time_to_frames(times_s, self.rate_hz, HOP_LENGTH), 0, self.n_frames - 1)
 
     def times(self, frames: np.ndarray) -> np.ndarray:
-        return librosa.frames_to_time(frames, sr=self.rate_hz, hop_length=HOP_LENGTH)
+        return spectral.frames_to_time(frames, self.rate_hz, HOP_LENGTH)
 
     def segment_means(self, frame_values: np.ndarray, start_frames: np.ndarray) -> np.ndarray:
         """Mean of ``frame_values`` (dims × frames) over segments starting at each of
@@ -296,9 +293,7 @@ def _mood_cues(features: _Features, tempo_bpm: float | None, key: KeyEstimate | 
     if not np.any(audible):
         return {}
     seconds = np.count_nonzero(audible) * HOP_LENGTH / features.rate_hz
-    onsets = librosa.onset.onset_detect(
-        onset_envelope=features.onset_envelope, sr=features.rate_hz, hop_length=HOP_LENGTH, units="frames"
-    )
+    onsets = spectral.onset_detect(features.onset_envelope, features.rate_hz, HOP_LENGTH)
     rms = features.rms[audible]
     cues = {
         "loudness_dbfs": float(10 * np.log10(np.mean(np.square(rms)) + 1e-12)),
