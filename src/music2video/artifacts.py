@@ -155,6 +155,9 @@ class Shot(BaseModel):
     cut: Literal["start", "section", "downbeat", "beat", "grid"] = Field(
         description="What the cut at start_s sits on."
     )
+    locked: bool = Field(
+        False, description="Set by a person (music2video.edit.lock_shot): a new shot plan keeps this shot's cuts."
+    )
 
     @property
     def duration_s(self) -> float:

@@ -183,7 +183,10 @@ class Run:
         def plan_shots() -> ShotPlan:
             from music2video.shots import plan_shots
 
-            return plan_shots(analysis, self.settings.shots)
+            # Shots a person locked in the plan this one replaces keep their cuts.
+            previous = self.run.load("shots.json", ShotPlan)
+            locked = [shot for shot in previous.shots if shot.locked] if previous is not None else []
+            return plan_shots(analysis, self.settings.shots, locked)
 
         with self._stage("shots", "shots.json"):
             key = stable_hash(analysis.key, self.settings.shots, STAGE_VERSIONS["shots"])
@@ -282,6 +285,10 @@ class Run:
                 log_dir=self.run.path("llm"),
                 progress=self.progress.stage("write"),
             )
+            if any(shot.locked for shot in plan.shots):
+                from music2video.edit import keep_locked_entries
+
+                storyboard = keep_locked_entries(storyboard, plan, self.run.load("storyboard.json", Storyboard))
             self.run.save_keyed("storyboard.json", storyboard, key)
             return storyboard
 

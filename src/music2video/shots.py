@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -37,18 +38,22 @@ _SAME_TIME_S = 1e-3
 """Two candidate cut times closer than this are the same cut."""
 
 
-def plan_shots(analysis: Analysis, settings: ShotSettings) -> ShotPlan:
+def plan_shots(analysis: Analysis, settings: ShotSettings, locked: Sequence[Shot] = ()) -> ShotPlan:
     """Cut the song into shots.
 
     Args:
         analysis: the structure analysis (beats, downbeats, sections, energy), times in seconds.
         settings: shot length bounds (seconds) and target lengths (bars) for calm and intense music.
+        locked: shots a person locked in an earlier plan (``Shot.locked``): they are kept as they
+            are (id, times, section) and the rest of the song is planned around them. Locks that
+            overlap an earlier lock or lie outside the song are dropped with a warning.
 
     Returns:
         ``ShotPlan`` whose shots tile ``[0, analysis.duration_s]``; each shot names its section
         and what its first cut sits on (``start``, ``section``, ``downbeat``, ``beat``, ``grid``).
     """
     warnings: list[str] = []
+    kept = _usable_locks(locked, analysis.duration_s, warnings)
     sections = analysis.sections or [
         Section(index=0, start_s=0.0, end_s=analysis.duration_s, label="A", role="verse", energy=1.0)
     ]
@@ -56,50 +61,106 @@ def plan_shots(analysis: Analysis, settings: ShotSettings) -> ShotPlan:
     beats = np.asarray(analysis.beats_s, dtype=float)
     relative_energy = _relative_energies(sections)
 
-    shots: list[Shot] = []
-    for section, energy in zip(sections, relative_energy):
+    planned: list[Shot] = []
+    for whole_section, energy in zip(sections, relative_energy):
         # 1. How long shots should be here.
-        bar_s = _bar_duration_s(analysis, beats, section)
+        bar_s = _bar_duration_s(analysis, beats, whole_section)
         target_bars = settings.calm_shot_bars + (settings.intense_shot_bars - settings.calm_shot_bars) * energy
         target_s = min(max(target_bars * bar_s, settings.min_shot_s), settings.max_shot_s)
+        beat_s = bar_s / max(1, analysis.beats_per_bar)
+        # Locked shots are kept as they are: plan the pieces of the section around them.
+        for section in _free_pieces(whole_section, kept):
+            # 2. Where they may be cut, then the best cuts.
+            candidates = _candidates(section, beats, downbeats, beat_s, settings)
+            cuts = _best_cuts(section, candidates, target_s, settings)
+            if cuts is None:
+                # The beats cannot be combined into lengths within the bounds (e.g. beats of 1.05 s
+                # with shots of 1.1-2.3 s leave an odd beat over): allow a few grid cuts too.
+                cuts = _best_cuts(section, _with_fine_grid(section, candidates, settings), target_s, settings)
+            if cuts is None:
+                cuts = _even_cuts(section, settings)
+                if section.duration_s / (len(cuts) + 1) < settings.min_shot_s:
+                    warnings.append(
+                        f"section {section.index} ({section.duration_s:.2f} s) cannot be cut into shots of "
+                        f"{settings.min_shot_s:g}-{settings.max_shot_s:g} s; split it evenly into "
+                        f"{len(cuts) + 1} shots of {section.duration_s / (len(cuts) + 1):.2f} s"
+                    )
 
-        # 2. Where they may be cut, then the best cuts.
-        candidates = _candidates(section, beats, downbeats, bar_s / max(1, analysis.beats_per_bar), settings)
-        cuts = _best_cuts(section, candidates, target_s, settings)
-        if cuts is None:
-            # The beats cannot be combined into lengths within the bounds (e.g. beats of 1.05 s
-            # with shots of 1.1-2.3 s leave an odd beat over): allow a few grid cuts too.
-            cuts = _best_cuts(section, _with_fine_grid(section, candidates, settings), target_s, settings)
-        if cuts is None:
-            cuts = _even_cuts(section, settings)
-            if section.duration_s / (len(cuts) + 1) < settings.min_shot_s:
-                warnings.append(
-                    f"section {section.index} ({section.duration_s:.2f} s) cannot be cut into shots of "
-                    f"{settings.min_shot_s:g}-{settings.max_shot_s:g} s; split it evenly into "
-                    f"{len(cuts) + 1} shots of {section.duration_s / (len(cuts) + 1):.2f} s"
+            # 3. Shots between the piece's bounds and the chosen cuts.
+            first_kind = "section" if section.start_s == whole_section.start_s else _kind_at(section.start_s, beats, downbeats)
+            edges = [(section.start_s, first_kind), *cuts, (section.end_s, "")]
+            for (start_s, kind), (end_s, _) in zip(edges, edges[1:]):
+                planned.append(
+                    Shot(index=0, id="", start_s=start_s, end_s=end_s, section_index=section.index, cut=kind)
                 )
 
-        # 3. Shots between the section's bounds and the chosen cuts.
-        edges = [(section.start_s, "section"), *cuts, (section.end_s, "")]
-        for (start_s, kind), (end_s, _) in zip(edges, edges[1:]):
-            index = len(shots)
-            shots.append(
-                Shot(
-                    index=index,
-                    id=f"shot-{index + 1:03d}",
-                    start_s=start_s,
-                    end_s=end_s,
-                    section_index=section.index,
-                    cut="start" if index == 0 else kind,
-                )
-            )
-
+    # 4. Number the shots in time order; locked shots keep their ids.
+    shots = _numbered(sorted([*planned, *kept], key=lambda shot: shot.start_s))
     # The sections tile the song; make the tiling exact even if they were edited by hand.
-    shots[0] = shots[0].model_copy(update={"start_s": 0.0})
+    shots[0] = shots[0].model_copy(update={"start_s": 0.0, "cut": "start"})
     shots[-1] = shots[-1].model_copy(update={"end_s": analysis.duration_s})
+    if kept:
+        log.info("kept %d locked shots: %s", len(kept), ", ".join(shot.id for shot in kept))
     for message in warnings:
         log.warning(message)
     return ShotPlan(warnings=warnings, duration_s=analysis.duration_s, shots=shots)
+
+
+def _usable_locks(locked: Sequence[Shot], duration_s: float, warnings: list[str]) -> list[Shot]:
+    """The locked shots that fit the song, in time order; overlapping or outside ones dropped."""
+    kept: list[Shot] = []
+    for shot in sorted(locked, key=lambda shot: shot.start_s):
+        if shot.start_s < -_SAME_TIME_S or shot.end_s > duration_s + _SAME_TIME_S or shot.end_s <= shot.start_s:
+            warnings.append(f"locked {shot.id} ({shot.start_s:.2f}-{shot.end_s:.2f} s) lies outside the song; it was dropped")
+        elif kept and shot.start_s < kept[-1].end_s - _SAME_TIME_S:
+            warnings.append(f"locked {shot.id} overlaps locked {kept[-1].id}; it was dropped")
+        elif any(shot.id == other.id for other in kept):
+            warnings.append(f"two locked shots are called {shot.id}; the later one was dropped")
+        else:
+            kept.append(shot.model_copy(update={"locked": True}))
+    return kept
+
+
+def _free_pieces(section: Section, locked: list[Shot]) -> list[Section]:
+    """The parts of ``section`` that no locked shot covers, as sections of their own
+    (same index, label and energy); the whole section when nothing is locked in it."""
+    pieces: list[Section] = []
+    start_s = section.start_s
+    for shot in locked:
+        if shot.end_s <= start_s + _SAME_TIME_S or shot.start_s >= section.end_s - _SAME_TIME_S:
+            continue
+        if shot.start_s > start_s + _SAME_TIME_S:
+            pieces.append(section.model_copy(update={"start_s": start_s, "end_s": shot.start_s}))
+        start_s = max(start_s, shot.end_s)
+    if section.end_s > start_s + _SAME_TIME_S:
+        pieces.append(section.model_copy(update={"start_s": start_s, "end_s": section.end_s}))
+    return pieces
+
+
+def _kind_at(time_s: float, beats: np.ndarray, downbeats: np.ndarray) -> str:
+    """What a cut at ``time_s`` sits on: ``downbeat``, ``beat`` or ``grid``."""
+    for kind, times in (("downbeat", downbeats), ("beat", beats)):
+        if len(times) and float(np.min(np.abs(times - time_s))) <= _SAME_TIME_S:
+            return kind
+    return "grid"
+
+
+def _numbered(shots: list[Shot]) -> list[Shot]:
+    """Indices in time order and ids ``shot-001`` ...; a locked shot keeps its id, and a new
+    id that a locked shot already has gets a letter (``shot-004b``)."""
+    taken = {shot.id for shot in shots if shot.locked}
+    numbered = []
+    for index, shot in enumerate(shots):
+        shot_id = shot.id
+        if not shot.locked:
+            shot_id = f"shot-{index + 1:03d}"
+            for letter in "bcdefghijklmnopqrstuvwxyz":
+                if shot_id not in taken:
+                    break
+                shot_id = f"shot-{index + 1:03d}{letter}"
+            taken.add(shot_id)
+        numbered.append(shot.model_copy(update={"index": index, "id": shot_id}))
+    return numbered
 
 
 def _relative_energies(sections: list[Section]) -> list[float]:

@@ -1,0 +1,197 @@
+"""The edit API (music2video.edit) on a real preview run: cuts snap to beats, limits hold, locks
+survive a new plan, and the pipeline afterwards sees the edits and re-renders only what changed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from music2video import edit, make_video
+from music2video.artifacts import Shot, ShotPlan, Storyboard
+from music2video.demo import synthesize_demo_song
+from music2video.errors import InputError
+from music2video.shots import plan_shots
+from music2video.settings import ShotSettings
+
+SMALL = {"pipeline": "preview", "width": 64, "height": 36, "fps": 12, "evaluate": {"enabled": False}}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """A 20 s demo song made into a preview video once; tests edit copies of its run folder."""
+    folder = tmp_path_factory.mktemp("edit-run")
+    song = folder / "song.wav"
+    synthesize_demo_song(song, duration_s=20.0)
+    make_video(song, folder / "song.mp4", **SMALL)
+    return folder / "song.music2video"
+
+
+@pytest.fixture
+def run(finished_run, tmp_path) -> Path:
+    """A copy of the finished run whose video goes to this test's folder."""
+    copy = tmp_path / "song.music2video"
+    shutil.copytree(finished_run, copy)
+    summary = json.loads((copy / "run.json").read_text())
+    summary["output"] = str(tmp_path / "song.mp4")
+    (copy / "run.json").write_text(json.dumps(summary))
+    return copy
+
+
+def _plan(run: Path) -> ShotPlan:
+    return ShotPlan.model_validate_json((run / "shots.json").read_text())
+
+
+def _board(run: Path) -> Storyboard:
+    return Storyboard.model_validate_json((run / "storyboard.json").read_text())
+
+
+def _clips(run: Path) -> set[str]:
+    return {path.name for path in (run / "clips").glob("*.mp4")}
+
+
+def test_a_moved_cut_snaps_to_the_nearest_beat_and_only_its_two_shots_render_again(run):
+    state = edit.open_run(run)
+    beats = state.analysis.beats_s
+    before = state.plan.shots
+    assert edit.changed_shots(run) == []
+    # Half a beat past the cut at the start of shot 5: the nearest beat is one beat later.
+    cut = before[5].start_s
+    after_one_beat = min((t for t in beats if t > cut + 0.1), key=lambda t: t - cut)
+    wanted = cut + 0.6 * (after_one_beat - cut)
+
+    state = edit.move_cut(run, 5, wanted, snap="beat")
+
+    moved = state.plan.shots[5].start_s
+    assert moved == after_one_beat
+    assert state.plan.shots[4].end_s == moved and state.storyboard.shots[5].start_s == moved
+    assert state.plan.shots[5].cut in ("beat", "downbeat")
+    assert edit.changed_shots(run) == [before[4].id, before[5].id]
+    clips_before = _clips(run)
+    result = edit.rerender(run)
+    assert result.rendered == [before[4].id, before[5].id] and result.failed == {} and result.pending == []
+    assert len(_clips(run) - clips_before) == 2  # two new clips; the old takes stay on disk
+    # The pipeline reads the same state: the edited cut is where the video cuts.
+    video = json.loads((run / "video.json").read_text())
+    assert video["cut_frames"][4] == round(moved * 12)
+
+
+def test_a_downbeat_snap_lands_on_a_bar_line(run):
+    state = edit.open_run(run)
+    shot = state.plan.shots[2]
+    state = edit.move_cut(run, shot.id, shot.start_s + 0.3, snap="downbeat")
+    assert state.plan.shots[2].start_s in state.analysis.downbeats_s
+
+
+def test_split_and_merge_keep_every_other_shot_and_its_clip(run):
+    before = edit.open_run(run)
+    shot = max(before.plan.shots, key=lambda s: s.duration_s)
+    index = shot.index
+    middle = (shot.start_s + shot.end_s) / 2
+    if middle - shot.start_s < 1.5 or shot.end_s - middle < 1.5:
+        pytest.skip("no shot of the demo plan is long enough to split within the limits")
+
+    state = edit.split_shot(run, shot.id, middle, snap="frame")
+
+    ids = [s.id for s in state.plan.shots]
+    assert ids == [*[s.id for s in before.plan.shots[: index + 1]], shot.id + "b", *[s.id for s in before.plan.shots[index + 1 :]]]
+    first, second = state.storyboard.shots[index], state.storyboard.shots[index + 1]
+    assert first.end_s == second.start_s == round(middle * 12) / 12
+    assert second.prompt == first.prompt and second.seed != first.seed
+    assert edit.changed_shots(run) == [shot.id, shot.id + "b"]  # every other clip is still good
+
+    state = edit.merge_shots(run, shot.id)
+    assert [s.id for s in state.plan.shots] == [s.id for s in before.plan.shots]
+    assert state.storyboard.shots[index] == before.storyboard.shots[index]
+    assert edit.changed_shots(run) == []  # back to the entry the clip was made from
+
+
+def test_edits_outside_the_limits_are_refused_with_the_limit_named(run):
+    state = edit.open_run(run)
+    plan_before = (run / "shots.json").read_text()
+    with pytest.raises(edit.EditError, match=r"shots\.min_shot_s"):
+        edit.move_cut(run, 3, state.plan.shots[3].start_s - state.plan.shots[2].duration_s + 0.2, snap="frame")
+    long_pair = next(i for i, (a, b) in enumerate(zip(state.plan.shots, state.plan.shots[1:])) if a.duration_s + b.duration_s > 5.0)
+    with pytest.raises(edit.EditError, match=r"longer than this run's longest shot \(5 s, shots\.max_shot_s\)"):
+        edit.merge_shots(run, long_pair)
+    with pytest.raises(edit.EditError, match="no shot 99"):
+        edit.lock_shot(run, 99)
+    with pytest.raises(edit.EditError, match="unknown snap"):
+        edit.move_cut(run, 1, 1.0, snap="bar")  # type: ignore[arg-type]
+    assert (run / "shots.json").read_text() == plan_before  # nothing was written
+
+
+def test_update_shot_checks_fields_and_keep_take_goes_back(run):
+    state = edit.open_run(run)
+    with pytest.raises(edit.EditError, match="editable fields are scene, prompt"):
+        edit.update_shot(run, 0, start_s=3.0)
+    with pytest.raises(edit.EditError, match="not among the storyboard's characters"):
+        edit.update_shot(run, 0, characters=["Nobody"])
+    with pytest.raises(edit.EditError, match="seed must be a whole number"):
+        edit.update_shot(run, 0, seed=-1)
+
+    old = state.storyboard.shots[1]
+    edit.update_shot(run, 1, prompt="a lighthouse in fog, dawn", camera="slow push in", seed=7)
+    assert edit.changed_shots(run) == [old.id]
+    result = edit.rerender(run, [old.id])
+    assert result.rendered == [old.id] and result.video is not None and result.video.exists()
+    takes = edit.takes(run, old.id)
+    assert [t.number for t in takes] == [1, 2] and takes[0].entry == old
+    assert takes[1].entry.prompt == "a lighthouse in fog, dawn"
+    assert all((run / t.path).is_file() for t in takes)  # both takes can be compared
+    assert edit.current_take(run, old.id).number == 2
+
+    state = edit.keep_take(run, old.id, 1)
+    assert state.storyboard.shots[1] == old
+    assert edit.changed_shots(run) == []  # take 1's clip is the shot's clip again, nothing to render
+    video = json.loads((run / "video.json").read_text())
+    clips = json.loads((run / "clips.json").read_text())["clips"]
+    assert clips[1]["path"] == takes[0].path and Path(video["video_path"]).exists()
+
+
+def test_a_locked_shot_and_its_entry_survive_a_new_plan(run):
+    state = edit.open_run(run)
+    shot = state.plan.shots[3]
+    edit.update_shot(run, shot.id, prompt="the locked prompt")
+    edit.lock_shot(run, shot.id)
+    with pytest.raises(edit.EditError, match="is locked"):
+        edit.move_cut(run, shot.id, shot.start_s + 0.5)
+    summary = json.loads((run / "run.json").read_text())
+
+    # Other shot lengths make a new plan (and a new storyboard): the locked shot stays.
+    result = make_video(
+        summary["song"], summary["output"], workdir=run, until="write", **{**SMALL, "shots": {"min_shot_s": 1.0, "max_shot_s": 3.0}}
+    )
+
+    kept = next(s for s in result.plan.shots if s.id == shot.id)
+    assert (kept.start_s, kept.end_s, kept.locked) == (shot.start_s, shot.end_s, True)
+    assert result.plan.shots != state.plan.shots
+    assert all(a.end_s == b.start_s for a, b in zip(result.plan.shots, result.plan.shots[1:]))
+    assert result.storyboard.shots[kept.index].prompt == "the locked prompt"
+    # The edited storyboard it replaced is kept, as every hand edit is.
+    assert list(run.glob("storyboard.edited-*.json"))
+
+
+def test_the_planner_plans_around_locked_shots(demo_analysis):
+    settings = ShotSettings()
+    free = plan_shots(demo_analysis, settings)
+    beats = demo_analysis.beats_s
+    lock = Shot(index=0, id="shot-042", start_s=beats[9], end_s=beats[13], section_index=0, cut="beat", locked=True)
+    plan = plan_shots(demo_analysis, settings, [lock])
+    assert lock.model_copy(update={"index": 1}) == plan.shots[1]  # after the intro's first shot
+    assert plan.shots[0].start_s == 0 and plan.shots[-1].end_s == demo_analysis.duration_s
+    assert all(a.end_s == b.start_s for a, b in zip(plan.shots, plan.shots[1:]))
+    assert [s.index for s in plan.shots] == list(range(len(plan.shots)))
+    assert len({s.id for s in plan.shots}) == len(plan.shots)
+    assert plan.shots != free.shots
+    outside = lock.model_copy(update={"start_s": demo_analysis.duration_s + 1, "end_s": demo_analysis.duration_s + 3})
+    assert plan_shots(demo_analysis, settings, [outside]).shots == free.shots
+
+
+def test_a_folder_that_is_no_run_is_one_clear_error(tmp_path):
+    with pytest.raises(InputError, match="not a folder"):
+        edit.open_run(tmp_path / "missing")
+    with pytest.raises(InputError, match="no run.json: not a music2video run folder"):
+        edit.changed_shots(tmp_path)
