@@ -119,20 +119,24 @@ class ShotLimits:
     max_note: str = field(default="", metadata={"doc": "Why max_s, in words (the video model's one generation)."})
 
     def check(self, what: str, start_s: float, end_s: float) -> None:
-        """Raise :class:`EditError` when a shot from ``start_s`` to ``end_s`` breaks the limits."""
-        length_s = end_s - start_s
+        """Raise :class:`EditError` when a shot from ``start_s`` to ``end_s`` breaks the limits.
+
+        Lengths count in video frames, as the shot will play (cuts sit on the nearest frame),
+        so beat times a millisecond apart from the bounds do not decide.
+        """
         frames = round(end_s * self.fps) - round(start_s * self.fps)
+        length_s = frames / self.fps
         if frames < 1:
             raise EditError(
-                f"{what} would last {max(length_s, 0):.3f} s, less than one frame at {self.fps:g} fps; "
+                f"{what} would last {max(end_s - start_s, 0):.3f} s, less than one frame at {self.fps:g} fps; "
                 "move the cut further, or merge the shot with a neighbour"
             )
-        if length_s < self.min_s - _SAME_TIME_S:
+        if frames < round(self.min_s * self.fps):
             raise EditError(
                 f"{what} would last {length_s:.2f} s, shorter than this run's shortest shot "
                 f"({self.min_s:g} s, shots.min_shot_s); move the cut further, or merge the shot with a neighbour"
             )
-        if length_s > self.max_s + _SAME_TIME_S:
+        if frames > round(self.max_s * self.fps):
             raise EditError(
                 f"{what} would last {length_s:.2f} s, longer than this run's longest shot "
                 f"({self.max_s:g} s, shots.max_shot_s{self.max_note}); split it, or move the cut closer"

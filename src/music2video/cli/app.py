@@ -11,6 +11,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from music2video import __version__
 from music2video.cli.evaluate_commands import evaluate, report
+from music2video.cli.export_commands import export
 from music2video.cli.logs import setup_logging
 from music2video.cli.run_commands import analyze, assemble, demo_song, make, render, storyboard
 from music2video.cli.show import console
@@ -61,7 +62,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command(cls=_Command, epilog=MAKE_EXAMPLES)(make)
-for command in (analyze, storyboard, render, assemble, evaluate, report):
+for command in (analyze, storyboard, render, assemble, evaluate, report, export):
     app.command(cls=_Command)(command)
 app.command("demo-song", cls=_Command)(demo_song)
 
