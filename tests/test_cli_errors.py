@@ -160,9 +160,9 @@ def test_a_usage_error_needs_no_click(song):
     """The light install has typer's bundled parser only: usage errors must not import click."""
     code = "import sys; sys.modules['click'] = None; from music2video.cli import main; main(sys.argv[1:])"
     done = subprocess.run(
-        [sys.executable, "-c", code, "export", "x"], capture_output=True, text=True, timeout=120, env=os.environ
+        [sys.executable, "-c", code, "publish", "x"], capture_output=True, text=True, timeout=120, env=os.environ
     )
-    one_line(done, 2, "No such command 'export'")
+    one_line(done, 2, "No such command 'publish'")
 
 
 # -- help -----------------------------------------------------------------------------------------

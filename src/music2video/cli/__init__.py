@@ -8,7 +8,7 @@ Modules:
 - ``run_commands.py``: ``make``, ``analyze``, ``storyboard``, ``render``, ``assemble`` and
   ``demo-song``; each hands the flags it was given, by name, to
   :func:`music2video.pipeline.make_video`.
-- ``evaluate_commands.py``: ``evaluate`` and ``report``.
+- ``evaluate_commands.py``: ``evaluate`` and ``report``. ``export_commands.py``: ``export``.
 - ``show.py``: the console, progress bars and tables. ``logs.py``: logging set-up.
 
 Adding a flag to the pipeline commands is one entry in ``FLAGS`` in ``flags.py``::

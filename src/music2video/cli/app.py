@@ -97,7 +97,7 @@ def _arguments(argv: list[str]) -> list[str]:
 
 
 def _mistyped_command(word: str) -> bool:
-    """A bare word that is no file (``music2video export``): typer then says "no such command"."""
+    """A bare word that is no file (``music2video publish``): typer then says "no such command"."""
     return word.isidentifier() and not Path(word).exists()
 
 
