@@ -7,53 +7,24 @@ Skipped, with the reason, where Debian's chromium or the playwright package is m
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/numba_cache")
 
+from browser import needs_chromium, open_page
 from test_report import build_run_folder
 
 from music2video.report import write_report
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Offline and quiet: no sandbox (root in CI), no GPU, no background or update traffic, every
-# host name but loopback unresolvable.
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-]
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason="Debian's chromium is not installed (make test installs it)"),
-]
+pytestmark = [pytest.mark.slow, needs_chromium]
 
 
 @pytest.fixture
 def page(tmp_path: Path):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
-    home = tmp_path / "home"
-    home.mkdir()
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_FLAGS, env={**os.environ, "HOME": str(home)}
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.problems = []  # console errors and uncaught exceptions, checked by the tests
-            page.on("console", lambda message: page.problems.append(message.text) if message.type == "error" else None)
-            page.on("pageerror", lambda error: page.problems.append(str(error)))
-            yield page
-        finally:
-            browser.close()
+    with open_page(tmp_path / "home") as page:
+        yield page
 
 
 def _open(page, report: Path) -> None:

@@ -210,7 +210,7 @@ def section_colour(label: str) -> str:
     return SECTION_COLOURS[index % len(SECTION_COLOURS)]
 
 
-def _waveform_envelope(wav: Path, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def waveform_envelope(wav: Path, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(bin centre times s, min, max) of the mono mix, or None without a readable WAV."""
     import soundfile as sf
 
@@ -255,7 +255,7 @@ def _plot_timeline(art: RunArtifacts, path: Path) -> Path | None:
         return None
     fig = _figure(PLOT_WIDTH_IN, 2.9)
     ax = fig.subplots()
-    envelope = _waveform_envelope(art.root / "audio.wav", WAVEFORM_BINS)
+    envelope = waveform_envelope(art.root / "audio.wav", WAVEFORM_BINS)
     if envelope is not None:
         times, low, high = envelope
         peak = float(max(np.abs(low).max(), np.abs(high).max(), 1e-6))

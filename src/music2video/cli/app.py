@@ -15,6 +15,7 @@ from music2video.cli.export_commands import export
 from music2video.cli.logs import setup_logging
 from music2video.cli.run_commands import analyze, assemble, demo_song, make, render, storyboard
 from music2video.cli.show import console
+from music2video.cli.studio_commands import STUDIO_EXAMPLES, studio
 from music2video.errors import Music2VideoError
 
 
@@ -65,6 +66,7 @@ app.command(cls=_Command, epilog=MAKE_EXAMPLES)(make)
 for command in (analyze, storyboard, render, assemble, evaluate, report, export):
     app.command(cls=_Command)(command)
 app.command("demo-song", cls=_Command)(demo_song)
+app.command(cls=_Command, epilog=STUDIO_EXAMPLES)(studio)
 
 VERBOSE_FLAGS = ("-v", "--verbose")
 APP_OPTIONS = ("--version", "-V", "--help", *VERBOSE_FLAGS)

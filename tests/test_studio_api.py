@@ -1,0 +1,195 @@
+"""The studio's safety rules, through its HTTP API (FastAPI's TestClient, no socket).
+
+Paths from the browser never leave the work folder (``..``, absolute paths, symbolic links),
+uploads are size-limited and get tame names, only loopback host names are answered without a
+token, changes need the studio's own header, and the page may load nothing from elsewhere.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the studio needs the web extra (pip install -e '.[web]')")
+pytest.importorskip("httpx2", reason="FastAPI's TestClient needs httpx2 (pip install -e '.[dev]')")
+
+from starlette.testclient import TestClient  # noqa: E402
+
+from music2video.errors import Music2VideoError  # noqa: E402
+from music2video.studio import create_app  # noqa: E402
+from music2video.studio.safety import CONTENT_SECURITY_POLICY, PathRefused, resolve_inside, sanitise_name  # noqa: E402
+
+CHANGE = {"X-Studio": "1"}
+SECRET = "the content of a file outside the work folder"
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    folder = tmp_path / "work"
+    (folder / "song.music2video").mkdir(parents=True)
+    (folder / "song.music2video" / "run.json").write_text("{}")
+    (folder / "inside.txt").write_text("inside")
+    (tmp_path / "secret.txt").write_text(SECRET)
+    return folder
+
+
+def client(work: Path, **options) -> TestClient:
+    return TestClient(create_app(work, **options), base_url="http://127.0.0.1:8765")
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["../secret.txt", "/etc/passwd", "song.music2video/../../secret.txt", "..", "a\\..\\..\\secret.txt", "C:/Windows", "x\x00y"],
+)
+def test_paths_that_leave_the_work_folder_are_refused(work: Path, path: str):
+    with pytest.raises(PathRefused):
+        resolve_inside(work, path)
+    answer = client(work).get("/api/file", params={"path": path})
+    assert answer.status_code == 403
+    assert SECRET not in answer.text and "root:" not in answer.text
+
+
+def test_a_symbolic_link_out_of_the_work_folder_is_refused(work: Path, tmp_path: Path):
+    (work / "link.txt").symlink_to(tmp_path / "secret.txt")
+    (work / "linked-folder").symlink_to(tmp_path)
+    studio = client(work)
+    for path in ("link.txt", "linked-folder/secret.txt"):
+        answer = studio.get("/api/file", params={"path": path})
+        assert answer.status_code == 403, path
+        assert SECRET not in answer.text
+    # A run folder given through a link that leads out is refused the same way.
+    assert studio.get("/api/run", params={"run": "linked-folder"}).status_code == 403
+
+
+def test_files_inside_are_served_and_encoded_dots_do_not_help(work: Path):
+    studio = client(work)
+    assert studio.get("/api/file", params={"path": "inside.txt"}).text == "inside"
+    assert studio.get("/api/file?path=%2e%2e%2fsecret.txt").status_code == 403
+    assert studio.get("/api/run", params={"run": "../work/song.music2video"}).status_code == 403
+    assert studio.get("/api/run", params={"run": "inside.txt"}).status_code == 404  # not a run folder
+
+
+def test_uploads_get_a_plain_name_inside_the_work_folder(work: Path, tmp_path: Path):
+    studio = client(work)
+    answer = studio.put("/api/upload", params={"name": "../../Tëst sóng (live).MP3"}, content=b"ID3 not really", headers=CHANGE)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["path"] == "Test_song_live.mp3"
+    assert (work / "Test_song_live.mp3").read_bytes() == b"ID3 not really"
+    again = studio.put("/api/upload", params={"name": "Test song live.mp3"}, content=b"2", headers=CHANGE)
+    assert again.json()["path"] == "Test_song_live-2.mp3"  # never replaces a file
+    assert not (tmp_path / "Tëst sóng (live).MP3").exists()
+    assert sanitise_name("..hidden.wav") == "hidden.wav"
+    assert sanitise_name("C:\\music\\a b.flac") == "a_b.flac"
+    with pytest.raises(Music2VideoError):
+        sanitise_name("evil.sh")
+    assert studio.put("/api/upload", params={"name": "evil.sh"}, content=b"#!", headers=CHANGE).status_code == 400
+
+
+def test_uploads_over_the_limit_are_refused_and_leave_nothing(work: Path):
+    studio = client(work, max_upload_bytes=1000)
+    declared = studio.put("/api/upload", params={"name": "big.wav"}, content=b"x" * 2000, headers=CHANGE)
+    assert declared.status_code == 413
+
+    def chunks():  # no Content-Length: the stream itself is counted
+        for _ in range(10):
+            yield b"y" * 300
+
+    streamed = studio.put("/api/upload", params={"name": "big.wav"}, content=chunks(), headers=CHANGE)
+    assert streamed.status_code == 413
+    assert sorted(p.name for p in work.iterdir()) == ["inside.txt", "song.music2video"]  # no file, no temporary
+
+
+def test_only_loopback_host_names_are_answered_without_a_token(work: Path):
+    studio = client(work)
+    assert studio.get("/api/work", headers={"Host": "127.0.0.1:8765"}).status_code == 200
+    assert studio.get("/api/work", headers={"Host": "localhost:8765"}).status_code == 200
+    assert studio.get("/api/work", headers={"Host": "[::1]:8765"}).status_code == 200
+    # A name that resolves to 127.0.0.1 for an attacker's page (DNS rebinding) is not enough.
+    assert studio.get("/api/work", headers={"Host": "evil.example:8765"}).status_code == 421
+
+
+def test_changes_need_the_studios_header_and_origin(work: Path):
+    studio = client(work)
+    assert studio.put("/api/upload", params={"name": "a.wav"}, content=b"1").status_code == 403
+    foreign = {**CHANGE, "Origin": "http://evil.example"}
+    assert studio.put("/api/upload", params={"name": "a.wav"}, content=b"1", headers=foreign).status_code == 403
+    own = {**CHANGE, "Origin": "http://127.0.0.1:8765"}
+    assert studio.put("/api/upload", params={"name": "a.wav"}, content=b"1", headers=own).status_code == 200
+
+
+def test_a_token_guards_every_request(work: Path):
+    token = "t0ken-for-the-studio-tests"
+    studio = client(work, token=token, allowed_hosts=None)
+    assert studio.get("/api/work").status_code == 401
+    assert studio.get("/api/work", headers={"Authorization": "Bearer wrong-token-wrong-token"}).status_code == 401
+    assert studio.get("/api/work", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    # The printed link: the token becomes an HttpOnly cookie and leaves the address bar.
+    opened = studio.get("/", params={"token": token}, follow_redirects=False)
+    assert opened.status_code == 303 and opened.headers["location"] == "/"
+    assert "HttpOnly" in opened.headers["set-cookie"]
+    assert studio.get("/api/work").status_code == 200  # the client kept the cookie
+    with pytest.raises(Music2VideoError, match="token"):
+        create_app(work, token=None, allowed_hosts=None)
+
+
+def test_other_hosts_need_a_token(work: Path):
+    from music2video.studio import serve
+
+    with pytest.raises(Music2VideoError, match="--token"):
+        serve(work, host="0.0.0.0", port=0)
+
+
+def test_the_page_may_load_nothing_from_elsewhere(work: Path):
+    studio = client(work)
+    page = studio.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert "default-src 'self'" in CONTENT_SECURITY_POLICY and "connect-src 'self'" in CONTENT_SECURITY_POLICY
+    static = Path(__file__).parents[1] / "src" / "music2video" / "studio" / "static"
+    for file in static.iterdir():
+        text = file.read_text(encoding="utf-8").replace("http://localhost:11434/v1", "")  # a placeholder, not a request
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text, file.name
+
+
+def test_starting_a_run_takes_only_songs_inside(work: Path, tmp_path: Path):
+    studio = client(work)
+    assert studio.post("/api/runs", json={"song": "../secret.txt"}, headers=CHANGE).status_code == 403
+    assert studio.post("/api/runs", json={"song": str(tmp_path / "secret.txt")}, headers=CHANGE).status_code == 403
+    assert studio.post("/api/runs", json={"song": "missing.wav"}, headers=CHANGE).status_code == 404
+    assert studio.post("/api/runs", json={"song": "inside.txt"}, headers=CHANGE).status_code == 400
+    (work / "song.wav").write_bytes(b"RIFF")
+    bad = studio.post("/api/runs", json={"song": "song.wav", "width": 33}, headers=CHANGE)
+    assert bad.status_code == 400 and "even" in bad.json()["error"]
+
+
+@pytest.mark.slow  # a child process that imports the pipeline and decodes a minute of audio: ~6 s
+def test_a_run_can_be_cancelled_and_leaves_its_folder_free(tmp_path: Path, demo_song):
+    """Cancel during the analysis: the job says so, the lock is gone, finished stages stay."""
+    from music2video.runfolder import RunFolder
+
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(demo_song[0], work / "song.wav")
+    app = create_app(work)
+    studio = TestClient(app, base_url="http://127.0.0.1:8765")
+    started = studio.post("/api/runs", json={"song": "song.wav", "pipeline": "preview", "width": 64, "height": 36, "fps": 6}, headers=CHANGE)
+    assert started.status_code == 200, started.text
+    job, run = started.json()["job"], started.json()["run"]
+    assert run == "song.music2video"
+    deadline = time.monotonic() + 60
+    while not (work / run / "audio.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    cancelled = studio.post(f"/api/jobs/{job['id']}/cancel", headers=CHANGE).json()
+    assert cancelled["state"] in ("cancelling", "cancelled", "done")
+    while app.app.state.jobs.get(job["id"]).active or app.app.state.jobs.get(job["id"]).state == "cancelling":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    state = studio.get(f"/api/jobs/{job['id']}").json()
+    assert state["state"] == "cancelled", state
+    assert (work / run / "audio.json").is_file()  # a finished stage is kept
+    with RunFolder(work / run).locked():  # and nobody holds the folder any more
+        pass
+    assert studio.get("/api/run", params={"run": run}).json()["jobs"][0]["state"] == "cancelled"
