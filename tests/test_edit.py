@@ -195,3 +195,19 @@ def test_a_folder_that_is_no_run_is_one_clear_error(tmp_path):
         edit.open_run(tmp_path / "missing")
     with pytest.raises(InputError, match="no run.json: not a music2video run folder"):
         edit.changed_shots(tmp_path)
+
+
+def test_the_cli_after_an_edit_reuses_every_clip_but_the_edited_shots(run, monkeypatch):
+    from music2video.cli import main
+
+    monkeypatch.setenv("MUSIC2VIDEO_EVALUATE__ENABLED", "false")
+    summary = json.loads((run / "run.json").read_text())
+    edit.update_shot(run, "shot-002", scene="The keeper climbs the stairs.", prompt="a spiral staircase, lantern light")
+    before = _clips(run)
+
+    main([summary["song"], "-o", summary["output"], "--workdir", str(run), "--resolution", "64x36", "--fps", "12", "--pipeline", "preview"])
+
+    new = _clips(run) - before
+    assert len(new) == 1 and next(iter(new)).startswith("shot-002-")
+    assert _board(run).shots[1].prompt == "a spiral staircase, lantern light"  # the edit was kept
+    assert edit.changed_shots(run) == []
