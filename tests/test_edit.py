@@ -211,3 +211,44 @@ def test_the_cli_after_an_edit_reuses_every_clip_but_the_edited_shots(run, monke
     assert len(new) == 1 and next(iter(new)).startswith("shot-002-")
     assert _board(run).shots[1].prompt == "a spiral staircase, lantern light"  # the edit was kept
     assert edit.changed_shots(run) == []
+
+
+def test_replacing_a_keyframe_or_a_reference_writes_the_file_the_keyframes_stage_takes_as_yours(run, tmp_path):
+    from PIL import Image
+
+    from music2video.artifacts import Keyframe, KeyframeSet
+    from music2video.runfolder import file_sha256, write_json_atomic
+
+    picture = tmp_path / "mine.jpg"
+    Image.new("RGB", (32, 18), (200, 40, 40)).save(picture)
+    write_json_atomic(run / "keyframes.json", KeyframeSet(model="test", shots=[Keyframe(shot=1, path="keyframes/x.png", sha256="0")]))
+
+    path = edit.replace_keyframe(run, "shot-002", picture)
+    assert path == run / "keyframes" / "shot-002.png"
+    assert Image.open(path).format == "PNG" and Image.open(path).size == (32, 18)
+    listed = KeyframeSet.model_validate_json((run / "keyframes.json").read_text()).shots
+    assert listed == [Keyframe(shot=1, shot_id="shot-002", path="keyframes/shot-002.png", sha256=file_sha256(path), user_edited=True)]
+
+    first = path.read_bytes()
+    edit.replace_keyframe(run, 1, _png_bytes((0, 0, 255)))
+    kept = list((run / "keyframes").glob("shot-002.replaced-*.png"))
+    assert len(kept) == 1 and kept[0].read_bytes() == first and path.read_bytes() != first
+
+    with pytest.raises(edit.EditError, match="not a picture"):
+        edit.replace_keyframe(run, 1, b"not an image")
+    board = _board(run)
+    name = board.characters[0].name
+    reference = edit.replace_reference(run, name, picture)
+    assert reference.parent == run / "references" and reference.stem == name.lower().replace(" ", "-")
+    with pytest.raises(edit.EditError, match="no character, place or prop called 'Nobody'"):
+        edit.replace_reference(run, "Nobody", picture)
+
+
+def _png_bytes(colour: tuple[int, int, int]) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 18), colour).save(buffer, format="PNG")
+    return buffer.getvalue()

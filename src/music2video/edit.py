@@ -42,6 +42,7 @@ import bisect
 import contextlib
 import datetime
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -372,6 +373,113 @@ def _checked_field(state: RunState, entry: StoryboardShot, name: str, value: Any
     if name in ("scene", "prompt") and not value.strip():
         raise EditError(f"{entry.id}: the {name} cannot be empty")
     return value
+
+
+# --------------------------------------------------------------------------------------------
+# pictures: a shot's keyframe, a character's, place's or prop's reference
+
+KEYFRAMES_FOLDER = "keyframes"
+REFERENCES_FOLDER = "references"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+"""The picture files the keyframes stage takes as yours (music2video.keyframes)."""
+
+
+def replace_keyframe(run: str | Path, shot: ShotRef, image: str | Path | bytes) -> Path:
+    """Make ``image`` (a file or its bytes: PNG, JPEG or WebP) the shot's keyframe, its first frame.
+
+    It is saved as ``keyframes/<shot id>.png``, the file the keyframes stage takes as yours: used
+    as given, never regenerated. A keyframe of yours that it replaces is kept beside it as
+    ``keyframes/<shot id>.replaced-<time>.png``. ``keyframes.json``, where there is one, names
+    the new picture at once, so the shot's clip is out of date (see :func:`changed_shots`) with a
+    renderer that starts shots from pictures. Returns the new keyframe's path.
+    """
+    with _editing(run) as state:
+        entry = state.entry(shot)
+        path = state.root / KEYFRAMES_FOLDER / f"{entry.id}.png"
+        _keep_previous(state.root / KEYFRAMES_FOLDER, entry.id)
+        _save_picture(image, path, f"the keyframe of {entry.id}")
+        _name_keyframe(state, state.index(entry.id), entry.id, path)
+        return path
+
+
+def replace_reference(run: str | Path, name: str, image: str | Path | bytes) -> Path:
+    """Make ``image`` the reference picture of the storyboard's character, place or prop ``name``.
+
+    It is saved as ``references/<name>.png`` (the name made file-safe), the file the keyframes
+    stage takes as yours; the keyframes that show ``name`` are made again from it on the next
+    run, and their shots re-rendered. A reference of yours that it replaces is kept as
+    ``references/<name>.replaced-<time>.png``. Returns the new reference's path.
+    """
+    with _editing(run) as state:
+        if state.storyboard is None:
+            raise EditError(f"{state.root} has no storyboard.json yet; write one first (music2video storyboard SONG)")
+        cast = [member.name for kind in ("characters", "places", "props") for member in getattr(state.storyboard, kind, [])]
+        if name not in cast:
+            raise EditError(f"no character, place or prop called {name!r} in the storyboard (there are: {', '.join(cast) or 'none'})")
+        given = getattr(getattr(state.settings, "keyframes", None), "references", {}) or {}
+        if name in given:
+            raise EditError(
+                f"this run takes {name!r}'s reference from {given[name]} (--reference); replace that file, or run without it"
+            )
+        stem = _file_stem(name)
+        folder = state.root / REFERENCES_FOLDER
+        for other in (name.lower(), stem):  # whichever spelling the stage would find first
+            _keep_previous(folder, other)
+        path = folder / f"{stem}.png"
+        _save_picture(image, path, f"the reference of {name!r}")
+        return path
+
+
+def _file_stem(name: str) -> str:
+    """'The Singer!' -> 'the-singer': the file-safe form of a cast name the keyframes stage looks for."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "cast"
+
+
+def _keep_previous(folder: Path, stem: str) -> None:
+    """Move a picture of yours called ``<stem>.<suffix>`` aside, so that no replaced picture is lost."""
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    for suffix in IMAGE_SUFFIXES:
+        old = folder / f"{stem}{suffix}"
+        if old.is_file():
+            old.replace(folder / f"{stem}.replaced-{stamp}{suffix}")
+
+
+def _save_picture(image: str | Path | bytes, path: Path, what: str) -> None:
+    """Check that ``image`` is a picture and write it to ``path`` as PNG, atomically."""
+    import io
+
+    import PIL.Image
+
+    from music2video.runfolder import atomic_path
+
+    source = io.BytesIO(image) if isinstance(image, (bytes, bytearray)) else Path(image)
+    if isinstance(source, Path) and not source.is_file():
+        raise EditError(f"{what}: {source} does not exist")
+    try:
+        with PIL.Image.open(source) as opened:
+            if opened.format not in ("PNG", "JPEG", "WEBP"):
+                raise EditError(f"{what} must be a PNG, JPEG or WebP picture, not {opened.format or 'this file'}")
+            picture = opened.convert("RGB")
+    except (OSError, PIL.Image.DecompressionBombError) as error:
+        raise EditError(f"{what}: not a picture PIL can read ({' '.join(str(error).split())[:120]})") from None
+    with atomic_path(path) as tmp:
+        picture.save(tmp, format="PNG")
+
+
+def _name_keyframe(state: RunState, index: int, shot_id: str, path: Path) -> None:
+    """Point keyframes.json's entry for the shot at ``path`` (marked yours), where the file exists."""
+    from music2video.artifacts import Keyframe, KeyframeSet
+    from music2video.runfolder import file_sha256
+
+    listing = state.root / "keyframes.json"
+    if not listing.is_file():
+        return  # the keyframes stage lists it when it runs
+    keyframes = _read(listing, KeyframeSet)
+    frame = Keyframe(shot=index, shot_id=shot_id, path=str(path.relative_to(state.root)), sha256=file_sha256(path), user_edited=True)
+    shots = [other for other in keyframes.shots if other.shot != index]
+    keyframes = keyframes.model_copy(update={"shots": sorted([*shots, frame], key=lambda f: f.shot)})
+    keyframes.failed.pop(shot_id, None)
+    write_json_atomic(listing, keyframes)
 
 
 # --------------------------------------------------------------------------------------------
