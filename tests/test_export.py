@@ -59,6 +59,8 @@ def test_the_otio_timeline_puts_every_clip_at_its_frame_with_the_song_under_it(f
     assert song.range_in_parent().start_time.to_frames() == 0
     assert song.source_range.duration.to_frames() == round(duration_s * FPS) == video[0].duration().to_frames()
     assert song.media_reference.target_url == (finished_run / "audio.wav").resolve().as_uri()
+    sections = json.loads((finished_run / "analysis.json").read_text())["sections"]
+    assert [m.marked_range.start_time.to_frames() for m in song.markers] == [round(s["start_s"] * FPS) for s in sections[1:]]
     assert result.clips == len(_expected_starts(finished_run))
 
 

@@ -24,6 +24,7 @@ that holds the run folder.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,28 +128,34 @@ def build_timeline(state: Any, render: RenderResult, name: str) -> Any:  # (RunS
         metadata = {"shot": shot.id, "start_s": shot.start_s, "end_s": shot.end_s, "section": shot.section_index, "cut": shot.cut}
         if entry is not None:
             metadata.update(scene=entry.scene, prompt=entry.prompt, seed=entry.seed, camera=entry.camera)
+        # An EDL names sources by reel (8 characters): SHOT007B for shot-007b.
+        reel = re.sub(r"[^A-Za-z0-9]", "", shot.id).upper()[:8]
         video.append(
-            otio.schema.Clip(name=shot.id, media_reference=media, source_range=frames(count), metadata={"music2video": metadata})
-        )
-    for section in state.analysis.sections[1:]:
-        video.markers.append(
-            otio.schema.Marker(
-                name=f"{section.label} {section.role}", marked_range=frames(0, round(section.start_s * fps)),
-                color=otio.schema.MarkerColor.GREEN,
+            otio.schema.Clip(
+                name=shot.id, media_reference=media, source_range=frames(count),
+                metadata={"music2video": metadata, "cmx_3600": {"reel": reel}},
             )
         )  # fmt: skip
 
     total = round(state.analysis.duration_s * fps)
     audio = otio.schema.Track(name="Song", kind=otio.schema.TrackKind.Audio)
-    song = state.root / "audio.wav"
-    audio.append(
-        otio.schema.Clip(
-            name=Path(state.summary.song).name,
-            media_reference=otio.schema.ExternalReference(target_url=song.resolve().as_uri(), available_range=frames(total)),
-            source_range=frames(total),
-            metadata={"music2video": {"song": state.summary.song}},
-        )
+    song = otio.schema.Clip(
+        name=Path(state.summary.song).name,
+        media_reference=otio.schema.ExternalReference(
+            target_url=(state.root / "audio.wav").resolve().as_uri(), available_range=frames(total)
+        ),
+        source_range=frames(total),
+        metadata={"music2video": {"song": state.summary.song}},
     )
+    # Section starts as markers on the song (the FCP XML adapters write clip markers, not track ones).
+    for section in state.analysis.sections[1:]:
+        song.markers.append(
+            otio.schema.Marker(
+                name=f"{section.label} {section.role}", marked_range=frames(0, round(section.start_s * fps)),
+                color=otio.schema.MarkerColor.GREEN,
+            )
+        )  # fmt: skip
+    audio.append(song)
     timeline.tracks.append(video)
     timeline.tracks.append(audio)
     return timeline
