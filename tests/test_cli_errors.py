@@ -202,12 +202,3 @@ def test_numba_caches_in_the_users_cache_folder(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert done.stdout.strip() == str(tmp_path / "mine")
 
-
-def test_the_first_compile_is_announced_once(song, tmp_path, monkeypatch):
-    cache = tmp_path / "numba"
-    monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache))
-    args = (song, "-o", tmp_path / "out.mp4", "--pipeline", "preview")  # fails at decoding: not audio
-    assert "first run: compiling the audio analysis" in music2video(*args).stderr
-    (cache / "librosa_0123").mkdir(parents=True)
-    (cache / "librosa_0123" / "beat.__beat_tracker-1.py311.nbi").write_bytes(b"")  # what numba leaves
-    assert "first run" not in music2video(*args).stderr

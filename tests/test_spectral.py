@@ -74,6 +74,26 @@ def test_spectral_features_match_librosa(song, librosa):
         assert _relative_error(ours, theirs) < 1e-5
 
 
+def test_frame_features_match_librosa(song, librosa):
+    magnitude = np.abs(librosa.stft(song))
+    assert _relative_error(spectral.rms_from_magnitude(magnitude, 2048), librosa.feature.rms(S=magnitude, frame_length=2048)[0]) < 1e-5
+    assert _relative_error(spectral.spectral_centroid(magnitude, RATE_HZ), librosa.feature.spectral_centroid(S=magnitude, sr=RATE_HZ)[0]) < 1e-5
+
+
+def test_cqt_and_its_chroma_match_librosa(song, librosa):
+    for bins_per_octave, n_bins in ((36, 7 * 36), (12, 84)):  # the dsp listener's, librosa's default
+        ours = spectral.cqt_magnitude(song, RATE_HZ, hop_length=512, n_bins=n_bins, bins_per_octave=bins_per_octave)
+        theirs = np.abs(librosa.cqt(song, sr=RATE_HZ, hop_length=512, n_bins=n_bins, bins_per_octave=bins_per_octave))
+        assert _relative_error(ours, theirs) < 1e-5
+        # each octave on its own scale too: the low octaves come through four rate halvings
+        for lo in range(0, n_bins, bins_per_octave):
+            assert _relative_error(ours[lo : lo + bins_per_octave], theirs[lo : lo + bins_per_octave]) < 1e-4
+        chroma = librosa.feature.chroma_cqt(C=theirs, sr=RATE_HZ, bins_per_octave=bins_per_octave)
+        assert _relative_error(spectral.chroma_cqt(theirs, bins_per_octave=bins_per_octave), chroma) < 1e-5
+    chroma = spectral.chroma_cqt(spectral.cqt_magnitude(song, RATE_HZ, n_bins=7 * 36, bins_per_octave=36), bins_per_octave=36)
+    assert set(np.argsort(chroma.mean(axis=1))[-3:]) == {0, 4, 9}  # C, E and A: the A-minor chord
+
+
 def test_onsets_and_tempo_match_librosa(song, librosa):
     power = np.abs(librosa.stft(song)) ** 2
     mel_db = librosa.power_to_db(librosa.feature.melspectrogram(S=power, sr=RATE_HZ))
@@ -106,18 +126,24 @@ def test_peak_pick_matches_librosa_on_random_signals(librosa):
 
 
 @pytest.mark.slow
-def test_analyze_imports_neither_librosa_nor_numba(tmp_path, demo_song):
-    """``music2video analyze`` in a fresh process: nothing on its path may compile (the first
-    analysis in a fresh install would stall on numba for ~15 s)."""
-    song, _ = demo_song
+def test_a_whole_preview_run_imports_neither_librosa_nor_numba(tmp_path):
+    """``music2video SONG --pipeline preview`` (analysis, dsp listener, lyrics, render, evaluate,
+    report) in a fresh process: nothing on its path may compile (a first run in a fresh install
+    would stall on numba for ~15 s, ~2 minutes on a busy machine)."""
+    from music2video.demo import synthesize_demo_song
+
+    song = tmp_path / "song.wav"
+    synthesize_demo_song(song, duration_s=8.0)
+    argv = ["music2video", str(song), "-o", str(tmp_path / "out.mp4"), "--pipeline", "preview", "--resolution", "64x36", "--fps", "6"]
     code = (
         "import sys\n"
         "from music2video.cli import main\n"
-        f"sys.argv = ['music2video', 'analyze', {str(song)!r}, '-o', {str(tmp_path / 'out.mp4')!r}]\n"
+        f"sys.argv = {argv!r}\n"
         "try:\n    main()\nexcept SystemExit as stop:\n    assert not stop.code, stop.code\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('librosa', 'numba')))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "out.mp4").stat().st_size > 0
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert "compiling" not in done.stdout + done.stderr

@@ -1,9 +1,12 @@
 """Compiled code cached in the user's cache folder, so a user's own runs reuse it.
 
-librosa compiles its numba functions the first time they run (or are imported), which costs
-about 30 s of CPU once. numba keeps the result in ``NUMBA_CACHE_DIR``; by default that would be
-``__pycache__`` beside librosa, lost with every new environment and unwritable in a system
-one. :func:`use_user_numba_cache` runs when ``music2video`` is imported, before numba is.
+Nothing on music2video's own paths compiles: its audio front end is numpy
+(``music2video.spectral``), because librosa's feature functions compile numba kernels on first
+use (about 14 s on two idle cores, 2 minutes under load). Libraries a user adds beside it may
+still use numba (librosa itself in a notebook, an opt-in beat tracker): numba keeps what it
+compiles in ``NUMBA_CACHE_DIR``, by default ``__pycache__`` beside the library, lost with every
+new environment and unwritable in a system one. :func:`use_user_numba_cache` runs when
+``music2video`` is imported, before numba is.
 """
 
 from __future__ import annotations
@@ -12,9 +15,6 @@ import os
 from pathlib import Path
 
 NUMBA_CACHE_ENV = "NUMBA_CACHE_DIR"
-# What the first analysis costs on top of later ones: `music2video analyze` on a 30 s song took
-# 34 s of CPU with an empty cache and 6.6 s with a warm one (one core; 2-core machine).
-NUMBA_FIRST_COMPILE_S = 30
 
 
 def use_user_numba_cache() -> Path:
@@ -25,9 +25,3 @@ def use_user_numba_cache() -> Path:
 
         os.environ[NUMBA_CACHE_ENV] = str(Path(user_cache_dir("music2video")) / "numba")
     return Path(os.environ[NUMBA_CACHE_ENV])
-
-
-def numba_cache_is_cold() -> bool:
-    """True when numba has compiled nothing into the cache yet: the next analysis compiles."""
-    folder = Path(os.environ.get(NUMBA_CACHE_ENV) or use_user_numba_cache())
-    return not any(folder.glob("*/*.nbi"))

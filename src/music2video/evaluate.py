@@ -438,12 +438,11 @@ def _load_music(
 def _reference_beats(samples: np.ndarray) -> list[float]:
     """Beats of a tracker of another family than the one that placed the cuts (see
     ``beat_grid.reference_beats``), so that the video is not graded only against its own grid."""
-    import librosa
-
     from music2video.beat_grid import HOP_LENGTH, reference_beats
     from music2video.decode import ANALYSIS_RATE_HZ
+    from music2video.spectral import onset_strength_from_samples
 
-    envelope = librosa.onset.onset_strength(y=samples, sr=ANALYSIS_RATE_HZ, hop_length=HOP_LENGTH)
+    envelope = onset_strength_from_samples(samples, ANALYSIS_RATE_HZ, HOP_LENGTH)
     _, beats = reference_beats(envelope, ANALYSIS_RATE_HZ, len(samples) / ANALYSIS_RATE_HZ)
     return [float(b) for b in beats]
 

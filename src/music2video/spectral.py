@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import scipy.fft
 import scipy.ndimage
+import scipy.sparse
 
 STFT_BLOCK_FRAMES = 1024
 """Frames transformed per block: bounds the float32 temporaries to ~16 MB at n_fft 2048."""
@@ -205,6 +206,127 @@ def _softmask(x: np.ndarray, x_ref: np.ndarray, power: float = 2.0) -> np.ndarra
     mask[good] /= mask[good] + ref_mask[good]
     mask[bad] = 0.5  # silent in both: split evenly (librosa's split_zeros, as hpss uses with margin 1)
     return mask
+
+
+def rms_from_magnitude(magnitude: np.ndarray, n_fft: int) -> np.ndarray:
+    """RMS of each frame from its |STFT| by Parseval, DC and Nyquist counted once
+    (``librosa.feature.rms(S=magnitude, frame_length=n_fft)[0]``)."""
+    power = np.square(magnitude, dtype=np.float32)
+    energy = 2 * power.sum(axis=0) - power[0] - (power[-1] if n_fft % 2 == 0 else 0)
+    return np.sqrt(np.maximum(energy, 0) / n_fft**2)
+
+
+def spectral_centroid(magnitude: np.ndarray, rate_hz: float) -> np.ndarray:
+    """Magnitude-weighted mean frequency (Hz) of each frame; 0 for a silent one
+    (``librosa.feature.spectral_centroid(S=magnitude)[0]``)."""
+    n_fft = 2 * (magnitude.shape[0] - 1)
+    totals = magnitude.sum(axis=0)
+    totals[totals < np.finfo(magnitude.dtype).tiny] = 1.0
+    return (fft_frequencies(rate_hz, n_fft) @ magnitude) / totals
+
+
+# ------------------------------------------------------------------------------------------
+# Constant-Q transform
+
+C1_HZ = 440.0 * 2.0 ** ((24 - 69) / 12)
+"""Lowest CQT bin by default, C1 (32.7 Hz), as librosa's."""
+CQT_SPARSITY = 0.01
+"""Share of each filter's spectral mass (the smallest bins) dropped to make it sparse."""
+_HANN_BANDWIDTH = 1.50018310546875  # librosa.filters.WINDOW_BANDWIDTHS["hann"]: only decides early downsampling
+
+
+def cqt_magnitude(y: np.ndarray, rate_hz: float, hop_length: int = 512, n_bins: int = 84, bins_per_octave: int = 12, fmin_hz: float = C1_HZ) -> np.ndarray:
+    """|CQT| of ``y``, (n_bins, frames), lowest bin ``fmin_hz``: ``np.abs(librosa.cqt(y, sr=rate_hz,
+    hop_length=hop_length, n_bins=n_bins, bins_per_octave=bins_per_octave))``.
+
+    librosa's multirate algorithm: the top octave's filters are applied in the frequency domain
+    to an STFT of the signal, then the signal is halved in rate (soxr, high quality) and the
+    same filters, one octave lower, serve the next octave down, and so on.
+    """
+    import soxr
+
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    n_octaves = int(np.ceil(n_bins / bins_per_octave))
+    n_filters = min(bins_per_octave, n_bins)
+    frequencies_hz = fmin_hz * 2.0 ** (np.arange(n_bins) / bins_per_octave)
+    # Relative bandwidth of equally spaced bins: constant, so Q is too.
+    octave_step = 2.0 ** (2.0 / bins_per_octave)
+    q_factor = (octave_step + 1) / (octave_step - 1)
+    lengths = q_factor * rate_hz / frequencies_hz
+    cutoff_hz = float(np.max(frequencies_hz * (1 + 0.5 * _HANN_BANDWIDTH / q_factor)))
+    if cutoff_hz > rate_hz / 2:
+        raise ValueError(f"a {n_bins}-bin CQT from {fmin_hz:.1f} Hz reaches past the Nyquist frequency of {rate_hz} Hz")
+
+    # Early downsampling: as far as the top octave and the hop's factors of two allow.
+    twos = (hop_length & -hop_length).bit_length() - 1
+    early = min(max(0, int(np.ceil(np.log2(rate_hz / 2 / cutoff_hz)) - 1) - 1), max(0, twos - n_octaves + 1))
+    my_y, my_rate, my_hop = y, float(rate_hz), hop_length
+    for _ in range(early):
+        my_y, my_rate, my_hop = _halve_rate(my_y, soxr), my_rate / 2, my_hop // 2
+    responses = []
+    for octave in range(n_octaves):
+        band = slice(n_bins - n_filters * (octave + 1), n_bins - n_filters * octave)
+        basis, n_fft = _cqt_filters_fft(frequencies_hz[band], lengths[band] * my_rate / rate_hz, my_rate)
+        basis = scipy.sparse.csr_matrix(basis * np.float32(np.sqrt(rate_hz / my_rate)))  # a few bins per filter
+        padded = np.pad(my_y, n_fft // 2)
+        frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::my_hop]
+        response = np.empty((basis.shape[0], len(frames)), dtype=np.complex64)
+        for start in range(0, len(frames), STFT_BLOCK_FRAMES):
+            spectrum = scipy.fft.rfft(frames[start : start + STFT_BLOCK_FRAMES], axis=-1)  # a rectangular window
+            response[:, start : start + len(spectrum)] = basis @ spectrum.T
+        responses.append(response)
+        if my_hop % 2 == 0:
+            my_y, my_rate, my_hop = _halve_rate(my_y, soxr), my_rate / 2, my_hop // 2
+    n_frames = min(r.shape[1] for r in responses)
+    out = np.empty((n_bins, n_frames), dtype=np.float32)
+    end = n_bins
+    for response in responses:  # top octave first
+        count = min(end, response.shape[0])
+        out[end - count : end] = np.abs(response[-count:, :n_frames])
+        end -= count
+    return out / np.sqrt(lengths)[:, None].astype(np.float32)
+
+
+def _halve_rate(y: np.ndarray, soxr) -> np.ndarray:
+    """``librosa.resample(y, orig_sr=2, target_sr=1, res_type="soxr_hq", scale=True)``."""
+    halved = soxr.resample(y, 2, 1, quality="soxr_hq")
+    size = int(np.ceil(len(y) / 2))
+    halved = np.pad(halved, (0, max(0, size - len(halved))))[:size]
+    return (halved * np.sqrt(2.0)).astype(np.float32)
+
+
+def _cqt_filters_fft(frequencies_hz: np.ndarray, lengths: np.ndarray, rate_hz: float) -> tuple[np.ndarray, int]:
+    """Spectra (positive frequencies) of one octave's Hann-windowed complex sinusoids, each
+    L1-normalised and scaled by length / n_fft, the smallest 1 % of each row's mass zeroed
+    (librosa's ``__vqt_filter_fft``: ``filters.wavelet`` then ``util.sparsify_rows``)."""
+    n_fft = int(2.0 ** np.ceil(np.log2(lengths.max())))
+    basis = np.zeros((len(frequencies_hz), n_fft), dtype=np.complex64)
+    for row, (length, frequency_hz) in enumerate(zip(lengths, frequencies_hz)):
+        phases = np.arange(-length // 2, length // 2, dtype=float) * 2 * np.pi * frequency_hz / rate_hz
+        window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(len(phases)) / len(phases))
+        wavelet = np.exp(1j * phases) * window
+        wavelet /= np.sum(np.abs(wavelet))
+        left = (n_fft - len(wavelet)) // 2
+        basis[row, left : left + len(wavelet)] = wavelet
+    basis *= (lengths / n_fft)[:, None]
+    spectra = np.fft.fft(basis, n=n_fft, axis=1)[:, : n_fft // 2 + 1]
+    magnitudes = np.abs(spectra)
+    ordered = np.sort(magnitudes, axis=1)
+    cumulative = np.cumsum(ordered / magnitudes.sum(axis=1, keepdims=True), axis=1)
+    thresholds = ordered[np.arange(len(ordered)), np.argmin(cumulative < CQT_SPARSITY, axis=1)]
+    spectra[magnitudes < thresholds[:, None]] = 0
+    return spectra.astype(np.complex64), n_fft
+
+
+def chroma_cqt(cqt: np.ndarray, bins_per_octave: int = 36, n_chroma: int = 12) -> np.ndarray:
+    """12-bin chroma of a (possibly compressed) CQT magnitude whose lowest bin is C, each frame
+    scaled to a maximum of 1 (``librosa.feature.chroma_cqt(C=cqt, bins_per_octave=...)``)."""
+    merge = bins_per_octave // n_chroma
+    folding = np.roll(np.repeat(np.eye(n_chroma), merge, axis=1), -(merge // 2), axis=1)
+    folding = np.tile(folding, int(np.ceil(cqt.shape[0] / bins_per_octave)))[:, : cqt.shape[0]].astype(np.float32)
+    chroma = folding @ cqt
+    chroma[chroma < 0] = 0.0
+    return normalize(chroma, norm=np.inf, axis=0)
 
 
 # ------------------------------------------------------------------------------------------

@@ -21,10 +21,8 @@ Song = Annotated[Path, typer.Argument(help="Audio or video file: mp3, wav, flac,
 
 def run_pipeline(song: Path, until: str, flags: dict[str, Any]):  # -> RunResult
     """Load the settings once from the flags given, then run ``make_video`` up to ``until``."""
-    from music2video.caches import NUMBA_FIRST_COMPILE_S, numba_cache_is_cold
     from music2video.preflight import check_run
     from music2video.settings import SettingsError, load_settings
-    from music2video.stages import STAGES
 
     setting_keywords, keywords = split_settings(to_keywords(flags))
     try:
@@ -34,10 +32,6 @@ def run_pipeline(song: Path, until: str, flags: dict[str, Any]):  # -> RunResult
     # make_video makes the same checks; made here too, they answer before torch (--pipeline
     # auto) and the pipeline's imports cost seconds.
     check_run(song, keywords.get("output"), keywords.get("workdir"), writes_video=until == "assemble", overwrite=bool(keywords.get("overwrite")))
-    # The analysis compiles nothing (music2video.spectral); the dsp listener and the evaluation
-    # after it still use librosa, whose first use compiles numba code.
-    if STAGES.index(until) > STAGES.index("shots") and numba_cache_is_cold():
-        console.print(f"first run: compiling the audio analysis, about {NUMBA_FIRST_COMPILE_S} s, once")
     from music2video.pipeline import make_video
 
     if settings.pipeline == "auto":

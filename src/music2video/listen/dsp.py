@@ -2,7 +2,8 @@
 
 ``describe_dsp`` turns the song's samples into a :class:`~music2video.artifacts.Descriptions`
 with one :class:`~music2video.artifacts.SegmentDescription` for the whole song, one per
-analysis section and one per planned shot. It needs nothing beyond librosa and runs on a CPU
+analysis section and one per planned shot. It needs nothing beyond numpy and scipy (through
+``music2video.spectral``, librosa's features without its numba kernels) and runs on a CPU
 in about a second per three minutes of music.
 
 How it works, top to bottom:
@@ -217,26 +218,26 @@ class SongFrames:
 
 def _song_features(y: np.ndarray, sr: int) -> SongFrames:
     """Compute every frame-wise feature of the song once (see the module docstring, step 1)."""
-    import librosa  # imported here so that importing the package stays light
+    from music2video import spectral  # numpy only: nothing to compile on a first run
 
     if len(y) < N_FFT:  # very short input: pad so every transform has one full frame
         y = np.pad(y, (0, N_FFT - len(y)))
 
-    stft_mag = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP_LENGTH))
+    stft_mag = spectral.stft_magnitude(y, n_fft=N_FFT, hop_length=HOP_LENGTH)
     power = stft_mag**2
-    rms = librosa.feature.rms(S=stft_mag, frame_length=N_FFT, hop_length=HOP_LENGTH)[0]
-    centroid = librosa.feature.spectral_centroid(S=stft_mag, sr=sr, n_fft=N_FFT, hop_length=HOP_LENGTH)[0]
+    rms = spectral.rms_from_magnitude(stft_mag, N_FFT)
+    centroid = spectral.spectral_centroid(stft_mag, sr)
 
-    mel = librosa.feature.melspectrogram(S=power, sr=sr, n_mels=N_MELS)
-    onset_env = librosa.onset.onset_strength(S=librosa.power_to_db(mel, ref=np.max), sr=sr, hop_length=HOP_LENGTH)
+    mel = spectral.melspectrogram(power, sr, n_mels=N_MELS)
+    onset_env = spectral.onset_strength(spectral.power_to_db(mel, ref=np.max), n_fft=N_FFT, hop_length=HOP_LENGTH)
     if onset_env.max() > EPS:
-        onset_times = librosa.onset.onset_detect(onset_envelope=onset_env, sr=sr, hop_length=HOP_LENGTH, units="time")
+        onset_times = spectral.frames_to_time(spectral.onset_detect(onset_env, sr, HOP_LENGTH), sr, HOP_LENGTH)
     else:  # silence: nothing to pick, and normalising a zero envelope would divide by zero
         onset_times = np.zeros(0)
 
     # HPSS on the mel magnitude instead of the full STFT: 16x fewer rows, ~10x faster, and
     # all we need is the harmonic share of each frame's energy.
-    harmonic_mel, percussive_mel = librosa.decompose.hpss(np.sqrt(mel), kernel_size=HPSS_KERNEL_FRAMES)
+    harmonic_mel, percussive_mel = spectral.hpss_masks(np.sqrt(mel), kernel_size=HPSS_KERNEL_FRAMES)
     harmonic = (harmonic_mel**2).sum(axis=0)
     percussive = (percussive_mel**2).sum(axis=0)
 
@@ -248,10 +249,10 @@ def _song_features(y: np.ndarray, sr: int) -> SongFrames:
     # A flat (noise-like) chroma offset does not move a Pearson correlation, so drums and
     # noise barely disturb the key estimate even without removing them first.
     if len(y) >= MIN_CQT_SECONDS * sr and np.abs(y).max() > EPS:
-        cqt = np.abs(librosa.cqt(y, sr=sr, hop_length=HOP_LENGTH, bins_per_octave=CQT_BINS_PER_OCTAVE, n_bins=CQT_BINS))
-        chroma = librosa.feature.chroma_cqt(C=_log_compress(cqt), sr=sr, bins_per_octave=CQT_BINS_PER_OCTAVE)
+        cqt = spectral.cqt_magnitude(y, sr, hop_length=HOP_LENGTH, n_bins=CQT_BINS, bins_per_octave=CQT_BINS_PER_OCTAVE)
+        chroma = spectral.chroma_cqt(_log_compress(cqt), bins_per_octave=CQT_BINS_PER_OCTAVE)
     else:
-        chroma = librosa.feature.chroma_stft(S=_log_compress(power), sr=sr, tuning=0.0)
+        chroma = spectral.chroma_stft(_log_compress(power), sr, tuning=0.0)
     chroma = np.nan_to_num(chroma)
 
     count = min(len(rms), len(centroid), len(harmonic), chroma.shape[1])

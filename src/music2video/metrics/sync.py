@@ -174,12 +174,12 @@ def motion_peaks(motion: np.ndarray, fps: float, cut_frames: Sequence[int] = ())
 
 
 def audio_onsets_s(samples: np.ndarray, sample_rate_hz: int) -> np.ndarray:
-    """Onset times (seconds) as the AV-Align reference finds them: librosa's default onset detector."""
-    import librosa
+    """Onset times (seconds) as the AV-Align reference finds them: librosa's default onset
+    detector (hop 512), computed by its numpy twin in ``music2video.spectral``."""
+    from music2video import spectral
 
-    envelope = librosa.onset.onset_strength(y=samples, sr=sample_rate_hz)
-    frames = librosa.onset.onset_detect(onset_envelope=envelope, sr=sample_rate_hz)
-    return librosa.frames_to_time(frames, sr=sample_rate_hz)
+    envelope = spectral.onset_strength_from_samples(np.asarray(samples, np.float32), sample_rate_hz)
+    return spectral.frames_to_time(spectral.onset_detect(envelope, sample_rate_hz), sample_rate_hz, 512)
 
 
 def av_align_video_peaks(motion: np.ndarray, fps: float) -> np.ndarray:
@@ -231,10 +231,9 @@ def visual_tempo_bpm(activity: np.ndarray, fps: float) -> float | None:
     """Tempo of an activity curve (beats per minute), or None when it is too short or flat."""
     if len(activity) < TEMPO_MIN_DURATION_S * fps or float(np.ptp(activity)) <= 0:
         return None
-    import librosa
+    from music2video.spectral import tempo
 
-    tempo = librosa.feature.tempo(onset_envelope=np.asarray(activity, np.float32), sr=fps, hop_length=1)
-    value = float(np.atleast_1d(tempo)[0])
+    value = tempo(np.asarray(activity, np.float32), fps, hop_length=1)  # librosa.feature.tempo's estimate
     return value if value > 0 else None
 
 
