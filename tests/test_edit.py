@@ -252,3 +252,21 @@ def _png_bytes(colour: tuple[int, int, int]) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (32, 18), colour).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def test_rerendering_one_of_two_changed_shots_renders_that_one_and_the_video_waits(run):
+    edit.update_shot(run, 1, prompt="a red door in the rain")
+    edit.update_shot(run, 2, prompt="a blue door in the snow")
+    video_before = (run / "video.json").read_text()
+    clips_before = _clips(run)
+
+    result = edit.rerender(run, ["shot-002"])
+
+    assert result.rendered == ["shot-002"] and result.pending == ["shot-003"] and result.video is None
+    new = _clips(run) - clips_before
+    assert len(new) == 1 and next(iter(new)).startswith("shot-002-")
+    assert (run / "video.json").read_text() == video_before  # joined again only once nothing is pending
+    assert [t.entry.prompt for t in edit.takes(run, "shot-002")][-1] == "a red door in the rain"
+    assert edit.rerender(run, ["shot-002"]).rendered == []  # up to date: nothing to do
+    assert edit.rerender(run, ["shot-002"], new_seed=True).rendered == ["shot-002"]  # a new variation
+    assert len(edit.takes(run, "shot-002")) == 3

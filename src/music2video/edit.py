@@ -52,7 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from music2video.artifacts import Analysis, Artifact, RenderResult, RunSummary, Shot, ShotPlan, Storyboard, StoryboardShot
 from music2video.errors import InputError, Music2VideoError
-from music2video.progress import ProgressCallback, no_progress
+from music2video.progress import PipelineProgress, ProgressCallback, no_progress
 from music2video.runfolder import RunFolder, stable_hash, write_json_atomic
 from music2video.settings import Settings
 
@@ -511,16 +511,18 @@ def rerender(
     *,
     new_seed: bool = False,
     assemble: bool = True,
-    progress: ProgressCallback = no_progress,
+    progress: ProgressCallback | PipelineProgress = no_progress,
 ) -> RerenderResult:
     """Render ``shots`` again (default: every changed shot), keeping each shot's previous take.
 
     A shot whose clip is up to date is left alone unless ``new_seed``, which gives it the next
     seed first (a new variation of the same entry). Each new clip is recorded in ``takes.json``
-    beside the earlier ones; :func:`keep_take` goes back to any of them. With ``assemble``, the
-    video is joined again when no changed shot remains (through the pipeline, as
-    ``music2video SONG`` would). A shot that fails keeps its earlier clip and is named in
-    ``failed``.
+    beside the earlier ones; :func:`keep_take` goes back to any of them. When the shots asked
+    for are all the changed shots, the pipeline renders them as ``music2video SONG`` would
+    (stages before render included, keyframes where the run makes them) and, with
+    ``assemble``, joins the video again; otherwise only those shots are rendered and the video
+    waits for the others (``pending``). A shot that fails is named in ``failed``.
+    ``progress`` is a callback for the render stage, or a pipeline progress for every stage.
     """
     from music2video.render import render_storyboard
 
@@ -529,35 +531,39 @@ def rerender(
         for ref in shots or []:
             entry = state.entry(ref)
             update_shot(run, entry.id, seed=(entry.seed + 1) % (MAX_SEED + 1))
-    with _editing(run) as state:
-        if state.storyboard is None:
-            raise EditError(f"{state.root} has no storyboard.json yet; write one first (music2video storyboard SONG)")
-        renderer = _renderer(state)
-        fingerprint = renderer.settings_fingerprint()
-        wanted = (
-            [state.entry(ref) for ref in shots]
-            if shots is not None
-            else list(state.storyboard.shots)
-        )
-        todo = [entry for entry in wanted if not _clip_path(state, entry, fingerprint)[1].exists()]
-        result = None
-        if todo:
-            subset = state.storyboard.model_copy(update={"shots": todo})
-            result = render_storyboard(
-                renderer, subset, state.analysis, RunFolder(state.root), state.fps,
-                state.settings.width, state.settings.height, progress,
-            )  # fmt: skip
-        failed = dict(result.failed_shots) if result else {}
-        history = _takes(state.root)
-        for entry in todo:
-            if entry.id not in failed:
-                _record_take(history, state, entry, fingerprint)
-        _save_takes(state.root, history)
-    pending = changed_shots(run)
+    state = open_run(run)
+    if state.storyboard is None:
+        raise EditError(f"{state.root} has no storyboard.json yet; write one first (music2video storyboard SONG)")
+    pending = changed_shots(state.root)
+    asked = pending if shots is None else [state.entry(ref).id for ref in shots]
+    todo = [shot_id for shot_id in dict.fromkeys(asked) if shot_id in pending]
+    entries = {entry.id: entry for entry in state.storyboard.shots}
     video = None
-    if assemble and not pending and todo and not failed:
-        video = reassemble(run)
-    return RerenderResult([e.id for e in todo if e.id not in failed], failed, pending, video)
+    if not todo:
+        return RerenderResult([], {}, pending, None)
+    if set(todo) == set(pending):
+        # 1. Everything that changed: the pipeline's own path, as the CLI takes it.
+        result = _run_pipeline(state, "assemble" if assemble else "render", progress)
+        failed = dict(result.render.failed_shots)
+        video = Path(result.video.video_path) if result.video is not None else None
+    else:
+        # 2. Some of the changed shots: render just those; the video waits for the rest.
+        with _editing(state.root) as state:
+            subset = state.storyboard.model_copy(update={"shots": [entries[shot_id] for shot_id in todo]})
+            rendered = render_storyboard(
+                _renderer(state), subset, state.analysis, RunFolder(state.root), state.fps,
+                state.settings.width, state.settings.height, _render_progress(progress),
+            )  # fmt: skip
+        failed = dict(rendered.failed_shots)
+    # 3. The new clips join the shots' takes.
+    with _editing(state.root) as state:
+        fingerprint = _renderer(state).settings_fingerprint()
+        history = _takes(state.root)
+        for shot_id in todo:
+            if shot_id not in failed:
+                _record_take(history, state, entries[shot_id], fingerprint)
+        _save_takes(state.root, history)
+    return RerenderResult([i for i in todo if i not in failed], failed, changed_shots(state.root), video)
 
 
 def takes(run: str | Path, shot: ShotRef) -> list[Take]:
@@ -602,18 +608,35 @@ def keep_take(run: str | Path, shot: ShotRef, number: int, *, assemble: bool = T
     return open_run(run)
 
 
-def reassemble(run: str | Path) -> Path:
+def reassemble(run: str | Path, progress: ProgressCallback | PipelineProgress = no_progress) -> Path:
     """Run the pipeline on the run's song through ``assemble`` with the run's own settings:
     every finished stage and clip is reused, only what changed is made. Returns the video."""
+    return Path(_run_pipeline(open_run(run), "assemble", progress).video.video_path)
+
+
+def _run_pipeline(state: RunState, until: str, progress: ProgressCallback | PipelineProgress) -> Any:  # -> RunResult
     from music2video.pipeline import make_video
 
-    state = open_run(run)
     song = Path(state.summary.song)
     if not song.is_file():
         raise InputError(f"{song}, the song of {state.root}, is gone; put it back to make the video again")
     output = Path(state.summary.output) if state.summary.output else None
-    result = make_video(song, output, workdir=state.root, settings=state.settings)
-    return Path(result.video.video_path)
+    pipeline_progress = progress if hasattr(progress, "stage") else _RenderOnly(progress)
+    return make_video(song, output, workdir=state.root, settings=state.settings, until=until, progress=pipeline_progress)
+
+
+class _RenderOnly:
+    """A pipeline progress that reports the render stage to one callback."""
+
+    def __init__(self, callback: ProgressCallback):
+        self.callback = callback
+
+    def stage(self, name: str) -> ProgressCallback:
+        return self.callback if name == "render" else no_progress
+
+
+def _render_progress(progress: ProgressCallback | PipelineProgress) -> ProgressCallback:
+    return progress.stage("render") if hasattr(progress, "stage") else progress  # type: ignore[union-attr]
 
 
 # --------------------------------------------------------------------------------------------
