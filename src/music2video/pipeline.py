@@ -25,6 +25,8 @@ from music2video.artifacts import (
     AssemblyResult,
     AudioInfo,
     Descriptions,
+    KeyframeSet,
+    ReferenceSet,
     RenderResult,
     RunSummary,
     ShotPlan,
@@ -77,6 +79,8 @@ class RunResult:
     descriptions: Descriptions | None = None
     lyrics: Lyrics | None = None
     storyboard: Storyboard | None = None
+    references: ReferenceSet | None = None
+    keyframes: KeyframeSet | None = None
     render: RenderResult | None = None
     video: AssemblyResult | None = None
     summary: RunSummary | None = None
@@ -316,12 +320,53 @@ class Run:
             check_storyboard_matches_plan(storyboard, plan, path)
         return storyboard
 
-    def render(self, storyboard: Storyboard, analysis: Analysis) -> RenderResult:
+    def keyframes(self, storyboard: Storyboard) -> tuple[ReferenceSet | None, KeyframeSet | None]:
+        """references.json and keyframes.json, where this run animates pictures (see
+        :func:`music2video.keyframes.keyframes_wanted`); (None, None) where it renders from text.
+
+        The image models load one at a time and the last is freed before the video model
+        loads; every keyframe is made before the first clip."""
+        from music2video.keyframes import (
+            KEYFRAMES_ARTIFACT,
+            REFERENCES_ARTIFACT,
+            ImageModels,
+            keyframe_size,
+            keyframes_wanted,
+            make_keyframes,
+            make_references,
+        )
+
+        wanted, why = keyframes_wanted(self.settings)
+        if not wanted:
+            log.info("no references or keyframes: %s", why)
+            return None, None
+        settings = self.settings.keyframes
+        with ImageModels(settings) as models:
+            with self._stage("references", REFERENCES_ARTIFACT):
+                references = make_references(storyboard, self.run, settings, models, self.progress.stage("references"))
+                self._save_if_changed(REFERENCES_ARTIFACT, references)
+            with self._stage("keyframes", KEYFRAMES_ARTIFACT):
+                size = keyframe_size(self.settings)
+                keyframes = make_keyframes(
+                    storyboard, references, self.run, settings, size, models, self.progress.stage("keyframes")
+                )
+                self._save_if_changed(KEYFRAMES_ARTIFACT, keyframes)
+        return references, keyframes
+
+    def _save_if_changed(self, name: str, artifact: ReferenceSet | KeyframeSet) -> None:
+        """Save an artifact keyed by its own content; left alone (and its stage reused) when unchanged."""
+        artifact.key = stable_hash(artifact.model_dump(mode="json", exclude={"key"}))
+        if self.run.load(name, type(artifact), artifact.key) is None:
+            self.run.save(name, artifact)
+
+    def render(self, storyboard: Storyboard, analysis: Analysis, keyframes: KeyframeSet | None = None) -> RenderResult:
         from music2video.render import open_renderer, render_storyboard
 
         settings = self.settings
         with self._stage("render", "clips.json"):
             renderer = open_renderer(self.backends["renderer"], settings.width, settings.height, settings.fps, settings.video)
+            # Passed only when there are keyframes: text-only runs call the renderer as before.
+            extra = {"keyframes": keyframes.paths(self.run.root)} if keyframes is not None else {}
             result = render_storyboard(
                 renderer,
                 storyboard,
@@ -331,6 +376,7 @@ class Run:
                 settings.width,
                 settings.height,
                 self.progress.stage("render"),
+                **extra,
             )
             result.key = stable_hash(storyboard, renderer.settings_fingerprint())
             if self.run.load("clips.json", RenderResult, result.key) != result:
@@ -466,6 +512,10 @@ class Run:
         audio = self.decode()
         if stop >= STAGES.index("lyrics"):
             self.check_lyrics_file(audio)  # a bad lyrics file fails now, not after the analysis
+        if stop >= STAGES.index("keyframes"):
+            from music2video.keyframes import check_user_references
+
+            check_user_references(self.settings.keyframes)
         analysis = self.analyze(audio)
         plan = self.plan_shots(analysis)
         result = RunResult(self.run.root, self.settings, audio, analysis, plan, summary=self.summary)
@@ -475,8 +525,10 @@ class Run:
             result.lyrics = self.lyrics(audio)
         if stop >= STAGES.index("write"):
             result.storyboard = self.write(analysis, plan, result.descriptions, result.lyrics)
+        if stop >= STAGES.index("keyframes"):
+            result.references, result.keyframes = self.keyframes(result.storyboard)
         if stop >= STAGES.index("render"):
-            result.render = self.render(result.storyboard, analysis)
+            result.render = self.render(result.storyboard, analysis, result.keyframes)
         if stop >= STAGES.index("assemble"):
             result.video = self.assemble(audio, plan, result.render, result.lyrics)
             if self.settings.evaluate.enabled:
@@ -541,7 +593,8 @@ def make_video(
     ``fps``, ``width``, ``seed``, ``style`` ...); the config file and ``MUSIC2VIDEO_*``
     environment variables fill in the rest. Or pass ``settings`` already loaded with
     :func:`~music2video.settings.load_settings` (then neither ``config`` nor overrides).
-    ``until`` stops after a stage (``structure``, ``shots``, ``listen``, ``write``, ``render``);
+    ``until`` stops after a stage (``structure``, ``shots``, ``listen``, ``write``, ``keyframes``,
+    ``render``);
     finished stages are reused. ``output`` may replace only a video this run made before (not
     the song, not any other file) unless ``overwrite``.
 

@@ -189,6 +189,45 @@ class VideoModelSettings(ModelSettings):
         return value
 
 
+class KeyframeSettings(ModelSettings):
+    """The ``[keyframes]`` section: one reference image per character, place and prop, and one
+    first frame per shot composed from them (see :mod:`music2video.keyframes`)."""
+
+    enabled: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="auto: where the renderer animates images (diffusers with an image-conditioned video model); "
+        "off: text-to-video only; on: always make them.",
+    )
+    reference_model: str = Field(
+        "qwen-image", description="Text-to-image model for references (and shots that show no one): registry name, id or folder."
+    )
+    keyframe_model: str = Field(
+        "qwen-image-edit-2509", description="Image-editing model that composes keyframes from 1-3 references: name, id or folder."
+    )
+    steps: int | None = Field(None, ge=1, description="Denoising steps; None: each model's default.")
+    guidance: float | None = Field(None, ge=0, description="Guidance scale; None: each model's default.")
+    reference_size: str = Field("1024x1024", description="WIDTHxHEIGHT of reference images (multiples of 16).")
+    size: str | None = Field(
+        None, description="WIDTHxHEIGHT of keyframes (multiples of 16); None: the video model's generation size."
+    )
+    offload: Literal["none", "model", "sequential"] = Field(
+        "none", description="Move idle components to the CPU: model-level or layer by layer (least memory, slowest)."
+    )
+    vae_tiling: bool = Field(False, description="Decode images in tiles: less memory for large images.")
+    references: dict[str, Path] = Field(
+        default_factory=dict, description="Your images by cast or set name (\"the singer\" = \"photo.jpg\"): used as given."
+    )
+
+    @field_validator("reference_size", "size")
+    @classmethod
+    def _size(cls, value: str | None) -> str | None:
+        if value is not None:
+            width, height = parse_resolution(value)
+            if width % 16 or height % 16:
+                raise ValueError(f"{value}: image models need sides that are multiples of 16")
+        return value
+
+
 class LyricsSettings(ModelSettings):
     """The ``[lyrics]`` section: vocal detection, Whisper transcription, user lyrics."""
 
@@ -289,6 +328,7 @@ class Settings(BaseSettings):
     lalm: LalmSettings = Field(default_factory=LalmSettings)
     write: WriteSettings = Field(default_factory=WriteSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
+    keyframes: KeyframeSettings = Field(default_factory=KeyframeSettings)
     video: VideoModelSettings = Field(default_factory=VideoModelSettings)
     lyrics: LyricsSettings = Field(default_factory=LyricsSettings)
     subtitles: Literal["none", "soft", "burned", "karaoke"] = Field(

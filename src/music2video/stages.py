@@ -1,3 +1,3 @@
 """The order of the pipeline's stages, in a module light enough for the CLI to read at start-up."""
 
-STAGES = ("decode", "structure", "shots", "listen", "lyrics", "write", "render", "assemble")  # then evaluate, report
+STAGES = ("decode", "structure", "shots", "listen", "lyrics", "write", "keyframes", "render", "assemble")  # then evaluate, report

@@ -29,7 +29,7 @@ SPEED = "Speed"
 ADVANCED = "Advanced"
 PANELS = (INPUT_OUTPUT, MUSIC, LOOK, MODELS, SPEED, ADVANCED)
 
-_MODEL_SECTIONS = ("clap", "lalm", "llm", "video", "lyrics")  # sections with a device and a dtype
+_MODEL_SECTIONS = ("clap", "lalm", "llm", "keyframes", "video", "lyrics")  # sections with a device and a dtype
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,17 @@ def _settings_default(path: str) -> str | None:
     if value in (None, "") or isinstance(value, BaseModel):
         return None
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def parse_references(given: list[str]) -> tuple[dict[str, str]]:
+    """``["the singer=photo.jpg", ...]`` -> ``({"the singer": "photo.jpg"},)``; a name given twice keeps the last."""
+    references: dict[str, str] = {}
+    for item in given:
+        name, equals, path = item.partition("=")
+        if not equals or not name.strip() or not path.strip():
+            raise Music2VideoError(f"{item!r} is not NAME=FILE, e.g. \"the singer=photo.jpg\"")
+        references[name.strip()] = path.strip()
+    return (references,)
 
 
 def _model_paths(field: str) -> tuple[str, ...]:
@@ -178,6 +189,24 @@ FLAGS: tuple[Flag, ...] = (
     Flag(
         "llm_base_url", str, "OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp ...). Key from MUSIC2VIDEO_LLM__API_KEY.", MODELS, "write",
         to=("llm.base_url",), metavar="URL",
+    ),
+    Flag(
+        "keyframes", str, "References of the cast and set, and a first frame per shot that the video model animates: auto "
+        "(where the video model takes a picture), on or off (text-to-video only).", MODELS, "keyframes",
+        to=("keyframes.enabled",), metavar="auto|on|off",
+    ),
+    Flag(
+        "reference", list[str], "Your image of a character, place or prop, used as given: NAME=FILE, repeatable "
+        "(--reference \"the singer=photo.jpg\"). Or put NAME.png in the run folder's references/.", LOOK, "keyframes",
+        to=("keyframes.references",), parse=parse_references, metavar="NAME=FILE", default_text="none",
+    ),
+    Flag(
+        "reference_model", str, "Text-to-image model for references: registry name, Hugging Face id or local folder.",
+        MODELS, "keyframes", to=("keyframes.reference_model",), metavar="MODEL",
+    ),
+    Flag(
+        "keyframe_model", str, "Image-editing model that composes each keyframe from its references: name, id or folder.",
+        MODELS, "keyframes", to=("keyframes.keyframe_model",), metavar="MODEL",
     ),
     Flag("video_model", str, "Text-to-video model: registry name, Hugging Face id or local folder.", MODELS, "render", to=("video.model",), metavar="MODEL"),
     # -- speed
