@@ -193,3 +193,34 @@ def test_a_run_can_be_cancelled_and_leaves_its_folder_free(tmp_path: Path, demo_
     with RunFolder(work / run).locked():  # and nobody holds the folder any more
         pass
     assert studio.get("/api/run", params={"run": run}).json()["jobs"][0]["state"] == "cancelled"
+
+
+def test_edits_go_through_the_edit_api_and_its_refusals_come_back_as_messages(tmp_path: Path):
+    """The timeline's requests reach music2video.edit: a cut lands on a beat, both its shots
+    become changed, and a broken limit or a locked shot comes back as one line to show."""
+    from test_report import build_run_folder
+
+    work = tmp_path / "work"
+    build_run_folder(work, duration_s=8.0, shot_s=2.0)  # work/song.music2video: four 2-s shots, beats every 0.5 s
+    studio = client(work)
+
+    def edit(**body):
+        return studio.post("/api/edit", json={"run": "song.music2video", **body}, headers=CHANGE)
+
+    moved = edit(operation="move_cut", cut=2, to_s=4.62)
+    assert moved.status_code == 200, moved.text
+    state = moved.json()
+    assert state["shots"][2]["start_s"] == 4.5 and state["shots"][1]["end_s"] == 4.5  # the nearest beat
+    assert set(state["edit"]["changed"]) >= {"shot-001", "shot-002"}
+    too_short = edit(operation="move_cut", cut=1, to_s=3.9)  # shot-001 would last 0.5 s
+    assert too_short.status_code == 400 and "shortest shot" in too_short.json()["error"]
+    assert edit(operation="lock_shot", shot=0, locked=True).json()["edit"]["locked"] == ["shot-000"]
+    locked = edit(operation="move_cut", cut=1, to_s=2.5)
+    assert locked.status_code == 400 and "locked" in locked.json()["error"]
+    updated = edit(operation="update_shot", shot=3, fields={"prompt": "a lighthouse in fog", "seed": 7})
+    assert updated.json()["shots"][3]["prompt"] == "a lighthouse in fog" and updated.json()["shots"][3]["seed"] == 7
+    assert edit(operation="update_shot", shot=3, fields={"id": "x"}).status_code == 400
+    assert edit(operation="move_cut", cut=2).status_code == 422  # no time
+    assert studio.post("/api/edit", json={"run": "../work/song.music2video", "operation": "merge_shots", "shot": 0}, headers=CHANGE).status_code == 403
+    assert studio.post("/api/edit", json={"run": "song.music2video", "operation": "merge_shots", "shot": 2}).status_code == 403  # no X-Studio
+    assert studio.post("/api/rerender", json={"run": "/tmp", "shots": "changed"}, headers=CHANGE).status_code == 403

@@ -7,6 +7,7 @@ the web extra is missing.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -50,16 +51,47 @@ def running_studio(work: Path, **options) -> Iterator[str]:
         thread.join(30)
 
 
-def _wait_for_job(page, state: str = "done") -> None:
+def _job(page, selector: str) -> None:
+    """Click what starts a job and wait until that job (not an earlier one) has ended well."""
+    previous = page.evaluate("studio.job && studio.job.id")
+    page.click(selector)
     page.wait_for_function(
-        "['done', 'failed', 'cancelled'].includes(document.getElementById('job-state').textContent)", timeout=JOB_TIMEOUT_MS
+        f"studio.job && studio.job.id !== {json.dumps(previous)} && ['done', 'failed', 'cancelled'].includes(studio.job.state)",
+        timeout=JOB_TIMEOUT_MS,
     )
-    assert page.text_content("#job-state") == state, page.text_content("#job-error")
+    assert page.evaluate("studio.job.state") == "done", page.evaluate("studio.job.error")
+    # The page has read the run's new state once the job ended.
+    page.wait_for_function("document.getElementById('job-state').textContent === 'done'")
 
 
-def test_upload_render_play_and_seek(tmp_path: Path):
-    """Upload a song, render a preview, play it (its duration is the song's), seek from the
-    timeline, and find that a path out of the work folder is refused."""
+def _clips(run: Path) -> dict[str, tuple[str, int]]:
+    """Every clip file of a run folder: name -> (sha256, mtime in ns)."""
+    from music2video.runfolder import file_sha256
+
+    return {path.name: (file_sha256(path), path.stat().st_mtime_ns) for path in sorted((run / "clips").glob("*.mp4"))}
+
+
+def _a_cut_to_move(state: dict) -> tuple[int, float]:
+    """(cut index, a beat to move it to) that keeps both shots inside the default limits."""
+    from music2video.settings import ShotSettings
+
+    limits = ShotSettings()
+    shots = state["shots"]
+    for cut in range(1, len(shots)):
+        before, after = shots[cut - 1], shots[cut]
+        for beat in state["beats_s"]:
+            if abs(beat - after["start_s"]) < 0.01:
+                continue
+            if limits.min_shot_s <= beat - before["start_s"] <= limits.max_shot_s and limits.min_shot_s <= after["end_s"] - beat <= limits.max_shot_s:
+                return cut, beat
+    raise AssertionError("no cut of the test song can move by a beat inside the limits")
+
+
+def test_studio_walk_through(tmp_path: Path):
+    """Upload a song and render a preview; play it (its duration is the song's) and seek from
+    the timeline; drag a cut (it lands on a beat); edit one prompt and re-render that shot only;
+    compare the takes and keep the previous one; export OTIO and read it back; a path out of
+    the work folder is refused."""
     song = tmp_path / "My Song (demo).wav"
     synthesize_demo_song(song, duration_s=SONG_S)
     work = tmp_path / "work"
@@ -80,8 +112,7 @@ def test_upload_render_play_and_seek(tmp_path: Path):
         page.fill("input[name=height]", "72")
         page.fill("input[name=fps]", "12")
         page.uncheck("input[name=evaluate]")
-        page.click("#start-run")
-        _wait_for_job(page)
+        _job(page, "#start-run")
         stages = page.eval_on_selector_all(".stage", "rows => rows.map(r => r.dataset.stage)")
         assert {"decode", "structure", "render", "assemble"} <= set(stages)
         assert "rendered shot-" in page.text_content(".stage[data-stage=render] .what")  # per shot
@@ -116,6 +147,75 @@ def test_upload_render_play_and_seek(tmp_path: Path):
         page.wait_for_function(f"Math.abs(document.getElementById('player').currentTime - {second['start_s']}) < 0.1")
         assert page.text_content("#shot-name") == second["id"]
 
+        # Drag a cut: it lands exactly on the beat nearest to where it was dropped.
+        run = work / "My_Song_demo.music2video"
+        cut, beat = _a_cut_to_move(state)
+        period = 60.0 / state["tempo_bpm"]
+        page.locator("#wave").scroll_into_view_if_needed()
+        box = page.locator("#wave").bounding_box()
+        x_from = box["x"] + page.evaluate(f"studio.timeToX({state['shots'][cut]['start_s']})")
+        x_to = box["x"] + page.evaluate(f"studio.timeToX({beat + 0.2 * period})")  # off the beat, nearer it than any other
+        page.mouse.move(x_from, box["y"] + 60)
+        page.mouse.down()
+        page.mouse.move(x_to, box["y"] + 60, steps=6)
+        page.mouse.up()
+        page.wait_for_function(f"Math.abs(studio.state.shots[{cut}].start_s - {beat}) < 1e-6")
+        plan = json.loads((run / "shots.json").read_text())
+        assert plan["shots"][cut]["start_s"] == beat and beat in json.loads((run / "analysis.json").read_text())["beats_s"]
+        assert plan["shots"][cut - 1]["end_s"] == beat
+        moved = {state["shots"][cut - 1]["id"], state["shots"][cut]["id"]}
+        assert set(page.evaluate("studio.state.edit.changed")) == moved
+        _job(page, "#rerender-changed")
+        assert page.evaluate("studio.state.edit.changed") == []
+
+        # Edit one prompt and re-render that shot alone: no other clip is touched.
+        shot = next(index for index, s in enumerate(state["shots"]) if s["id"] not in moved)
+        shot_id = state["shots"][shot]["id"]
+        old_prompt = state["shots"][shot]["prompt"]
+        page.click(f"#{shot_id}")
+        page.fill("#shot-form textarea[name=prompt]", "a lighthouse in fog at dawn, slow push in")
+        page.click("#save-shot")
+        page.wait_for_function(f"studio.state.edit.changed.includes('{shot_id}')")
+        before = _clips(run)
+        _job(page, "#rerender-shot")
+        after = _clips(run)
+        new = sorted(set(after) - set(before))
+        assert len(new) == 1 and new[0].startswith(shot_id + "-"), new
+        assert {name: after[name] for name in before} == before  # same bytes, same modification time
+        board = json.loads((run / "storyboard.json").read_text())
+        assert board["shots"][shot]["prompt"] == "a lighthouse in fog at dawn, slow push in"
+
+        # The previous take and the new one side by side; keep the previous one.
+        page.wait_for_selector("#takes:not([hidden]) figure.take >> nth=1")
+        assert page.eval_on_selector_all("#takes figure.take video", "videos => videos.length") == 2
+        _job(page, "#takes figure.take >> nth=0 >> button.keep")
+        board = json.loads((run / "storyboard.json").read_text())
+        assert board["shots"][shot]["prompt"] == old_prompt
+        assert _clips(run) == after  # keeping a take renders nothing
+
+        # The video, joined again, still lasts as long as the song.
+        page.wait_for_function("document.getElementById('player').readyState >= 1")
+        duration = page.evaluate("document.getElementById('player').duration")
+        assert duration == pytest.approx(state["duration_s"], abs=1 / 12 + 0.03)
+
+        # Export OTIO and read it back: every clip starts at its shot's frame, the song beneath.
+        otio = pytest.importorskip("opentimelineio", reason="the export extra is not installed")
+        with page.expect_download() as download:
+            page.click("a.download:text('OTIO')")
+        exported = tmp_path / "export.otio"
+        download.value.save_as(exported)
+        timeline = otio.adapters.read_from_file(str(exported))
+        video_track = next(t for t in timeline.tracks if t.kind == otio.schema.TrackKind.Video)
+        audio_track = next(t for t in timeline.tracks if t.kind == otio.schema.TrackKind.Audio)
+        final = json.loads((run / "shots.json").read_text())["shots"]
+        fps = state["fps"]
+        assert [clip.name for clip in video_track] == [s["id"] for s in final]
+        for index, planned in enumerate(final):
+            placed = video_track.range_of_child_at_index(index)
+            assert placed.start_time.rate == fps
+            assert placed.start_time.value == round(planned["start_s"] * fps), planned["id"]
+        assert round(final[cut]["start_s"] * fps) == round(beat * fps)  # the moved cut, as moved
+        assert audio_track[0].source_range.duration.to_seconds() == pytest.approx(state["duration_s"], abs=1 / fps)
         assert page.problems == []
 
         # A path out of the work folder, asked for by the page, is refused.

@@ -156,6 +156,57 @@ def run_state(root: Path, run: Path) -> dict[str, Any]:
     }
 
 
+def edit_state(run: Path) -> dict[str, Any]:
+    """What the editor needs beyond the artifacts: locked and changed shots, the shot length
+    limits, the export formats; ``available`` is False (with ``why``) when the run cannot be
+    edited yet (no shot plan, say)."""
+    from music2video import edit
+
+    try:
+        state = edit.open_run(run)
+        changed = edit.changed_shots(run) if (run / "clips.json").is_file() else []
+    except Music2VideoError as error:
+        return {"available": False, "why": " ".join(str(error).split()), "locked": [], "changed": []}
+    limits = state.limits
+    return {
+        "available": state.storyboard is not None,
+        "why": None if state.storyboard is not None else f"{run.name} has no storyboard yet: let the run write it",
+        "locked": [shot.id for shot in state.plan.shots if shot.locked],
+        "changed": changed,
+        "limits": {"min_s": limits.min_s, "max_s": limits.max_s, "note": limits.max_note.lstrip("; ")},
+    }
+
+
+def export_formats(run: Path) -> list[dict[str, str]]:
+    """The timeline formats the run can be exported to (none before its clips exist, or
+    without OpenTimelineIO)."""
+    from importlib.util import find_spec
+
+    if not (run / "clips.json").is_file() or find_spec("opentimelineio") is None:
+        return []
+    from music2video.export import FORMATS
+
+    return [{"name": name, "label": f"{name.upper()} ({fmt.description})"} for name, fmt in FORMATS.items()]
+
+
+def takes(root: Path, run: Path, shot: int) -> list[dict[str, Any]]:
+    """Every take of a shot, oldest first: number, clip (relative to the work folder), when, and
+    whether it is the clip the video uses now."""
+    from music2video import edit
+
+    current = edit.current_take(run, shot)
+    return [
+        {
+            "number": take.number,
+            "clip": _inside(root, run / take.path),
+            "recorded": take.recorded,
+            "prompt": take.entry.prompt,
+            "current": current is not None and take.number == current.number,
+        }
+        for take in edit.takes(run, shot)
+    ]
+
+
 def _inside(root: Path, path: Path) -> str | None:
     """``path`` relative to the work folder if it exists there (links resolved), else None."""
     try:

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -86,6 +86,55 @@ class StartRun(BaseModel):
             if given:
                 overrides[section] = given
         return overrides
+
+
+class EditRequest(BaseModel):
+    """One timeline or shot edit, handed to the function of :mod:`music2video.edit` it names."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run: str
+    operation: Literal["move_cut", "split_shot", "merge_shots", "lock_shot", "update_shot"]
+    shot: int | None = Field(None, description="Shot index (0 is the first); for move_cut, the cut at the start of this shot.")
+    cut: int | None = Field(None, description="move_cut: the cut at the start of shot ``cut`` (1 and up).")
+    to_s: float | None = None
+    at_s: float | None = None
+    snap: Literal["beat", "downbeat", "frame"] = "beat"
+    locked: bool = True
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+    def call(self, folder: Path) -> None:
+        from music2video import edit
+
+        needed = {"move_cut": ("cut", "to_s"), "split_shot": ("shot", "at_s")}.get(self.operation, ("shot",))
+        missing = [name for name in needed if getattr(self, name) is None]
+        if missing:
+            raise Problem(422, f"{self.operation} needs {' and '.join(missing)}")
+        if self.operation == "move_cut":
+            edit.move_cut(folder, self.cut, self.to_s, snap=self.snap)
+        elif self.operation == "split_shot":
+            edit.split_shot(folder, self.shot, self.at_s, snap=self.snap)
+        elif self.operation == "merge_shots":
+            edit.merge_shots(folder, self.shot)
+        elif self.operation == "lock_shot":
+            edit.lock_shot(folder, self.shot, self.locked)
+        else:
+            edit.update_shot(folder, self.shot, **self.fields)
+
+
+class RerenderRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run: str
+    shots: list[int] | Literal["changed"] = Field(description="Shot indices, or every changed shot.")
+
+
+class KeepTakeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run: str
+    shot: int
+    number: int
 
 
 class Problem(Exception):
@@ -215,9 +264,58 @@ def create_app(
     @api.get("/api/run")
     def run_state(run: str) -> dict[str, Any]:
         folder = run_folder(run)
+        return state_of(folder)
+
+    def state_of(folder: Path) -> dict[str, Any]:
         state = runs.run_state(root, folder)
         state["jobs"] = [job.public() for job in jobs.for_run(state["run"])]
+        state["edit"] = runs.edit_state(folder)
+        state["export_formats"] = runs.export_formats(folder)
         return state
+
+    @api.post("/api/edit")
+    def edit(request: EditRequest) -> dict[str, Any]:
+        """Move a cut, split, merge, lock or change a shot (through :mod:`music2video.edit`); the run's new state."""
+        folder = run_folder(request.run)
+        request.call(folder)
+        return state_of(folder)
+
+    @api.post("/api/rerender")
+    def rerender(request: RerenderRequest) -> dict[str, Any]:
+        """Render shots again in a job (the previous takes stay); the video is joined again
+        when no changed shot remains."""
+        folder = run_folder(request.run)
+        shots = None if request.shots == "changed" else list(request.shots)
+        title = "re-render changed shots" if shots is None else f"re-render shot{'s' if len(shots) > 1 else ''} {', '.join(map(str, shots))}"
+        job = jobs.start(
+            relative_to_root(root, folder), title, "music2video.edit:rerender", {"run": str(folder), "shots": shots},
+            progress_stage="render",
+        )  # fmt: skip
+        return {"job": job.public()}
+
+    @api.get("/api/takes")
+    def takes(run: str, shot: int) -> dict[str, Any]:
+        return {"takes": runs.takes(root, run_folder(run), shot)}
+
+    @api.post("/api/keep_take")
+    def keep_take(request: KeepTakeRequest) -> dict[str, Any]:
+        """Make a take the shot's clip again and join the video again, in a job."""
+        folder = run_folder(request.run)
+        job = jobs.start(
+            relative_to_root(root, folder), f"keep take {request.number} of shot {request.shot}", "music2video.edit:keep_take",
+            {"run": str(folder), "shot": request.shot, "number": request.number}, progress_keyword=None,
+        )  # fmt: skip
+        return {"job": job.public()}
+
+    @api.get("/api/export")
+    def export(run: str, format: str) -> FileResponse:
+        """The cut as an OTIO, FCP XML or EDL file for a video editor (written in the run folder, then downloaded)."""
+        from music2video.export import export_timeline
+
+        folder = run_folder(run)
+        result = export_timeline(folder, format)
+        path = resolve_inside(root, relative_to_root(root, result.path))
+        return FileResponse(path, filename=path.name, content_disposition_type="attachment")
 
     @api.get("/api/waveform")
     def waveform(run: str) -> dict[str, Any]:

@@ -156,14 +156,16 @@ async function watchJob(job) {
   while (studio.job && studio.job.id === job.id) {
     const now = await api(`/api/jobs/${job.id}`).catch(() => null);
     if (!now) break;
-    studio.job = now;
-    drawJob(now);
     const active = ["starting", "running", "cancelling"].includes(now.state);
-    // Each finished stage may have written something worth drawing (the waveform after decode ...).
+    // Each finished stage may have written something worth drawing (the waveform after decode
+    // ...); when the job has ended, the run is read again before the page says so.
     if (now.stages.length && (now.stages.length !== stagesSeen || !active)) {
       stagesSeen = now.stages.length;
       if (studio.run === now.run) await openRun(now.run, { quiet: true }).catch(() => {});
     }
+    if (studio.job && studio.job.id !== job.id) break;  // another job took over meanwhile
+    studio.job = now;
+    drawJob(now);
     if (!active) {
       await loadWork();
       if (now.state === "done") say(`${now.title}: done`);
@@ -195,6 +197,10 @@ async function openRun(run, { quiet = false } = {}) {
   if (state.shots.length) facts.push(`${state.shots.length} shots`);
   if (state.pipeline) facts.push(`pipeline ${state.pipeline}`);
   if (state.width) facts.push(`${state.width}×${state.height} @ ${state.fps} fps`);
+  const limits = state.edit && state.edit.limits;
+  if (limits) facts.push(`shots ${limits.min_s}–${limits.max_s} s` + (limits.note ? ` (${limits.note})` : ""));
+  const changed = (state.edit && state.edit.changed) || [];
+  if (changed.length) facts.push(`${changed.length} changed shot${changed.length > 1 ? "s" : ""} to render`);
   $("#run-facts").textContent = facts.join(" · ");
   $("#run-warnings").replaceChildren(...state.warnings.map((text) => Object.assign(document.createElement("li"), { textContent: text })));
   drawPlayer();
@@ -449,6 +455,7 @@ function drawShotForm() {
   if (!shot) return;
   const editable = Boolean(state.edit && state.edit.available);
   $("#edit-missing").hidden = editable;
+  $("#edit-missing").textContent = editable ? "" : (state.edit && state.edit.why) || "this run cannot be edited yet";
   for (const button of form.querySelectorAll("[data-needs-edit]")) button.disabled = !editable || shot.scene === undefined;
   $("#shot-name").textContent = shot.id;
   $("#shot-time").textContent = `${shot.start_s.toFixed(3)}–${shot.end_s.toFixed(3)} s`;
@@ -458,6 +465,46 @@ function drawShotForm() {
   const locked = (state.edit && state.edit.locked || []).includes(shot.id);
   $("#lock-shot").textContent = locked ? "Unlock" : "Lock";
   $("#lock-shot").dataset.locked = locked ? "1" : "0";
+  drawTakes(shot).catch((error) => say(error.message, true));
+}
+
+// The clip the video uses now beside the latest other take of the same shot: keep either.
+async function drawTakes(shot) {
+  const panel = $("#takes");
+  const box = panel.querySelector(".takes");
+  if (!studio.state.edit || !studio.state.edit.available) { panel.hidden = true; return; }
+  const { takes } = await api("/api/takes?" + q({ run: studio.run, shot: shot.index }));
+  if (studio.selected !== shot.index) return;  // another shot was picked meanwhile
+  const current = takes.find((take) => take.current);
+  const others = takes.filter((take) => !take.current && take.clip);
+  if (!current || !current.clip || !others.length) { panel.hidden = true; box.replaceChildren(); return; }
+  const previous = others[others.length - 1];
+  const figure = (take, label) => {
+    const item = document.createElement("figure");
+    item.className = "take";
+    item.dataset.number = take.number;
+    const video = document.createElement("video");
+    video.controls = true;
+    video.muted = true;
+    video.loop = true;
+    video.src = fileUrl(take.clip);
+    const caption = document.createElement("figcaption");
+    caption.textContent = `${label}: take ${take.number}, ${take.recorded.replace("T", " ").slice(0, 19)}`;
+    caption.title = take.prompt;
+    const keep = document.createElement("button");
+    keep.type = "button";
+    keep.className = "keep";
+    keep.textContent = take.current ? "Keep this (it is in the video)" : "Keep this";
+    keep.addEventListener("click", () => attempt(async () => {
+      if (take.current) { panel.hidden = true; return; }
+      const started = await api("/api/keep_take", { method: "POST", json: { run: studio.run, shot: shot.index, number: take.number } });
+      watchJob(started.job);
+    }));
+    item.append(video, caption, keep);
+    return item;
+  };
+  box.replaceChildren(figure(previous, "previous"), figure(current, "new"));
+  panel.hidden = false;
 }
 
 async function edit(operation, args) {
