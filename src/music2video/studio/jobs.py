@@ -74,12 +74,11 @@ class _QueueProgress:
         return report
 
 
-def _child(events, function: str, kwargs: dict[str, Any], progress_keyword: str | None, progress_stage: str | None) -> None:
+def _child(events, function: str, kwargs: dict[str, Any], progress_keyword: str | None) -> None:
     """The child process: call ``module:function(**kwargs)`` and say how it ended.
 
-    ``progress_keyword`` names the function's progress argument: a whole pipeline's
-    (:class:`~music2video.progress.PipelineProgress`), or with ``progress_stage`` one stage's
-    callback reported under that stage's name."""
+    ``progress_keyword`` names the function's progress argument, a
+    :class:`~music2video.progress.PipelineProgress`."""
     from music2video.errors import Music2VideoError
 
     logging.basicConfig(level=logging.WARNING, format="studio job: %(message)s")
@@ -87,8 +86,7 @@ def _child(events, function: str, kwargs: dict[str, Any], progress_keyword: str 
         module, name = function.split(":")
         target = getattr(importlib.import_module(module), name)
         if progress_keyword is not None:
-            progress = _QueueProgress(events)
-            kwargs = {**kwargs, progress_keyword: progress.stage(progress_stage) if progress_stage else progress}
+            kwargs = {**kwargs, progress_keyword: _QueueProgress(events)}
         target(**kwargs)
     except SystemExit:
         events.put(("cancelled", ""))
@@ -118,11 +116,9 @@ class JobManager:
         function: str,
         kwargs: dict[str, Any],
         progress_keyword: str | None = "progress",
-        progress_stage: str | None = None,
     ) -> Job:
         """Run ``function`` (``"module:name"``, importable in a fresh process) with ``kwargs``
-        (picklable) in a child process; ``progress_keyword`` names its progress argument, which
-        takes a pipeline progress, or one stage's callback when ``progress_stage`` names the stage."""
+        (picklable) in a child process; ``progress_keyword`` names its pipeline progress argument."""
         from music2video.errors import RunFolderBusy
 
         with self._lock:
@@ -133,7 +129,7 @@ class JobManager:
             job = Job(id=uuid.uuid4().hex[:12], run=run, title=title)
             events = self._context.Queue()
             process = self._context.Process(
-                target=_child, args=(events, function, kwargs, progress_keyword, progress_stage), name=f"studio-{job.id}", daemon=True
+                target=_child, args=(events, function, kwargs, progress_keyword), name=f"studio-{job.id}", daemon=True
             )
             self._jobs[job.id] = job
             self._processes[job.id] = process

@@ -287,10 +287,7 @@ def create_app(
         folder = run_folder(request.run)
         shots = None if request.shots == "changed" else list(request.shots)
         title = "re-render changed shots" if shots is None else f"re-render shot{'s' if len(shots) > 1 else ''} {', '.join(map(str, shots))}"
-        job = jobs.start(
-            relative_to_root(root, folder), title, "music2video.edit:rerender", {"run": str(folder), "shots": shots},
-            progress_stage="render",
-        )  # fmt: skip
+        job = jobs.start(relative_to_root(root, folder), title, "music2video.edit:rerender", {"run": str(folder), "shots": shots})
         return {"job": job.public()}
 
     @api.get("/api/takes")
