@@ -204,9 +204,14 @@ def open_run(run: str | Path) -> RunState:
     analysis = _read(root / "analysis.json", Analysis)
     plan = _read(root / "shots.json", ShotPlan)
     storyboard = _read(root / "storyboard.json", Storyboard) if (root / "storyboard.json").is_file() else None
-    if storyboard is not None and [s.id for s in storyboard.shots] != [s.id for s in plan.shots]:
-        storyboard = None  # written for another plan: the next run writes it again
-        log.warning("%s does not match shots.json; shot edits ignore it until the storyboard is written again", root / "storyboard.json")
+    if storyboard is not None:
+        from music2video.pipeline import check_storyboard_matches_plan
+
+        try:
+            check_storyboard_matches_plan(storyboard, plan, root / "storyboard.json")
+        except Music2VideoError:  # written for another plan: the next run writes it again
+            log.warning("%s is not for the shots in shots.json; edits leave it alone until it is written again", root / "storyboard.json")
+            storyboard = None
     return RunState(root, settings, summary, analysis, plan, storyboard, shot_limits(settings, summary))
 
 
