@@ -42,7 +42,6 @@ import bisect
 import contextlib
 import datetime
 import logging
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +51,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from music2video.artifacts import Analysis, Artifact, RenderResult, RunSummary, Shot, ShotPlan, Storyboard, StoryboardShot
 from music2video.errors import InputError, Music2VideoError
+from music2video.keyframes import KEYFRAMES_FOLDER, REFERENCES_FOLDER, keyframes_wanted
+from music2video.keyframes.references import IMAGE_SUFFIXES, slug
 from music2video.progress import PipelineProgress, ProgressCallback, no_progress
 from music2video.runfolder import RunFolder, stable_hash, write_json_atomic
 from music2video.settings import Settings
@@ -383,12 +384,6 @@ def _checked_field(state: RunState, entry: StoryboardShot, name: str, value: Any
 # --------------------------------------------------------------------------------------------
 # pictures: a shot's keyframe, a character's, place's or prop's reference
 
-KEYFRAMES_FOLDER = "keyframes"
-REFERENCES_FOLDER = "references"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-"""The picture files the keyframes stage takes as yours (music2video.keyframes)."""
-
-
 def replace_keyframe(run: str | Path, shot: ShotRef, image: str | Path | bytes) -> Path:
     """Make ``image`` (a file or its bytes: PNG, JPEG or WebP) the shot's keyframe, its first frame.
 
@@ -400,6 +395,9 @@ def replace_keyframe(run: str | Path, shot: ShotRef, image: str | Path | bytes) 
     """
     with _editing(run) as state:
         entry = state.entry(shot)
+        wanted, why = keyframes_wanted(state.settings)
+        if not wanted:
+            log.warning("%s: this run makes no keyframes (%s); the picture is used once it does", entry.id, why)
         path = state.root / KEYFRAMES_FOLDER / f"{entry.id}.png"
         _keep_previous(state.root / KEYFRAMES_FOLDER, entry.id)
         _save_picture(image, path, f"the keyframe of {entry.id}")
@@ -426,18 +424,13 @@ def replace_reference(run: str | Path, name: str, image: str | Path | bytes) -> 
             raise EditError(
                 f"this run takes {name!r}'s reference from {given[name]} (--reference); replace that file, or run without it"
             )
-        stem = _file_stem(name)
+        stem = slug(name)
         folder = state.root / REFERENCES_FOLDER
         for other in (name.lower(), stem):  # whichever spelling the stage would find first
             _keep_previous(folder, other)
         path = folder / f"{stem}.png"
         _save_picture(image, path, f"the reference of {name!r}")
         return path
-
-
-def _file_stem(name: str) -> str:
-    """'The Singer!' -> 'the-singer': the file-safe form of a cast name the keyframes stage looks for."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "cast"
 
 
 def _keep_previous(folder: Path, stem: str) -> None:
