@@ -16,6 +16,7 @@ from music2video.cli.logs import setup_logging
 from music2video.cli.run_commands import analyze, assemble, demo_song, make, render, storyboard
 from music2video.cli.show import console
 from music2video.cli.studio_commands import STUDIO_EXAMPLES, studio
+from music2video.cli.study_commands import study_app
 from music2video.errors import Music2VideoError
 
 
@@ -67,6 +68,9 @@ for command in (analyze, storyboard, render, assemble, evaluate, report, export)
     app.command(cls=_Command)(command)
 app.command("demo-song", cls=_Command)(demo_song)
 app.command(cls=_Command, epilog=STUDIO_EXAMPLES)(studio)
+for command in study_app.registered_commands:
+    command.cls = _Command
+app.add_typer(study_app, name="study", cls=_Group)
 
 VERBOSE_FLAGS = ("-v", "--verbose")
 APP_OPTIONS = ("--version", "-V", "--help", *VERBOSE_FLAGS)
@@ -93,6 +97,7 @@ def _arguments(argv: list[str]) -> list[str]:
     verbose = [arg for arg in argv[:end] if arg in VERBOSE_FLAGS]
     rest = [arg for index, arg in enumerate(argv) if index >= end or arg not in VERBOSE_FLAGS]
     commands = {command.name or command.callback.__name__ for command in app.registered_commands}
+    commands |= {group.name for group in app.registered_groups}
     if rest and rest[0] not in commands and rest[0] not in APP_OPTIONS and not _mistyped_command(rest[0]):
         rest.insert(0, "make")  # a song, or a flag of make: music2video --fps 30 song.mp3
     return verbose[:1] + rest
