@@ -71,7 +71,7 @@ def api(port: int, path: str, body: dict | None = None, method: str | None = Non
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}{path}", data=data, method=method or ("POST" if data is not None else "GET"),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", "X-Studio": "1"},
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read() or b"null")

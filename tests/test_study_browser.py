@@ -1,6 +1,7 @@
 """One participant takes a small study in a real headless chromium (Debian's, driven by
 Playwright) against ``music2video study serve`` on loopback: watches each video to its end,
-answers every question and the attention check, closes the tab halfway and comes back."""
+answers every question and the attention check, closes the tab halfway and comes back.
+The page runs under its Content-Security-Policy (no eval), so the test waits on selectors."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def _rate_current_video(page, rating: int) -> None:
     assert page.evaluate("document.getElementById('questions').disabled")  # nothing to answer before watching
     assert page.locator(".question input").first.is_disabled()
     page.click("#play")
-    page.wait_for_function("!document.getElementById('questions').disabled", timeout=20_000)
+    page.wait_for_selector("#questions:not([disabled])", timeout=20_000)
     assert page.evaluate("document.getElementById('player').ended")
     for question in page.locator(".question").all():
         name = question.get_attribute("data-dimension")
@@ -54,7 +55,7 @@ def test_a_participant_completes_a_small_study(tmp_path: Path):
 
             # Submitting without every answer is refused on the page, and nothing is stored.
             page.click("#play")
-            page.wait_for_function("!document.getElementById('questions').disabled", timeout=20_000)
+            page.wait_for_selector("#questions:not([disabled])", timeout=20_000)
             page.locator(".question").first.locator("input[value='2']").check()
             page.click("#submit")
             assert "Please answer every question" in page.inner_text("#error")
@@ -64,12 +65,15 @@ def test_a_participant_completes_a_small_study(tmp_path: Path):
             assert page.evaluate("document.getElementById('player').src") == first
 
             _rate_current_video(page, 4)
-            page.wait_for_function("document.getElementById('progress').textContent === 'Video 2 of 2'")
+            page.wait_for_selector("#progress:text-is('Video 2 of 2')")
             assert len(read_answers(folder)[0]) == len(study.dimensions)  # saved before the next video
 
             assert page.problems == []
             page.close()  # the tab is closed; the participant opens the page again
             page = page.context.new_page()
+            page.problems = []
+            page.on("console", lambda message: page.problems.append(message.text) if message.type == "error" else None)
+            page.on("pageerror", lambda error: page.problems.append(str(error)))
             page.goto(url)
             page.wait_for_selector("#rate:not([hidden])")
             assert page.inner_text("#progress") == "Video 2 of 2"

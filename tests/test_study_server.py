@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow  # a server process per test (about 2 s to start)
 def study_folder(tmp_path: Path) -> Path:
     clips = make_videos(tmp_path / "clips", 4)
     folder = tmp_path / "pilot.study"
-    create_study(clips, folder, name="pilot", conditions=["ours-secret", "base-secret", "ours-secret", "base-secret"])
+    create_study(clips, folder, name="pilot", conditions=["ours-secret", "theirs-secret", "ours-secret", "theirs-secret"])
     return folder
 
 
@@ -88,7 +88,7 @@ def test_the_page_and_its_api_stay_blind_and_refuse_bad_answers(study_folder):
             video_headers = str(response.headers)
             assert response.read()[4:8] == b"ftyp"  # an MP4
         seen = json.dumps([info, me]) + video_headers
-        for secret in ("secret", "clip-", "ours", "base"):
+        for secret in ("secret", "clip-", "ours", "theirs"):
             assert secret not in seen
         dimensions = [d["id"] for d in info["dimensions"]]
         code = me["order"][0]
@@ -101,6 +101,16 @@ def test_the_page_and_its_api_stay_blind_and_refuse_bad_answers(study_folder):
         assert _status(port, "/static/..%2F..%2Fdesign.py") == 404
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
             assert b"<script src=\"/static/study.js\">" in response.read()
+            assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+        # a page elsewhere: by DNS rebinding (another Host), or posting across sites
+        rebound = urllib.request.Request(f"http://127.0.0.1:{port}/api/study", headers={"Host": f"attacker.example:{port}"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(rebound, timeout=10)
+        assert refused.value.code == 421
+        cross_site = urllib.request.Request(f"http://127.0.0.1:{port}/api/participants", data=b"", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(cross_site, timeout=10)
+        assert refused.value.code == 403
     finally:
         server.terminate()
         server.wait(timeout=20)

@@ -100,12 +100,13 @@ def serve(
 ) -> None:
     """Serve the study's page: participants watch each video and rate it; answers are saved as they are given."""
     from music2video.study.design import load_study
-    from music2video.study.server import LOOPBACK_HOSTS, serve_study
+    from music2video.study.server import serve_study
+    from music2video.studio.safety import is_loopback
 
     if not 0 < port < 65536:
         raise typer.BadParameter(f"{port} is not a port number (1-65535)", param_hint="--port")
     loaded = load_study(study)
-    if host not in LOOPBACK_HOSTS:
+    if not is_loopback(host):
         console.print(f"[yellow]warning:[/yellow] listening on {host}: anyone who can reach this machine can open the study and add answers")
 
     def ready(url: str) -> None:

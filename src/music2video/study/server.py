@@ -6,7 +6,10 @@ has played to its end; each video's ratings are posted and committed before the 
 loads. The participant's anonymous id lives in the browser's localStorage, so a reloaded or
 reopened tab resumes at the first video not rated yet.
 
-The API never names a condition, a song or a source file: only blinded codes.
+The API never names a condition, a song or a source file: only blinded codes. The studio's
+guard (:class:`music2video.studio.safety.Guard`) wraps the app: bound to loopback it answers
+only to a loopback ``Host`` (no DNS rebinding), changes need the page's ``X-Studio`` header and
+its own origin, and every response forbids loading anything from elsewhere.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the request models from the
@@ -21,12 +24,12 @@ from typing import Annotated
 from music2video.errors import MissingDependencyError, Music2VideoError
 from music2video.study.design import Study, load_study
 from music2video.study.store import AnswerError, AnswerStore, Participant
+from music2video.studio.safety import LOOPBACK_HOSTS, Guard, is_loopback
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 STATIC_FILES = ("index.html", "study.js", "study.css")
 
 
@@ -40,8 +43,10 @@ def _web():
     return fastapi, pydantic
 
 
-def create_app(folder: Path):
-    """The FastAPI app serving the study in ``folder`` (its database opened, or made, there)."""
+def create_app(folder: Path, *, allowed_hosts: tuple[str, ...] | None = LOOPBACK_HOSTS):
+    """The app serving the study in ``folder`` (its database opened, or made, there), behind
+    the guard. ``allowed_hosts``: the ``Host`` names it answers to (None: any, for a study
+    served to other machines)."""
     fastapi, pydantic = _web()
     from fastapi import Body, FastAPI, HTTPException
     from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
@@ -57,7 +62,6 @@ def create_app(folder: Path):
         store.close()
 
     app = FastAPI(title=f"music2video study: {study.name}", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
-    app.state.store = store
 
     class AnswerIn(pydantic.BaseModel):
         model_config = pydantic.ConfigDict(extra="forbid")
@@ -126,7 +130,7 @@ def create_app(folder: Path):
         # The file is sent under its code only: its source name could give the condition away.
         return FileResponse(folder / entry.file, media_type=media.get(suffix, "application/octet-stream"), filename=f"{code}{suffix}", content_disposition_type="inline")
 
-    return app
+    return Guard(app, None, allowed_hosts)
 
 
 def _attention_text(study: Study, participant: Participant) -> dict | None:
@@ -164,8 +168,8 @@ def serve_study(folder: Path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_P
     import uvicorn
 
     _check_address(host, port)
-    app = create_app(folder)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    app = create_app(folder, allowed_hosts=LOOPBACK_HOSTS if is_loopback(host) else None)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", server_header=False, access_log=False, lifespan="on")
     server = uvicorn.Server(config)
     if on_ready is not None:
         original = server.startup

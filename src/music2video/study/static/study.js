@@ -10,7 +10,7 @@ let current = null;     // the code of the video being rated
 let watched = 0;        // seconds played of the current video
 
 async function api(path, options = {}) {
-  const response = await fetch(path, {headers: {"Content-Type": "application/json"}, ...options});
+  const response = await fetch(path, {headers: {"Content-Type": "application/json", "X-Studio": "1"}, ...options});
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
     const error = new Error(body.detail ? String(typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)) : response.statusText);
