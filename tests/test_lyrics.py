@@ -999,3 +999,26 @@ def test_karaoke_video_through_the_pipeline(vocal_song: Path, tmp_path: Path) ->
     during = [int((w.start_s + w.end_s) / 2 * 8) for line in lines for w in line.words[1:2]]  # the 2nd word of each line
     assert all(gold[k] > 20 for k in during), (gold[during], [(line.start_s, line.end_s) for line in lines])
     assert np.abs(gold[: int(lines[0].start_s * 8)]).max() < 5  # nothing drawn before the first line
+
+
+def test_repet_background_is_the_median_of_each_frames_look_alikes() -> None:
+    """REPET-SIM's background, bin by bin, is the median of the k most similar frames outside
+    the frame's own neighbourhood (the sort-based median must give np.median's values)."""
+    import math
+
+    from music2video.lyrics import vocals
+
+    rng = np.random.default_rng(0)
+    frames = round(10.0 / vocals.HOP_S)  # 10 s
+    block = rng.random((24, frames)).astype(np.float32)
+    features = rng.random((8, frames)).astype(np.float32)
+    distance = round(vocals.MIN_REPEAT_DISTANCE_S / vocals.HOP_S)
+    k = min(frames - 1, 2 * math.ceil(math.sqrt(frames - 2 * distance + 1)))
+    unit = features / np.linalg.norm(features, axis=0, keepdims=True)
+    similarity = unit.T @ unit
+    similarity[np.abs(np.arange(frames)[:, None] - np.arange(frames)[None, :]) < distance] = -np.inf
+    neighbours = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+    background = np.minimum(block, np.median(block[:, neighbours], axis=2))
+    excess = block - background
+    expected = excess**2 / np.maximum(excess**2 + (vocals.FOREGROUND_MARGIN * background) ** 2, 1e-20) * block
+    assert np.array_equal(vocals._repet_block(block, features), expected)

@@ -7,8 +7,9 @@ Method (all on 16 kHz mono, frames of ``HOP_S`` = 32 ms):
    the accompaniment of a song repeats (a drum pattern, a chord loop), a voice varies. Every
    frame is compared (cosine of full-band log spectra, so that bass, drums and hats, not the
    loud voice, decide which frames look alike) with every frame at least
-   ``MIN_REPEAT_DISTANCE_S`` away in the same ``BLOCK_S`` block; in the 300-3400 Hz voice band,
-   the median of its ``k`` most similar frames estimates the repeating background, and a soft
+   ``MIN_REPEAT_DISTANCE_S`` away in the same ``BLOCK_S`` block; in every frequency bin (the
+   timbre detector reads 100-7600 Hz, Whisper the whole band), the median of its ``k`` most
+   similar frames estimates the repeating background, and a soft
    mask keeps what stands clearly above it (``FOREGROUND_MARGIN``) as the foreground. Blocks of
    30 s keep the cost linear in the song's length and stop a chorus from explaining away the
    next chorus.
@@ -235,8 +236,15 @@ def _repet_block(block: np.ndarray, features: np.ndarray) -> np.ndarray:
     similarity[np.abs(index[:, None] - index[None, :]) < distance] = -np.inf
     # k <= candidates, so every frame has k look-alikes outside its neighbourhood.
     neighbours = np.argpartition(-similarity, k - 1, axis=1)[:, :k]  # (frames, k)
-    background = np.median(block[:, neighbours], axis=2)  # (bins, frames)
-    background = np.minimum(block, background)
+    # Median over each frame's look-alikes, per bin: the look-alike frames are copied whole
+    # (frames, k, bins) and sorted along k, the middle taken as np.median takes it. Same values
+    # as np.median(block[:, neighbours], axis=2), which selected along 58-element rows of a
+    # (bins, frames, k) array at several times the cost (2.7 of the lyrics stage's 4.2 s).
+    look_alikes = np.ascontiguousarray(block.T)[neighbours]
+    look_alikes.sort(axis=1)
+    half = k // 2
+    middle = look_alikes[:, half] if k % 2 else 0.5 * (look_alikes[:, half - 1] + look_alikes[:, half])
+    background = np.minimum(block, middle.T)  # (bins, frames)
     # Soft mask (librosa.util.softmask with power 2): X^2 / (X^2 + (margin * background)^2).
     excess = block - background
     reference = FOREGROUND_MARGIN * background
