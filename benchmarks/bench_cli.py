@@ -11,9 +11,12 @@ composition: a General MIDI arrangement from Debian's ``mma`` package (a rock ba
 guitars, piano, sax) through FluidSynth and a General MIDI SoundFont. Install them with
 ``apt-get install fluidsynth fluidr3mono-gm-soundfont mma``, or pass any song with ``--song``.
 
+``--cold``: every run as the first one in a fresh install (its own empty numba cache folder and
+user cache folder, no warm-up run), so any just-in-time compilation is paid in each.
+
 Targets (2-core CPU, idle): the full preview at least 5x real time, goal 10x; a rerun ~1 s.
 
-    python benchmarks/bench_cli.py [--song SONG] [--runs 3]
+    python benchmarks/bench_cli.py [--song SONG] [--runs 3] [--cold]
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ def _descendants_cpu_s(root_pid: int, seen: dict[int, float]) -> None:
             seen[pid] = max(seen.get(pid, 0.0), times[pid])
 
 
-def run_cli(song: Path, output: Path, *extra: str) -> tuple[float, float]:
+def run_cli(song: Path, output: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of one ``music2video`` run as a user types it.
 
     CPU time counts the process and every process it starts (render workers included), sampled
@@ -90,7 +93,7 @@ def run_cli(song: Path, output: Path, *extra: str) -> tuple[float, float]:
     seen: dict[int, float] = {}
     with tempfile.TemporaryFile() as errors:
         child = subprocess.Popen(
-            [*command, str(song), "-o", str(output), "--pipeline", "preview", *extra], stdout=subprocess.DEVNULL, stderr=errors
+            [*command, str(song), "-o", str(output), "--pipeline", "preview", *extra], stdout=subprocess.DEVNULL, stderr=errors, env=env
         )
         while child.poll() is None:
             _descendants_cpu_s(child.pid, seen)
@@ -107,6 +110,7 @@ def main() -> None:
     parser.add_argument("--song", type=Path, help="a real recording; default: rendered from --midi")
     parser.add_argument("--midi", type=Path, default=DEFAULT_MIDI)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--cold", action="store_true", help="each run with empty numba and user cache folders, as in a fresh install")
     args = parser.parse_args()
 
     import soundfile
@@ -115,12 +119,14 @@ def main() -> None:
         root = Path(tmp)
         song = args.song or render_midi(args.midi, root / f"{args.midi.stem}.wav")
         duration_s = soundfile.info(str(song)).duration
-        run_cli(song, root / "warmup.mp4", "--dry-run")  # numba's cache and the page cache, as after a first use
+        if not args.cold:
+            run_cli(song, root / "warmup.mp4", "--dry-run")  # numba's cache and the page cache, as after a first use
 
         walls, cpus, stages = [], [], []
         for i in range(args.runs):
             output = root / f"run-{i}.mp4"
-            wall, cpu = run_cli(song, output)
+            fresh = dict(os.environ, NUMBA_CACHE_DIR=str(root / f"numba-{i}"), XDG_CACHE_HOME=str(root / f"cache-{i}"))
+            wall, cpu = run_cli(song, output, env=fresh if args.cold else None)
             walls.append(wall)
             cpus.append(cpu)
             summary = json.loads((root / f"run-{i}.music2video" / "run.json").read_text())
@@ -128,7 +134,8 @@ def main() -> None:
         rerun_wall, _ = run_cli(song, root / "run-0.mp4")  # everything is done already
 
     wall = statistics.median(walls)
-    print(f"song: {song.name}, {duration_s:.1f} s; {args.runs} runs, medians; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    print(f"song: {song.name}, {duration_s:.1f} s; {args.runs} {'fresh-install ' if args.cold else ''}runs, medians; "
+          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")  # fmt: skip
     print(f"music2video SONG --pipeline preview: {wall:6.1f} s wall  {duration_s / wall:5.1f}x real time  "
           f"(runs {', '.join(f'{w:.1f}' for w in walls)} s)")  # fmt: skip
     print(f"CPU time of the process:             {statistics.median(cpus):6.1f} s")
