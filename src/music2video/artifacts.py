@@ -397,6 +397,16 @@ class RenderedClip(BaseModel):
     shot_hash: str = Field(description="Hash of the storyboard entry and render settings this clip was made from.")
 
 
+class ShotTime(BaseModel):
+    """How long one shot took to render, and where (``local``, or a Ray worker's name)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shot_id: str
+    worker: str
+    seconds: float = Field(description="Wall-clock seconds from the shot's start to its clip on disk.")
+
+
 class RenderResult(Artifact):
     """``clips.json``: one clip per storyboard shot, each exactly its shot's frame count."""
 
@@ -408,6 +418,9 @@ class RenderResult(Artifact):
     clips: list[RenderedClip]
     failed_shots: dict[str, str] = Field(
         default_factory=dict, description="Shot id -> why it could not be rendered (a placeholder stands in)."
+    )
+    shot_times: list[ShotTime] = Field(
+        default_factory=list, description="Per rendered shot: the worker and its seconds (kept for reused clips)."
     )
 
 

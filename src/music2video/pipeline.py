@@ -53,6 +53,7 @@ from music2video.stages import STAGES
 
 if TYPE_CHECKING:
     from music2video.lyrics import Lyrics
+    from music2video.render.executors import ShotExecutor
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +103,10 @@ class Run:
         progress: PipelineProgress | None = None,
         *,
         wait: bool = False,
+        executor: ShotExecutor | None = None,
     ):
         self.song = Path(song)
+        self.executor = executor  # shared by several runs (a batch); None: settings.executor's own
         check_song(self.song)
         self.settings = settings
         self.output = Path(output) if output else default_output(self.song)
@@ -361,9 +364,10 @@ class Run:
 
     def render(self, storyboard: Storyboard, analysis: Analysis, keyframes: KeyframeSet | None = None) -> RenderResult:
         from music2video.render import open_renderer, render_storyboard
+        from music2video.render.executors import executor_for
 
         settings = self.settings
-        with self._stage("render", "clips.json"):
+        with self._stage("render", "clips.json"), executor_for(settings, self.executor) as executor:
             renderer = open_renderer(self.backends["renderer"], settings.width, settings.height, settings.fps, settings.video)
             # Passed only when there are keyframes: text-only runs call the renderer as before.
             extra = {"keyframes": keyframes.paths(self.run.root)} if keyframes is not None else {}
@@ -376,6 +380,7 @@ class Run:
                 settings.width,
                 settings.height,
                 self.progress.stage("render"),
+                executor=executor,
                 **extra,
             )
             result.key = stable_hash(storyboard, renderer.settings_fingerprint())
@@ -585,6 +590,7 @@ def make_video(
     wait: bool = False,
     settings: Settings | None = None,
     overwrite: bool = False,
+    executor: ShotExecutor | None = None,
     **overrides: Any,
 ) -> RunResult:
     """Turn ``song`` into a music video at ``output`` (default ``./<song>.mp4``).
@@ -601,7 +607,8 @@ def make_video(
     One run at a time works in a run folder: when another holds it, this raises
     :class:`~music2video.errors.RunFolderBusy` naming the owner, or with ``wait=True`` waits
     for it to finish. Places that cannot be written raise :class:`~music2video.errors.WriteError`
-    before any work starts.
+    before any work starts. ``executor`` renders the shots instead of the one ``settings.executor``
+    names (a :class:`~music2video.render.executors.RayExecutor` shared by several songs).
     """
     # 1. Check the inputs: settings, the song, the output, before any heavy work.
     if settings is not None and (config or overrides):
@@ -610,8 +617,9 @@ def make_video(
     check_run(song, output, workdir, writes_video=until == "assemble", overwrite=overwrite)
     # 2. Run the stages.
     run = Run(
-        Path(song), resolved, Path(output) if output else None, Path(workdir) if workdir else None, progress, wait=wait
-    )
+        Path(song), resolved, Path(output) if output else None, Path(workdir) if workdir else None, progress,
+        wait=wait, executor=executor,
+    )  # fmt: skip
     return run.until(until)
 
 

@@ -304,6 +304,24 @@ class EvaluateSettings(SettingsSection):
     clap_model: str | None = Field(None, description="CLAP model for audio-to-scene similarity; None skips it.")
 
 
+class RaySettings(SettingsSection):
+    """Rendering on Ray (``executor = "ray"``, TOML ``[ray]``): one actor per GPU (or CPU), each
+    holding one loaded renderer for many shots. Needs the ``ray`` extra."""
+
+    address: str | None = Field(
+        None,
+        description="A running Ray cluster ('auto', 'HOST:6379', 'ray://HOST:10001'); None starts one on this machine, "
+        "on loopback only. On a cluster, the run folder must be on a file system every node mounts at the same path.",
+    )
+    workers: int | None = Field(None, ge=1, description="Render actors; None: as many as the cluster's GPUs (or CPUs) hold, at most one per shot.")
+    num_gpus: float | None = Field(
+        None, ge=0, description="GPUs per actor; fractions share a GPU (0.5: two small models on one). None: 1 for the diffusers renderer when the cluster has GPUs, else 0."
+    )
+    num_cpus: float = Field(1.0, gt=0, description="CPUs per actor.")
+    max_restarts: int = Field(3, ge=-1, description="Times Ray restarts a dead actor (it reloads its model); -1: always.")
+    max_task_retries: int = Field(2, ge=-1, description="Times Ray retries the shot of an actor that died rendering it; -1: always.")
+
+
 class Settings(BaseSettings):
     """Everything a run can be told. Field names equal the CLI flag and API keyword names."""
 
@@ -339,6 +357,8 @@ class Settings(BaseSettings):
         ),
     )
     evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings)
+    executor: Literal["local", "ray"] = Field("local", description="Who renders the shots: local (this process) or ray (actors on a Ray cluster).")
+    ray: RaySettings = Field(default_factory=RaySettings)
 
     @field_validator("width", "height")
     @classmethod

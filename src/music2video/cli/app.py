@@ -10,6 +10,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from music2video import __version__
+from music2video.cli.batch_commands import batch
 from music2video.cli.evaluate_commands import evaluate, report
 from music2video.cli.export_commands import export
 from music2video.cli.logs import setup_logging
@@ -64,7 +65,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command(cls=_Command, epilog=MAKE_EXAMPLES)(make)
-for command in (analyze, storyboard, render, assemble, evaluate, report, export):
+for command in (analyze, storyboard, render, assemble, evaluate, report, export, batch):
     app.command(cls=_Command)(command)
 app.command("demo-song", cls=_Command)(demo_song)
 app.command(cls=_Command, epilog=STUDIO_EXAMPLES)(studio)

@@ -215,11 +215,16 @@ FLAGS: tuple[Flag, ...] = (
         "dtype", str, "Precision for every model: auto, float32, float16 or bfloat16.", SPEED, "listen",
         to=_model_paths("dtype"), metavar="DTYPE",
     ),
+    Flag("executor", str, "Who renders the shots: local (this process) or ray (one actor per GPU; the ray extra).", SPEED, "render", metavar="local|ray"),
+    Flag("ray_address", str, "Ray cluster to render on (HOST:6379, ray://HOST:10001, auto).", SPEED, "render", to=("ray.address",), metavar="ADDRESS", default_text="a local one on this machine"),
+    Flag("ray_workers", int, "Render actors on Ray.", SPEED, "render", to=("ray.workers",), metavar="N", default_text="one per GPU, or per CPU without GPUs"),
+    Flag("gpus_per_worker", float, "GPUs per Ray actor; a fraction shares a GPU between small models.", SPEED, "render", to=("ray.num_gpus",), metavar="GPUS", default_text="1 for diffusers on GPUs, else 0"),
 )  # fmt: skip
 
 
-def pipeline_command(until: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Give a command that runs the stages up to ``until`` the flags of those stages.
+def pipeline_command(until: str, without: tuple[str, ...] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command that runs the stages up to ``until`` the flags of those stages (less the
+    flags named in ``without``).
 
     The command declares its own parameters (the song, CLI-only flags such as ``--dry-run``)
     followed by ``**flags``, which receives every flag of :data:`FLAGS` it offers, by name.
@@ -230,7 +235,8 @@ def pipeline_command(until: str) -> Callable[[Callable[..., Any]], Callable[...,
         own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.kind != p.VAR_KEYWORD]
         arguments = [p for p in own if p.default is p.empty]  # the song
         options = [p.replace(kind=p.KEYWORD_ONLY) for p in own if p.default is not p.empty]
-        flags = sorted((flag for flag in FLAGS if STAGES.index(flag.stage) <= last), key=lambda flag: PANELS.index(flag.panel))
+        offered_flags = (flag for flag in FLAGS if STAGES.index(flag.stage) <= last and flag.name not in without)
+        flags = sorted(offered_flags, key=lambda flag: PANELS.index(flag.panel))
         offered = [flag.parameter(until) for flag in flags]  # --help shows the panels in the order of PANELS
         command.__signature__ = inspect.Signature([*arguments, *offered, *options])  # type: ignore[attr-defined]
         return command

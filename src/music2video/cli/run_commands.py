@@ -22,13 +22,8 @@ Song = Annotated[Path, typer.Argument(help="Audio or video file: mp3, wav, flac,
 def run_pipeline(song: Path, until: str, flags: dict[str, Any]):  # -> RunResult
     """Load the settings once from the flags given, then run ``make_video`` up to ``until``."""
     from music2video.preflight import check_run
-    from music2video.settings import SettingsError, load_settings
 
-    setting_keywords, keywords = split_settings(to_keywords(flags))
-    try:
-        settings = load_settings(keywords.pop("config", None), **setting_keywords)
-    except SettingsError as error:
-        raise flag_error(error, flags) from None
+    settings, keywords = settings_from_flags(flags)
     # make_video makes the same checks; made here too, they answer before torch (--pipeline
     # auto) and the pipeline's imports cost seconds.
     check_run(song, keywords.get("output"), keywords.get("workdir"), writes_video=until == "assemble", overwrite=bool(keywords.get("overwrite")))
@@ -40,6 +35,18 @@ def run_pipeline(song: Path, until: str, flags: dict[str, Any]):  # -> RunResult
         console.print(f"[dim]pipeline auto → {chosen} ({reason})[/dim]")
     with progress_bar() as bar:
         return make_video(song, settings=settings, progress=RichPipelineProgress(bar), until=until, **keywords)
+
+
+def settings_from_flags(flags: dict[str, Any]):  # -> (Settings, the other keywords)
+    """The settings the flags given make (with the config file and the environment), loaded once;
+    and the flags that are ``make_video`` keywords instead, by name."""
+    from music2video.settings import SettingsError, load_settings
+
+    setting_keywords, keywords = split_settings(to_keywords(flags))
+    try:
+        return load_settings(keywords.pop("config", None), **setting_keywords), keywords
+    except SettingsError as error:
+        raise flag_error(error, flags) from None
 
 
 @pipeline_command(until="assemble")

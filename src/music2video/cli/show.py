@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from music2video.progress import ProgressCallback
@@ -15,18 +15,28 @@ console = Console(stderr=True)
 
 
 class RichPipelineProgress:
-    """Draws one bar per stage."""
+    """Draws one bar per stage, each described as ``prefix`` + the stage's name and message."""
 
-    def __init__(self, progress: Progress):
+    def __init__(self, progress: Progress, prefix: str = ""):
         self.progress = progress
+        self.prefix = prefix
+        self.tasks: list[TaskID] = []
 
     def stage(self, name: str) -> ProgressCallback:
-        task = self.progress.add_task(name, total=None)
+        task = self.progress.add_task(f"{self.prefix}{name}", total=None)
+        self.tasks.append(task)
 
         def update(done: int, total: int, message: str = "") -> None:
-            self.progress.update(task, completed=done, total=total or None, description=f"{name} {message}".strip())
+            description = f"{self.prefix}{name} {message}".strip()
+            self.progress.update(task, completed=done, total=total or None, description=description)
 
         return update
+
+    def remove(self) -> None:
+        """Take this run's bars off the display."""
+        for task in self.tasks:
+            self.progress.remove_task(task)
+        self.tasks = []
 
 
 def progress_bar() -> Progress:

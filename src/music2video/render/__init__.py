@@ -19,13 +19,14 @@ the same way:
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from music2video.artifacts import Analysis, RenderedClip, RenderResult, Storyboard, StoryboardShot
+from music2video.artifacts import Analysis, RenderedClip, RenderResult, ShotTime, Storyboard, StoryboardShot
 from music2video.errors import Music2VideoError, WriteError
 from music2video.preflight import is_disk_full
 from music2video.progress import ProgressCallback, no_progress
@@ -33,6 +34,7 @@ from music2video.runfolder import RunFolder, stable_hash
 from music2video.videofile import X264_OPTIONS, ClipWriter
 
 if TYPE_CHECKING:
+    from music2video.render.executors import ShotExecutor
     from music2video.settings import VideoModelSettings
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ RENDERERS = ("animatic", "diffusers")
 
 CLIPS_FOLDER = "clips"
 RENDER_ARTIFACT = "clips.json"
+LOCAL_WORKER = "local"  # the worker name of shots rendered in this process
 
 
 class ShotRenderer(Protocol):
@@ -97,6 +100,34 @@ def shot_hash(shot: StoryboardShot, storyboard: Storyboard, frame_count: int, fi
     return stable_hash(shot, shared, frame_count, fingerprint, X264_OPTIONS)
 
 
+@dataclass(frozen=True)
+class ShotJob:
+    """One shot to render: the storyboard entry, its exact frame count, the clip's hash and where
+    the clip goes (``clips/<shot>-<hash>.mp4``). Executors receive these; they never hash."""
+
+    shot: StoryboardShot
+    frame_count: int
+    digest: str
+    path: Path
+
+
+def render_one(renderer: ShotRenderer, job: ShotJob, storyboard: Storyboard, analysis: Analysis) -> str | None:
+    """Render one shot with an entered renderer; None when it worked, else why it failed.
+
+    The one per-shot step of every executor (local or Ray). A full disk raises: every later
+    shot would fail the same way."""
+    try:
+        renderer.render_shot(job.shot, storyboard, analysis, job.frame_count, job.path)
+    except Exception as error:
+        if is_disk_full(error):
+            raise
+        if isinstance(error, Music2VideoError):
+            return str(error)
+        log.exception("rendering %s failed", job.shot.id)  # one broken shot must not sink the others
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
 def render_storyboard(
     renderer: ShotRenderer,
     storyboard: Storyboard,
@@ -106,10 +137,16 @@ def render_storyboard(
     width: int,
     height: int,
     progress: ProgressCallback = no_progress,
+    executor: ShotExecutor | None = None,
 ) -> RenderResult:
-    """Render every shot that has no up-to-date clip yet; return the list of clips in shot order."""
+    """Render every shot that has no up-to-date clip yet; return the list of clips in shot order.
+
+    ``executor`` runs the shots (:mod:`music2video.render.executors`): None renders them here,
+    one after another; a Ray executor spreads them over its workers. Either way the clips get
+    the same names and are written the same way, so one can resume the other's run.
+    """
     fingerprint = renderer.settings_fingerprint()
-    plan: list[tuple[StoryboardShot, int, str, Path]] = []
+    plan: list[ShotJob] = []
     for shot in storyboard.shots:
         frame_count = round(shot.end_s * fps) - round(shot.start_s * fps)
         if frame_count < 1:
@@ -118,50 +155,47 @@ def render_storyboard(
                 "merge it with a neighbour in storyboard.json"
             )
         digest = shot_hash(shot, storyboard, frame_count, fingerprint)
-        plan.append((shot, frame_count, digest, run.path(f"{CLIPS_FOLDER}/{shot.id}-{digest}.mp4")))
+        plan.append(ShotJob(shot, frame_count, digest, run.path(f"{CLIPS_FOLDER}/{shot.id}-{digest}.mp4")))
 
-    missing = [item for item in plan if not item[3].exists()]
+    missing = [job for job in plan if not job.path.exists()]
     reused = len(plan) - len(missing)
     if reused:
         log.info("reusing %d of %d clips", reused, len(plan))
     failed: dict[str, str] = {}
+    times = _earlier_shot_times(run, plan, missing)
     done = reused
     progress(done, len(plan), "rendering")
+
+    def shot_done(job: ShotJob, failure: str | None, worker: str, seconds: float) -> None:
+        nonlocal done
+        if failure is not None:
+            log.error("%s failed and is replaced by a placeholder: %s", job.shot.id, failure)
+        else:
+            times[job.shot.id] = ShotTime(shot_id=job.shot.id, worker=worker, seconds=round(seconds, 3))
+        done += 1
+        progress(done, len(plan), f"rendered {job.shot.id}" + ("" if worker == LOCAL_WORKER else f" on {worker}"))
+
     if missing:
+        if executor is None:
+            from music2video.render.executors import LocalExecutor
+
+            executor = LocalExecutor()
         try:
-            with renderer:
-                for shot, frame_count, _digest, path in missing:
-                    try:
-                        renderer.render_shot(shot, storyboard, analysis, frame_count, path)
-                    except Exception as error:
-                        if is_disk_full(error):
-                            raise
-                        if isinstance(error, Music2VideoError):
-                            failed[shot.id] = str(error)
-                        else:  # one broken shot must not sink the other shots
-                            log.exception("rendering %s failed", shot.id)
-                            failed[shot.id] = f"{type(error).__name__}: {error}"
-                    if shot.id in failed:
-                        log.error("%s failed and is replaced by a placeholder: %s", shot.id, failed[shot.id])
-                    done += 1
-                    progress(done, len(plan), f"rendered {shot.id}")
-                # A renderer that writes clips in the background reports their failures here.
-                finish = getattr(renderer, "finish", None)
-                if finish is not None:
-                    for shot_id, why in finish().items():
-                        log.error("%s failed and is replaced by a placeholder: %s", shot_id, why)
-                        failed[shot_id] = why
+            for shot_id, why in executor.render(renderer, missing, storyboard, analysis, shot_done).items():
+                failed[shot_id] = why
+                times.pop(shot_id, None)
         except Exception as error:
             if not is_disk_full(error):
                 raise
-            finished = sum(1 for item in plan if item[3].exists())
+            finished = sum(1 for job in plan if job.path.exists())
             raise WriteError(
                 f"the disk is full writing {run.path(CLIPS_FOLDER)}: rendering stopped with {finished} of "
                 f"{len(plan)} clips finished, and they are kept; free some space and run the same command again"
             ) from error
 
     clips = []
-    for shot, frame_count, digest, path in plan:
+    for job in plan:
+        shot, frame_count, digest, path = job.shot, job.frame_count, job.digest, job.path
         if shot.id in failed:
             # The placeholder goes under another name so that the next run retries the shot.
             path = run.path(f"{CLIPS_FOLDER}/{shot.id}-failed.mp4")
@@ -187,7 +221,19 @@ def render_storyboard(
         clips=clips,
         failed_shots=failed,
         warnings=warnings,
+        shot_times=[times[job.shot.id] for job in plan if job.shot.id in times],
     )
+
+
+def _earlier_shot_times(run: RunFolder, plan: list[ShotJob], missing: list[ShotJob]) -> dict[str, ShotTime]:
+    """The render times recorded in clips.json for the clips reused now (same shot, same hash)."""
+    previous = run.load(RENDER_ARTIFACT, RenderResult)
+    if previous is None:
+        return {}
+    hashes = {clip.shot_id: clip.shot_hash for clip in previous.clips}
+    to_render = {job.shot.id for job in missing}
+    reused = {job.shot.id for job in plan if job.shot.id not in to_render and hashes.get(job.shot.id) == job.digest}
+    return {time.shot_id: time for time in previous.shot_times if time.shot_id in reused}
 
 
 def write_placeholder(path: Path, frame_count: int, fps: float, width: int, height: int) -> None:

@@ -1,0 +1,239 @@
+"""The Ray executor on a local two-CPU cluster (loopback only), with the animatic renderer.
+
+One ``ray.init`` serves the whole module (about 5 s). Checked here: the same frames and clip
+names as the local executor, a worker killed in the middle of a shot, a run resumed across
+executors, and ``music2video batch`` with one broken song among good ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'music2video[ray]')")
+
+from music2video.artifacts import Analysis, Section, Storyboard, StoryboardShot, StyleBible  # noqa: E402
+from music2video.render import LOCAL_WORKER, RENDER_ARTIFACT, render_storyboard  # noqa: E402
+from music2video.render.animatic import AnimaticRenderer  # noqa: E402
+from music2video.render.executors import RayExecutor  # noqa: E402
+from music2video.runfolder import RunFolder  # noqa: E402
+from music2video.settings import RaySettings  # noqa: E402
+
+WIDTH, HEIGHT, FPS = 64, 36, 12.0
+SHOT_S = 1.0
+SHOTS = 6
+MOTIFS = ["grid", "rays", "ribbons", "particles", "rings", "waves"]
+
+
+@pytest.fixture(scope="module")
+def ray_session() -> Iterator[None]:
+    """A local Ray cluster that reaches nothing outside this machine (see DESIGN.md)."""
+    home = Path(tempfile.mkdtemp(prefix="m2v-ray-home-"))
+    (home / "ray_bootstrap_config.yaml").write_text("provider: {type: local}\n")
+    env = {
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_AUTH_MODE": "disabled",
+        "HOME": str(home),
+    }
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    # Short: Ray's socket paths must stay under 108 bytes.
+    temp = tempfile.mkdtemp(prefix="m2vray", dir="/tmp")
+    # Test renderers defined in this module travel to the workers by value.
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, log_to_driver=False, logging_level=logging.WARNING)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        shutil.rmtree(temp, ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def make_analysis(duration_s: float) -> Analysis:
+    beats = [i * 0.5 for i in range(int(duration_s * 2))]
+    return Analysis(
+        duration_s=duration_s,
+        tempo_bpm=120.0,
+        beats_per_bar=4,
+        beats_s=beats,
+        downbeats_s=beats[::4],
+        sections=[Section(index=0, start_s=0.0, end_s=duration_s, label="A", role="verse", energy=0.5)],
+        curve_rate_hz=10.0,
+        energy=[0.5] * int(duration_s * 10),
+        brightness=[0.5] * int(duration_s * 10),
+        onset_strength=[0.5] * int(duration_s * 10),
+    )
+
+
+def make_storyboard(count: int = SHOTS) -> Storyboard:
+    palette = ["#0d1b2a", "#415a77", "#e0a458"]
+    shots = [
+        StoryboardShot(
+            id=f"shot-{i + 1:03d}", start_s=i * SHOT_S, end_s=(i + 1) * SHOT_S, section_index=0, scene="s", prompt="p",
+            seed=i, palette=palette, motif=MOTIFS[i % len(MOTIFS)], camera="push in",
+        )
+        for i in range(count)
+    ]  # fmt: skip
+    return Storyboard(writer="t", title="t", concept="c", style=StyleBible(look="l", palette=palette), sections=[], shots=shots)
+
+
+def clip_frames(path: Path) -> np.ndarray:
+    with av.open(str(path)) as container:
+        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+
+
+def render(root: Path, executor=None, renderer=None, shots: int = SHOTS, progress=None):
+    """render_storyboard, then clips.json saved as the pipeline saves it."""
+    kwargs = {"progress": progress} if progress else {}
+    result = render_storyboard(
+        renderer or AnimaticRenderer(WIDTH, HEIGHT, FPS, workers=1),
+        make_storyboard(shots),
+        make_analysis(SHOTS * SHOT_S),
+        RunFolder(root),
+        FPS,
+        WIDTH,
+        HEIGHT,
+        executor=executor,
+        **kwargs,
+    )
+    RunFolder(root).save(RENDER_ARTIFACT, result)
+    return result
+
+
+@pytest.fixture(scope="module")
+def local_clips(tmp_path_factory) -> dict[str, np.ndarray]:
+    """The local executor's clips, by file name (which carries the shot's hash)."""
+    root = tmp_path_factory.mktemp("local")
+    result = render(root)
+    return {Path(clip.path).name: clip_frames(root / clip.path) for clip in result.clips}
+
+
+def assert_same_clips(root: Path, result, local_clips: dict[str, np.ndarray]) -> None:
+    assert not result.failed_shots
+    assert sorted(Path(clip.path).name for clip in result.clips) == sorted(local_clips)
+    for clip in result.clips:
+        ours, theirs = clip_frames(root / clip.path), local_clips[Path(clip.path).name]
+        assert np.array_equal(ours, theirs), (clip.shot_id, np.argwhere(ours != theirs)[:3], np.abs(ours.astype(int) - theirs).max())
+
+
+def test_ray_renders_the_same_clips_as_the_local_executor(ray_session, local_clips, tmp_path):
+    with RayExecutor(RaySettings(workers=2)) as executor:
+        result = render(tmp_path, executor)
+        assert len(executor.actors) == 2
+    assert_same_clips(tmp_path, result, local_clips)
+    workers = {time.worker for time in result.shot_times}
+    assert len(workers) == 2 and LOCAL_WORKER not in workers  # both actors took shots
+    assert [time.shot_id for time in result.shot_times] == [shot.id for shot in make_storyboard().shots]
+
+
+class SlowOnce(AnimaticRenderer):
+    """Logs every shot it starts; the first attempt at ``slow_shot`` hangs until its worker is killed."""
+
+    def __init__(self, log_file: Path, slow_shot: str):
+        super().__init__(WIDTH, HEIGHT, FPS, workers=1)
+        self.log_file, self.slow_shot = log_file, slow_shot
+
+    def render_shot(self, shot, storyboard, analysis, frame_count, output):
+        with open(self.log_file, "a") as log:
+            log.write(f"{shot.id} {os.getpid()}\n")
+        marker = self.log_file.with_suffix(".started")
+        if shot.id == self.slow_shot and not marker.exists():
+            marker.write_text(str(os.getpid()))
+            time.sleep(60)  # the test kills this worker long before
+        super().render_shot(shot, storyboard, analysis, frame_count, output)
+
+
+def test_a_worker_killed_mid_shot_loses_only_that_shot(ray_session, local_clips, tmp_path):
+    attempts = tmp_path / "attempts.log"
+    run_root = tmp_path / "run"
+    killed: list[int] = []
+    with RayExecutor(RaySettings(workers=2, max_restarts=1, max_task_retries=1)) as executor:
+
+        def kill_when_started() -> None:
+            marker = attempts.with_suffix(".started")
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                actor = executor.actor_rendering("shot-003")
+                if marker.exists() and actor is not None:
+                    killed.append(int(marker.read_text()))
+                    ray.kill(actor, no_restart=False)
+                    return
+                time.sleep(0.05)
+
+        killer = threading.Thread(target=kill_when_started)
+        killer.start()
+        result = render(run_root, executor, SlowOnce(attempts, "shot-003"))
+        killer.join()
+    assert killed, "the slow shot never started"
+    assert_same_clips(run_root, result, local_clips)
+    started = [line.split() for line in attempts.read_text().splitlines()]
+    shots = [shot for shot, _ in started]
+    assert shots.count("shot-003") == 2  # the killed attempt and its retry
+    assert sorted(set(shots)) == sorted(shot.id for shot in make_storyboard().shots)
+    assert all(shots.count(shot) == 1 for shot in set(shots) - {"shot-003"})  # nothing else re-rendered
+    retry_pid = next(int(pid) for shot, pid in started[::-1] if shot == "shot-003")
+    assert retry_pid != killed[0]  # the retry ran in a new worker process
+
+
+def test_a_run_resumes_across_executors(ray_session, local_clips, tmp_path):
+    # Half the shots locally (a run stopped half-way), the rest on Ray ...
+    render(tmp_path, shots=SHOTS // 2)
+    reports: list[str] = []
+    with RayExecutor(RaySettings(workers=2)) as executor:
+        on_ray = render(tmp_path, executor, progress=lambda done, total, message="": reports.append(message))
+    assert_same_clips(tmp_path, on_ray, local_clips)
+    by_shot = {time.shot_id: time.worker for time in on_ray.shot_times}
+    first_half = [shot.id for shot in make_storyboard().shots[: SHOTS // 2]]
+    assert all(by_shot[shot] == LOCAL_WORKER for shot in first_half)  # reused, with their local timing
+    assert all(by_shot[shot] != LOCAL_WORKER for shot in by_shot if shot not in first_half)
+    assert sum(message.startswith("rendered") for message in reports) == SHOTS - SHOTS // 2
+    # ... and back: the local executor finds every clip done and renders nothing.
+    again: list[str] = []
+    local = render(tmp_path, progress=lambda done, total, message="": again.append(message))
+    assert not [message for message in again if message.startswith("rendered")]
+    assert local.shot_times == on_ray.shot_times
+
+
+@pytest.mark.slow
+def test_batch_renders_every_good_song_and_names_the_broken_one(ray_session, tmp_path, monkeypatch, capsys):
+    from music2video.cli import main
+    from music2video.demo import synthesize_demo_song
+
+    for name in ("one", "two"):
+        synthesize_demo_song(tmp_path / f"{name}.wav", duration_s=8.0, seed=len(name))
+    (tmp_path / "broken.mp3").write_text("not a song")
+    songs = tmp_path / "songs.txt"
+    songs.write_text("one.wav\nbroken.mp3\n# a comment\ntwo.wav\n")
+    out = tmp_path / "videos"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(["batch", str(songs), "--output-dir", str(out), "--executor", "ray", "--pipeline", "preview",
+              "--resolution", "64x36", "--fps", "12"])  # fmt: skip
+    assert exit_.value.code == 1  # one song failed ...
+    for name in ("one", "two"):  # ... and the others were made all the same
+        assert (out / f"{name}.mp4").stat().st_size > 0
+        assert (out / f"{name}.music2video" / "clips.json").exists()
+    err = capsys.readouterr().err
+    assert "broken.mp3" in err and "1 of 3 songs failed" in err
+    table = err[err.index("┏") : err.index("error:")]  # the summary table
+    rows = [line for line in table.splitlines() if ".wav" in line or ".mp3" in line]
+    assert [("done" in row, "failed" in row) for row in rows] == [(True, False), (False, True), (True, False)]
+    assert "broken.mp3" in rows[1]
