@@ -127,7 +127,7 @@ def local_clips(tmp_path_factory) -> dict[str, np.ndarray]:
 
 
 # Mean difference, in 8-bit levels, allowed between two renders of one clip. The animatic is
-# deterministic, but in a process that has run the whole pipeline (pytest's warm-up does) a
+# deterministic, but in a process that had run the whole preview pipeline before, a
 # local render of a clip was seen, rarely, to come out a few levels off on some pixels (local
 # against local, no Ray involved): the clips are compared as pictures, each nearer its own
 # shot's local clip than any other shot's, not bit for bit.

@@ -109,6 +109,9 @@ class ShotJob:
     frame_count: int
     digest: str
     path: Path
+    keyframe: Path | None = None
+    """The shot's keyframe PNG for renderers that animate a picture; it reaches Ray actors as a
+    path, so it must sit in the run folder (which every node sees)."""
 
 
 def render_one(renderer: ShotRenderer, job: ShotJob, storyboard: Storyboard, analysis: Analysis) -> str | None:
@@ -117,7 +120,9 @@ def render_one(renderer: ShotRenderer, job: ShotJob, storyboard: Storyboard, ana
     The one per-shot step of every executor (local or Ray). A full disk raises: every later
     shot would fail the same way."""
     try:
-        renderer.render_shot(job.shot, storyboard, analysis, job.frame_count, job.path)
+        # Only renderers that animate a picture are handed a keyframe (the keyword is theirs).
+        extra = {"keyframe": job.keyframe} if job.keyframe is not None else {}
+        renderer.render_shot(job.shot, storyboard, analysis, job.frame_count, job.path, **extra)
     except Exception as error:
         if is_disk_full(error):
             raise
