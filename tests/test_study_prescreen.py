@@ -59,6 +59,7 @@ def test_prescreen_scores_every_criterion_and_records_model_and_prompt(tiny_vlm,
             probabilities = video.probabilities[dimension]
             assert len(probabilities) == 5 and sum(probabilities) == pytest.approx(1, abs=1e-4)
             assert score == pytest.approx(np.dot(probabilities, range(1, 6)), abs=1e-3) and 1 <= score <= 5
+            assert 0 < video.answer_mass[dimension] < 1  # a random model spreads over its whole vocabulary
         assert len(video.frame_times_s) == 3
     described = {v.video: v.audio_description for v in result.videos}
     assert described[study.videos[0].code] == "a slow, warm piano ballad"

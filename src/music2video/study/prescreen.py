@@ -8,8 +8,11 @@ How a video is scored: ``frames`` frames sampled evenly through it (PyAV), the a
 description of its music2video run when there is one (the listener's whole-song sentence from
 ``descriptions.json``), and one question per criterion asking for a single digit on the
 study's scale. The answer is read from the model's next-token probabilities over the digits
-``1..scale_points`` (no free text to parse, so no answer is ever unreadable): the score is
-their expectation, and the probabilities are kept. The model id, the prompt template and its
+``1..scale_points`` (no free text to parse, so no answer is ever unreadable), each digit
+counted with and without a leading space (chat templates that end in ``Assistant:`` are
+answered with `` 4``): the score is their expectation, and the probabilities are kept, with
+the share of the model's next-token probability that went to a digit at all (``answer_mass``:
+a model that does not follow the instruction shows here). The model id, the prompt template and its
 sha256, and the frames used are recorded in ``prescreen.json``.
 
 Models: any Hugging Face image-text-to-text chat model that ``AutoModelForImageTextToText``
@@ -63,6 +66,7 @@ class VideoScore(BaseModel):
     video: str = Field(description="The blinded code.")
     scores: dict[str, float] = Field(description="Per dimension: expected rating under the model's digit probabilities.")
     probabilities: dict[str, list[float]] = Field(description="Per dimension: probability of 1, 2, ... scale_points.")
+    answer_mass: dict[str, float] = Field(description="Per dimension: the model's next-token probability of any digit answer (low: it did not answer).")
     audio_description: str | None
     frame_times_s: list[float]
 
@@ -174,13 +178,13 @@ def prescreen_study(
         for done, video in enumerate(study.videos):
             images, times = sample_frames(folder / video.file, frames)
             audio = audio_description(video)
-            scores, probabilities = {}, {}
+            scores, probabilities, mass = {}, {}, {}
             for dimension in study.dimensions:
                 prompt = PROMPT_TEMPLATE.format(frames=len(images), audio=audio or NO_AUDIO_DESCRIPTION, label=dimension.label, question=dimension.question, points=study.scale_points)
-                p = _digit_probabilities(vlm, processor, images, prompt, digits, torch_device)
+                p, mass[dimension.id] = _digit_probabilities(vlm, processor, images, prompt, digits, torch_device)
                 probabilities[dimension.id] = [round(float(x), 6) for x in p]
                 scores[dimension.id] = float(np.dot(p, np.arange(1, study.scale_points + 1)))
-            scored.append(VideoScore(video=video.code, scores=scores, probabilities=probabilities, audio_description=audio, frame_times_s=times))
+            scored.append(VideoScore(video=video.code, scores=scores, probabilities=probabilities, answer_mass=mass, audio_description=audio, frame_times_s=times))
             if progress is not None:
                 progress(done + 1, len(study.videos))
     finally:
@@ -203,26 +207,29 @@ def prescreen_study(
     return result
 
 
-def _digit_tokens(processor, points: int, model: str) -> list[int]:
+def _digit_tokens(processor, points: int, model: str) -> list[list[int]]:
+    """Per digit 1..points, the ids of its one-token spellings: ``"4"`` and ``" 4"``."""
     tokenizer = getattr(processor, "tokenizer", processor)
     ids = []
     for digit in range(1, points + 1):
-        encoded = tokenizer.encode(str(digit), add_special_tokens=False)
-        if len(encoded) != 1:
+        spellings = {tuple(tokenizer.encode(text, add_special_tokens=False)) for text in (str(digit), f" {digit}")}
+        single = sorted({spelling[0] for spelling in spellings if len(spelling) == 1})
+        if not single:
             raise Music2VideoError(f"the model {model} does not spell the digit {digit} as one token; choose another --model")
-        ids.append(encoded[0])
+        ids.append(single)
     return ids
 
 
-def _digit_probabilities(vlm, processor, images: list, prompt: str, digits: list[int], device) -> np.ndarray:
-    """The model's probabilities of answering each digit, renormalised over the digits."""
+def _digit_probabilities(vlm, processor, images: list, prompt: str, digits: list[list[int]], device) -> tuple[np.ndarray, float]:
+    """The model's probabilities of answering each digit, renormalised over the digits, and the
+    share of its next-token probability that the digits hold."""
     import torch
 
     messages = [{"role": "user", "content": [*({"type": "image"} for _ in images), {"type": "text", "text": prompt}]}]
     text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     inputs = processor(text=[text], images=[images], return_tensors="pt").to(device)
     with torch.inference_mode():
-        logits = vlm(**inputs).logits[0, -1].float()
-    chosen = logits[digits]
-    return torch.softmax(chosen, dim=0).cpu().numpy()
-
+        log_p = torch.log_softmax(vlm(**inputs).logits[0, -1].double(), dim=0)
+    # in log space: a confident model can leave the digits far below float precision
+    per_digit = torch.stack([torch.logsumexp(log_p[ids], dim=0) for ids in digits])
+    return torch.softmax(per_digit, dim=0).cpu().numpy(), round(float(torch.logsumexp(per_digit, dim=0).exp()), 6)

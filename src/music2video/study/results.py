@@ -93,6 +93,7 @@ class PrescreenAgreement(BaseModel):
     spearman_rho: float | None
     p: float | None
     videos: int
+    answer_mass: float | None = Field(description="Mean share of the model's next-token probability that went to a digit answer.")
 
 
 class StudyResults(BaseModel):
@@ -244,7 +245,11 @@ def _prescreen_agreement(folder: Path, study: Study, kept: list[Answer]) -> dict
             if dimension.id in score.scores and human.get((score.video, dimension.id))
         ]
         rho, p = stats.spearman([m for m, _ in pairs], [h for _, h in pairs]) if pairs else (float("nan"), float("nan"))
-        rows.append(PrescreenAgreement(dimension=dimension.id, spearman_rho=None if np.isnan(rho) else rho, p=None if np.isnan(p) else p, videos=len(pairs)).model_dump())
+        masses = [score.answer_mass[dimension.id] for score in prescreen.videos if dimension.id in score.answer_mass]
+        rows.append(PrescreenAgreement(
+            dimension=dimension.id, spearman_rho=None if np.isnan(rho) else rho, p=None if np.isnan(p) else p, videos=len(pairs),
+            answer_mass=float(np.mean(masses)) if masses else None,
+        ).model_dump())
     return {"model": prescreen.model, "prompt_sha256": prescreen.prompt_sha256, "frames": prescreen.frames, "agreement": rows}
 
 
@@ -427,9 +432,11 @@ def _html(study: Study, results: StudyResults, plots: dict[str, Path], out: Path
         parts.append("<h2>Automatic pre-screen: agreement with people</h2>")
         parts.append(f"<p class='warn'>The pre-screen is a vision-language model ({e(pre['model'])}, {pre['frames']} frames per video) "
                      "scoring the same criteria. It is not a substitute for people: read it only as a first look.</p>")
-        parts.append("<table><tr><th>dimension</th><th>Spearman ρ</th><th>p</th><th>videos</th></tr>")
+        parts.append("<table><tr><th>dimension</th><th>Spearman ρ</th><th>p</th><th>videos</th><th>answered with a digit</th></tr>")
         for row in pre["agreement"]:
-            parts.append(f"<tr><td>{e(labels[row['dimension']])}</td><td>{_fmt(row['spearman_rho'])}</td><td>{'–' if row['p'] is None else _p(row['p'])}</td><td>{row['videos']}</td></tr>")
+            mass = "–" if row["answer_mass"] is None else f"{row['answer_mass']:.0%}"
+            parts.append(f"<tr><td>{e(labels[row['dimension']])}</td><td>{_fmt(row['spearman_rho'])}</td><td>{'–' if row['p'] is None else _p(row['p'])}</td>"
+                         f"<td>{row['videos']}</td><td>{mass}</td></tr>")
         parts.append("</table>")
 
     parts.append("<h2>Distributions</h2>")
