@@ -74,3 +74,20 @@ def test_the_replaced_llm_timeout_names_its_successors(tmp_path):
         load_settings(config)
     settings = load_settings(llm={"budget_s": 90, "temperature": 0.2}, write={"max_prompt_chars": 500})
     assert (settings.llm.budget_s, settings.llm.temperature, settings.write.max_prompt_chars) == (90, 0.2, 500)
+
+
+def test_no_gpu_device_file_means_no_cuda_without_importing_torch(monkeypatch):
+    """``--pipeline auto`` asks whether CUDA is there; on a Linux machine without a GPU device
+    file the answer is no without importing torch (1-10 s, more than a song's analysis)."""
+    import sys
+    import types
+
+    from music2video import settings
+
+    fake_torch = types.SimpleNamespace(cuda=types.SimpleNamespace(is_available=lambda: True))
+    monkeypatch.setitem(sys.modules, "torch", fake_torch)
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(settings.os.path, "exists", lambda path: False)
+    assert settings.cuda_available() is False
+    monkeypatch.setattr(settings.os.path, "exists", lambda path: path == "/dev/nvidiactl")
+    assert settings.cuda_available() is True  # a driver is there: torch decides

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -442,8 +443,17 @@ def parse_resolution(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+GPU_DEVICE_NODES = ("/dev/nvidia0", "/dev/nvidiactl", "/dev/dxg", "/dev/kfd")
+"""Linux device files of an NVIDIA driver, WSL's GPU bridge and ROCm: without one, no torch
+build can see a GPU."""
+
+
 def cuda_available() -> bool:
-    """True when torch is installed and sees a CUDA GPU. Never imports torch if it is absent."""
+    """True when torch is installed and sees a CUDA GPU. Never imports torch if it is absent, nor
+    on a Linux machine without any GPU device file or on macOS (no CUDA there): importing torch
+    takes 1-10 s on two cores, longer than the whole analysis of a song."""
+    if sys.platform == "darwin" or (sys.platform.startswith("linux") and not any(os.path.exists(node) for node in GPU_DEVICE_NODES)):
+        return False
     try:
         import torch
     except ImportError:
