@@ -224,3 +224,47 @@ def test_edits_go_through_the_edit_api_and_its_refusals_come_back_as_messages(tm
     assert studio.post("/api/edit", json={"run": "../work/song.music2video", "operation": "merge_shots", "shot": 0}, headers=CHANGE).status_code == 403
     assert studio.post("/api/edit", json={"run": "song.music2video", "operation": "merge_shots", "shot": 2}).status_code == 403  # no X-Studio
     assert studio.post("/api/rerender", json={"run": "/tmp", "shots": "changed"}, headers=CHANGE).status_code == 403
+
+
+def _png(colour: tuple[int, int, int] = (200, 40, 40)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 18), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_pictures_replace_a_keyframe_or_a_reference_and_references_start_a_run(tmp_path: Path):
+    from test_report import build_run_folder
+
+    work = tmp_path / "work"
+    run = build_run_folder(work, duration_s=8.0, shot_s=2.0)
+    studio = client(work, max_upload_bytes=10_000)
+
+    replaced = studio.put("/api/keyframe", params={"run": "song.music2video", "shot": 1}, content=_png(), headers=CHANGE)
+    assert replaced.status_code == 200, replaced.text
+    assert replaced.json()["saved"] == "song.music2video/keyframes/shot-001.png"
+    assert (run / "keyframes" / "shot-001.png").is_file()
+    not_a_picture = studio.put("/api/keyframe", params={"run": "song.music2video", "shot": 1}, content=b"GIF89a", headers=CHANGE)
+    assert not_a_picture.status_code == 400 and "picture" in not_a_picture.json()["error"]
+    assert studio.put("/api/keyframe", params={"run": "song.music2video", "shot": 1}, content=b"x" * 20_000, headers=CHANGE).status_code == 413
+
+    keeper = studio.put("/api/reference", params={"run": "song.music2video", "name": "Keeper"}, content=_png((0, 90, 200)), headers=CHANGE)
+    assert keeper.status_code == 200 and keeper.json()["saved"] == "song.music2video/references/keeper.png"
+    stranger = studio.put("/api/reference", params={"run": "song.music2video", "name": "Nobody"}, content=_png(), headers=CHANGE)
+    assert stranger.status_code == 400 and "Keeper" in stranger.json()["error"]
+    assert [m["name"] for m in studio.get("/api/run", params={"run": "song.music2video"}).json()["cast"]] == ["Keeper"]
+
+    # A reference for a new run: uploaded into references/, passed on as keyframes.references.
+    uploaded = studio.put("/api/upload", params={"name": "the singer.PNG", "kind": "picture"}, content=_png(), headers=CHANGE)
+    assert uploaded.json()["path"] == "references/the_singer.png"
+    assert studio.put("/api/upload", params={"name": "song.mp3", "kind": "picture"}, content=b"1", headers=CHANGE).status_code == 400
+    from music2video.studio.server import StartRun
+
+    request = StartRun(song="song.wav", pipeline="preview", references={"the singer": "references/the_singer.png"}, keyframe_model="m")
+    assert request.overrides()["keyframes"] == {"keyframe_model": "m"}  # references are checked and added by the route
+    (work / "x.wav").write_bytes(b"RIFF")
+    refused = studio.post("/api/runs", json={"song": "x.wav", "references": {"a": "../../secret.png"}}, headers=CHANGE)
+    assert refused.status_code == 403

@@ -114,6 +114,8 @@ def run_state(root: Path, run: Path) -> dict[str, Any]:
                 seed=shot.seed,
                 camera=shot.camera,
                 characters=list(shot.characters),
+                places=list(shot.places),
+                props=list(shot.props),
             )
         shots.append(entry)
     video = None
@@ -143,6 +145,9 @@ def run_state(root: Path, run: Path) -> dict[str, Any]:
         "downbeats_s": analysis.downbeats_s if analysis else [],
         "sections": [s.model_dump() for s in analysis.sections] if analysis else [],
         "characters": [c.name for c in art.storyboard.characters] if art.storyboard else [],
+        "places": [p.name for p in art.storyboard.places] if art.storyboard else [],
+        "props": [p.name for p in art.storyboard.props] if art.storyboard else [],
+        "cast": cast(root, run, art.storyboard) if art.storyboard else [],
         "title": art.storyboard.title if art.storyboard else None,
         "shots": shots,
         "video": video,
@@ -154,6 +159,26 @@ def run_state(root: Path, run: Path) -> dict[str, Any]:
         "warnings": [w for _, artifact in art.named() for w in artifact.warnings],
         "problems": art.problems,
     }
+
+
+def cast(root: Path, run: Path, storyboard) -> list[dict[str, Any]]:
+    """The storyboard's characters, places and props, each with its reference picture
+    (relative to the work folder) where ``references.json`` names one inside it."""
+    from music2video.artifacts import ReferenceSet
+
+    pictures: dict[str, str | None] = {}
+    listing = run / "references.json"
+    if listing.is_file():
+        try:
+            found = ReferenceSet.model_validate_json(listing.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            found = None
+        for reference in found.references if found else []:
+            path = Path(reference.path)
+            pictures[reference.name] = _inside(root, path if path.is_absolute() else run / path)
+    members = [("character", m.name) for m in storyboard.characters]
+    members += [("place", m.name) for m in storyboard.places] + [("prop", m.name) for m in storyboard.props]
+    return [{"name": name, "kind": kind, "picture": pictures.get(name)} for kind, name in members]
 
 
 def edit_state(run: Path) -> dict[str, Any]:
@@ -284,16 +309,15 @@ def _thumbnail(path: str, _mtime_ns: int, _size: int) -> bytes:
 
 
 def keyframes(run: Path) -> dict[int, Path]:
-    """Shot index -> keyframe picture, from ``keyframes.json`` when the run has one (neural pipelines)."""
-    import json
+    """Shot index -> keyframe picture, as ``keyframes.json`` lists them (runs whose renderer
+    starts shots from pictures); empty without one."""
+    from music2video.artifacts import KeyframeSet
 
+    listing = run / "keyframes.json"
+    if not listing.is_file():
+        return {}
     try:
-        data = json.loads((run / "keyframes.json").read_text(encoding="utf-8"))
+        frames = KeyframeSet.model_validate_json(listing.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    found = {}
-    for entry in data.get("shots", []) if isinstance(data, dict) else []:
-        if isinstance(entry, dict) and isinstance(entry.get("shot"), int) and isinstance(entry.get("path"), str):
-            if (run / entry["path"]).is_file():
-                found[entry["shot"]] = run / entry["path"]
-    return found
+    return {frame.shot: run / frame.path for frame in frames.shots if (run / frame.path).is_file()}

@@ -24,6 +24,7 @@ from music2video.runfolder import atomic_path
 from music2video.studio import runs
 from music2video.studio.jobs import JobManager
 from music2video.studio.safety import (
+    IMAGE_EXTENSIONS,
     LOOPBACK_HOSTS,
     SONG_EXTENSIONS,
     Guard,
@@ -39,6 +40,10 @@ log = logging.getLogger(__name__)
 STATIC_FOLDER = Path(__file__).parent / "static"
 DEFAULT_MAX_UPLOAD_BYTES = 1 << 30
 """Largest upload accepted, bytes (1 GiB: a long song as a video file)."""
+MAX_PICTURE_BYTES = 50 << 20
+"""Largest keyframe or reference picture accepted, bytes."""
+REFERENCES_FOLDER = "references"
+"""Where uploaded reference pictures go, in the work folder."""
 
 
 class StartRun(BaseModel):
@@ -64,6 +69,11 @@ class StartRun(BaseModel):
     llm_model: str | None = None
     llm_base_url: str | None = None
     video_model: str | None = None
+    reference_model: str | None = None
+    keyframe_model: str | None = None
+    references: dict[str, str] = Field(
+        default_factory=dict, description="Character, place or prop name -> your picture of it, relative to the work folder."
+    )
     evaluate: bool = Field(True, description="Evaluate the video and write report.html.")
 
     def overrides(self) -> dict[str, Any]:
@@ -79,6 +89,7 @@ class StartRun(BaseModel):
             "lalm": {"model": self.lalm_model},
             "llm": {"model": self.llm_model, "base_url": self.llm_base_url},
             "video": {"model": self.video_model},
+            "keyframes": {"reference_model": self.reference_model, "keyframe_model": self.keyframe_model},
             "evaluate": {"enabled": self.evaluate},
         }
         for section, fields in sections.items():
@@ -209,6 +220,7 @@ def create_app(
             "pipelines": ["auto", *PIPELINES],
             "defaults": {"width": defaults.width, "height": defaults.height, "fps": defaults.fps, "seed": defaults.seed},
             "max_upload_bytes": max_upload_bytes,
+            "max_picture_bytes": MAX_PICTURE_BYTES,
             "song_extensions": list(SONG_EXTENSIONS),
         }
 
@@ -217,24 +229,46 @@ def create_app(
         return runs.list_work_folder(root)
 
     @api.put("/api/upload")
-    async def upload(request: Request, name: str) -> dict[str, Any]:
-        """The request body is the file: streamed to the work folder, stopped at the size limit."""
-        safe = sanitise_name(name)
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_upload_bytes:
-            raise Problem(413, f"{name} is {int(declared) / 1e6:.0f} MB; the studio takes files up to {max_upload_bytes / 1e6:.0f} MB")
-        target = unique_path(root, safe)
+    async def upload(request: Request, name: str, kind: Literal["song", "picture"] = "song") -> dict[str, Any]:
+        """The request body is the file: streamed to the work folder (a picture: to its
+        ``references/``), stopped at the size limit."""
+        if kind == "song":
+            folder, safe, limit = root, sanitise_name(name), max_upload_bytes
+        else:
+            folder, safe, limit = root / REFERENCES_FOLDER, sanitise_name(name, IMAGE_EXTENSIONS), min(max_upload_bytes, MAX_PICTURE_BYTES)
+            folder.mkdir(exist_ok=True)
+            folder = resolve_inside(root, REFERENCES_FOLDER)  # no link out of the work folder
+        target = unique_path(folder, safe)
         received = 0
         with atomic_path(target) as tmp:
             with open(tmp, "wb") as handle:
-                async for chunk in request.stream():
+                async for chunk in _limited(request, name, limit):
                     received += len(chunk)
-                    if received > max_upload_bytes:
-                        raise Problem(413, f"{name} is larger than {max_upload_bytes / 1e6:.0f} MB, the studio's upload limit")
                     handle.write(chunk)
             if received == 0:
                 raise Problem(400, f"{name} is empty")
         return {"path": relative_to_root(root, target), "bytes": received}
+
+    async def read_picture(request: Request, name: str) -> bytes:
+        return b"".join([chunk async for chunk in _limited(request, name, min(max_upload_bytes, MAX_PICTURE_BYTES))])
+
+    @api.put("/api/keyframe")
+    async def keyframe(request: Request, run: str, shot: int) -> dict[str, Any]:
+        """The body (a PNG, JPEG or WebP picture) becomes the shot's keyframe (music2video.edit.replace_keyframe)."""
+        from music2video import edit
+
+        folder = run_folder(run)
+        path = edit.replace_keyframe(folder, shot, await read_picture(request, f"the keyframe of shot {shot}"))
+        return {"saved": relative_to_root(root, path), "state": state_of(folder)}
+
+    @api.put("/api/reference")
+    async def reference(request: Request, run: str, name: str) -> dict[str, Any]:
+        """The body becomes the reference picture of a character, place or prop (music2video.edit.replace_reference)."""
+        from music2video import edit
+
+        folder = run_folder(run)
+        path = edit.replace_reference(folder, name, await read_picture(request, f"the reference of {name!r}"))
+        return {"saved": relative_to_root(root, path), "state": state_of(folder)}
 
     @api.post("/api/runs")
     def start_run(request: StartRun) -> dict[str, Any]:
@@ -247,6 +281,12 @@ def create_app(
         if song.suffix.lower() not in SONG_EXTENSIONS:
             raise Problem(400, f"{request.song!r} is not an audio or video file")
         overrides = request.overrides()
+        if request.references:
+            pictures = {name: resolve_inside(root, path) for name, path in request.references.items()}
+            missing = [name for name, path in pictures.items() if not path.is_file()]
+            if missing:
+                raise Problem(404, f"the reference picture of {missing[0]!r} is not a file in the work folder")
+            overrides.setdefault("keyframes", {})["references"] = {name: str(path) for name, path in pictures.items()}
         load_settings(**overrides)  # answer a bad value now, not from the job
         # The video and the run folder go beside the song; neither may be a link out of the work folder.
         output = resolve_inside(root, runs.output_for(song).relative_to(root).as_posix())
@@ -350,6 +390,20 @@ def create_app(
 
     api.mount("/static", StaticFiles(directory=STATIC_FOLDER), name="static")
     return Guard(api, token, allowed_hosts)
+
+
+async def _limited(request: Request, name: str, limit: int):
+    """The request body in chunks; :class:`Problem` 413 once it passes ``limit`` bytes (told by
+    its Content-Length before anything is read, or counted)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise Problem(413, f"{name} is {int(declared) / 1e6:.0f} MB; the studio takes files up to {limit / 1e6:.0f} MB")
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise Problem(413, f"{name} is larger than {limit / 1e6:.0f} MB, the studio's limit")
+        yield chunk
 
 
 def serve(

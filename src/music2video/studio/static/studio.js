@@ -78,15 +78,31 @@ async function loadWork(selectSong) {
   return work;
 }
 
+async function uploadFile(file, kind) {
+  const limit = kind === "picture" ? Math.min(studio.options.max_upload_bytes, studio.options.max_picture_bytes) : studio.options.max_upload_bytes;
+  if (file.size > limit) throw new Error(`${file.name} is ${(file.size / 1e6).toFixed(0)} MB; the studio takes files up to ${(limit / 1e6).toFixed(0)} MB`);
+  return api("/api/upload?" + q({ name: file.name, kind }), { method: "PUT", body: file });
+}
+
+function addReferenceRow() {
+  const row = document.createElement("div");
+  row.className = "reference-row";
+  row.innerHTML = '<label>Name (as the storyboard will call it) <input class="reference-name" placeholder="the singer"></label>' +
+    '<label>Picture <input class="reference-file" type="file" accept="image/png,image/jpeg,image/webp"></label><span class="dim reference-saved"></span>';
+  row.querySelector(".reference-file").addEventListener("change", (event) => attempt(async () => {
+    const done = await uploadFile(event.target.files[0], "picture");
+    row.dataset.path = done.path;
+    row.querySelector(".reference-saved").textContent = `saved as ${done.path}`;
+  }));
+  $("#reference-rows").append(row);
+}
+
 async function upload(file) {
   const bar = $("#upload-progress");
   bar.hidden = false;
   bar.removeAttribute("value");
   try {
-    if (file.size > studio.options.max_upload_bytes) {
-      throw new Error(`${file.name} is ${(file.size / 1e6).toFixed(0)} MB; the studio takes files up to ${(studio.options.max_upload_bytes / 1e6).toFixed(0)} MB`);
-    }
-    const done = await api("/api/upload?" + q({ name: file.name }), { method: "PUT", body: file });
+    const done = await uploadFile(file, "song");
     await loadWork(done.path);
     say(`uploaded ${file.name} as ${done.path}`);
   } finally {
@@ -98,12 +114,17 @@ function startFormValues() {
   const form = $("#start-form");
   const data = new FormData(form);
   const body = { song: data.get("song"), evaluate: form.evaluate.checked };
-  for (const name of ["pipeline", "style", "listener", "writer", "renderer", "clap_model", "lalm_model", "llm_model", "llm_base_url", "video_model"]) {
+  for (const name of ["pipeline", "style", "listener", "writer", "renderer", "clap_model", "lalm_model", "llm_model", "llm_base_url", "video_model", "reference_model", "keyframe_model"]) {
     const value = (data.get(name) || "").trim();
     if (value) body[name] = value;
   }
   for (const name of ["width", "height", "seed"]) if (data.get(name)) body[name] = parseInt(data.get(name), 10);
   if (data.get("fps")) body.fps = parseFloat(data.get("fps"));
+  body.references = {};
+  for (const row of document.querySelectorAll(".reference-row")) {
+    const name = row.querySelector(".reference-name").value.trim();
+    if (name && row.dataset.path) body.references[name] = row.dataset.path;
+  }
   return body;
 }
 
@@ -205,6 +226,7 @@ async function openRun(run, { quiet = false } = {}) {
   $("#run-warnings").replaceChildren(...state.warnings.map((text) => Object.assign(document.createElement("li"), { textContent: text })));
   drawPlayer();
   drawDownloads();
+  drawCast();
   if (state.duration_s && (!studio.wave || studio.wave.run !== run)) {
     studio.wave = await api("/api/waveform?" + q({ run })).catch(() => null);
     if (studio.wave) studio.wave.run = run;
@@ -250,6 +272,36 @@ function drawDownloads() {
     links[links.length - 1].target = "_blank";
   }
   $("#downloads").replaceChildren(...links);
+}
+
+function drawCast() {
+  const state = studio.state;
+  const editable = Boolean(state.edit && state.edit.available);
+  $("#cast").hidden = !(state.cast || []).length;
+  $("#cast .cast").replaceChildren(...(state.cast || []).map((member) => {
+    const card = document.createElement("figure");
+    card.className = "member";
+    if (member.picture) {
+      const picture = document.createElement("img");
+      picture.alt = member.name;
+      picture.src = "/api/thumbnail?" + q({ path: member.picture });
+      card.append(picture);
+    }
+    const caption = document.createElement("figcaption");
+    caption.textContent = `${member.name} (${member.kind})`;
+    const input = document.createElement("input");
+    input.type = "file";
+    input.accept = "image/png,image/jpeg,image/webp";
+    input.disabled = !editable;
+    input.title = "Replace this reference picture (kept as yours; the keyframes that show it are made again)";
+    input.addEventListener("change", () => attempt(async () => {
+      const done = await api("/api/reference?" + q({ run: studio.run, name: member.name }), { method: "PUT", body: input.files[0] });
+      say(`saved ${done.saved}: the keyframes that show ${member.name} are made again on the next render`);
+      await openRun(studio.run, { quiet: true });
+    }));
+    card.append(caption, input);
+    return card;
+  }));
 }
 
 // -- the timeline -------------------------------------------------------------------------
@@ -460,8 +512,9 @@ function drawShotForm() {
   $("#shot-name").textContent = shot.id;
   $("#shot-time").textContent = `${shot.start_s.toFixed(3)}–${shot.end_s.toFixed(3)} s`;
   for (const name of ["scene", "prompt", "negative_prompt", "seed", "camera"]) form.elements[name].value = shot[name] ?? "";
-  form.elements.characters.value = (shot.characters || []).join(", ");
-  $("#character-names").replaceChildren(...(state.characters || []).map((name) => new Option(name)));
+  for (const name of ["characters", "places", "props"]) form.elements[name].value = (shot[name] || []).join(", ");
+  const known = ["characters", "places", "props"].filter((name) => (state[name] || []).length).map((name) => `${name}: ${state[name].join(", ")}`);
+  $("#cast-names").textContent = known.length ? `In the storyboard: ${known.join("; ")}` : "";
   const locked = (state.edit && state.edit.locked || []).includes(shot.id);
   $("#lock-shot").textContent = locked ? "Unlock" : "Lock";
   $("#lock-shot").dataset.locked = locked ? "1" : "0";
@@ -519,7 +572,12 @@ async function saveShot(event) {
   const fields = {};
   for (const name of ["scene", "prompt", "negative_prompt", "camera"]) fields[name] = form.elements[name].value;
   fields.seed = parseInt(form.elements.seed.value, 10);
-  fields.characters = form.elements.characters.value.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const name of ["characters", "places", "props"]) {
+    // Only the lists this storyboard has (an older storyboard has no places or props).
+    if (name === "characters" || (studio.state[name] || []).length || form.elements[name].value.trim()) {
+      fields[name] = form.elements[name].value.split(",").map((s) => s.trim()).filter(Boolean);
+    }
+  }
   await edit("update_shot", { shot: studio.selected, fields });
   say(`saved ${studio.state.shots[studio.selected].id}`);
 }
@@ -552,6 +610,13 @@ function wire() {
   $("#merge-shot").addEventListener("click", () => attempt(() => edit("merge_shots", { shot: studio.selected })));
   $("#rerender-shot").addEventListener("click", () => attempt(() => rerender([studio.selected])));
   $("#rerender-changed").addEventListener("click", () => attempt(() => rerender("changed")));
+  $("#add-reference").addEventListener("click", addReferenceRow);
+  $("#keyframe-file").addEventListener("change", (event) => attempt(async () => {
+    const done = await api("/api/keyframe?" + q({ run: studio.run, shot: studio.selected }), { method: "PUT", body: event.target.files[0] });
+    event.target.value = "";
+    await openRun(studio.run, { quiet: true });
+    say(`saved ${done.saved}: renderers that start shots from pictures use it`);
+  }));
 }
 
 async function main() {
