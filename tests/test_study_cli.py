@@ -37,6 +37,7 @@ def one_line(result: tuple[int, str, str], code: int, *words: str) -> None:
         assert word in lines[0], lines[0]
 
 
+@pytest.mark.slow  # plots for twelve criteria: a few seconds
 def test_create_then_results_as_typed(clips, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code, out, err = run(capsys, "study", "create", *clips, "--name", "My pilot", "--condition", "ours", "--condition", "base", "--preset", "automv")
@@ -85,6 +86,7 @@ def test_serve_on_a_busy_port_says_so_in_one_line(clips, tmp_path, capsys):
         one_line(run(capsys, "study", "serve", tmp_path / "s", "--port", busy.getsockname()[1]), 1, "cannot serve", "choose another --port")
 
 
+@pytest.mark.slow  # a Python start-up per command
 def test_the_installed_command_line(clips, tmp_path):
     """The same through ``python -m music2video`` in a child process: what a shell sees."""
     done = subprocess.run(
@@ -93,5 +95,15 @@ def test_the_installed_command_line(clips, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert '"scale_points": 7' in (tmp_path / "shell.study" / "study.json").read_text()
+    done = subprocess.run(
+        [sys.executable, "-m", "music2video", "study", "create", *map(str, clips), "--name", "same"],
+        capture_output=True, text=True, cwd=tmp_path, env=cli_env(), timeout=120,
+    )  # no run folders and no --condition: said in one line
+    assert done.returncode == 1 and done.stderr.count("\n") == 1 and "--condition" in done.stderr
     done = subprocess.run([sys.executable, "-m", "music2video", "study"], capture_output=True, text=True, cwd=tmp_path, env=cli_env(), timeout=120)
     assert done.returncode == 0 and "create" in done.stdout and "prescreen" in done.stdout
+
+
+def test_one_condition_for_every_video_is_warned_about(clips, tmp_path, capsys):
+    code, _, err = run(capsys, "study", "create", *clips, "--name", "x", "--condition", "a", "--condition", "a", "-o", tmp_path / "s")
+    assert code == 0 and "every video is 'a'" in err and "1 condition," in err

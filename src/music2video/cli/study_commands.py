@@ -85,8 +85,11 @@ def create(
     for video in study.videos:
         table.add_row(video.code, video.condition, video.song, video.source)
     Console().print(table)
+    if len(study.conditions) == 1 and len(study.videos) > 1:
+        console.print(f"[yellow]warning:[/yellow] every video is '{study.conditions[0]}': results will describe it but compare nothing; give --condition once per video to compare")
+    conditions = f"{len(study.conditions)} condition{'s' if len(study.conditions) != 1 else ''}"
     console.print(
-        f"[green]made[/green] {folder}  [dim]({len(study.videos)} videos, {len(study.conditions)} conditions, "
+        f"[green]made[/green] {folder}  [dim]({len(study.videos)} videos, {conditions}, "
         f"{len(study.dimensions)} dimensions on 1-{study.scale_points}, {study.design}-subject)[/dim]"
     )
     console.print(f"next: music2video study serve {folder}")
