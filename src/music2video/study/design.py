@@ -200,8 +200,9 @@ def attention_item(study: Study, participant_index: int) -> tuple[str, int] | No
     """Where participant ``participant_index`` meets the attention check (the code of the video
     it comes with) and which answer it asks for; None when the study has none.
 
-    An instructed-response item ("choose 2 here"), placed after the first video so that
-    a participant who stops early has usually met it, at a seeded position otherwise.
+    An instructed-response item ("choose 2 here") among the questions of one video, never the
+    first (the participant has seen the questions once by then); which video and which
+    answer are seeded per participant.
     """
     if not study.attention_check:
         return None
