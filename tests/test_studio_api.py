@@ -268,3 +268,39 @@ def test_pictures_replace_a_keyframe_or_a_reference_and_references_start_a_run(t
     (work / "x.wav").write_bytes(b"RIFF")
     refused = studio.post("/api/runs", json={"song": "x.wav", "references": {"a": "../../secret.png"}}, headers=CHANGE)
     assert refused.status_code == 403
+
+
+def test_the_studio_command_serves_the_work_folder_on_loopback(tmp_path: Path):
+    """`music2video studio` as typed: it prints its loopback URL, answers there, and stops on Ctrl-C."""
+    import json
+    import re
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    work = tmp_path / "videos"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "music2video", "studio", "--work-folder", str(work), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        line = process.stdout.readline()
+        found = re.search(r"http://127\.0\.0\.1:\d+/", line)
+        assert found, line
+        with urllib.request.urlopen(found.group(0) + "api/work", timeout=10) as answer:
+            assert json.load(answer) == {"songs": [], "runs": []}
+        assert work.is_dir()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=20)
+    assert process.returncode in (0, 130)
+
+
+def test_the_studio_command_refuses_a_weak_token(capsys):
+    from music2video.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["studio", "--host", "0.0.0.0", "--token", "short"])
+    assert stopped.value.code == 2
+    assert "--token" in capsys.readouterr().err

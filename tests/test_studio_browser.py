@@ -116,10 +116,12 @@ def test_studio_walk_through(tmp_path: Path):
         stages = page.eval_on_selector_all(".stage", "rows => rows.map(r => r.dataset.stage)")
         assert {"decode", "structure", "render", "assemble"} <= set(stages)
         assert "rendered shot-" in page.text_content(".stage[data-stage=render] .what")  # per shot
+        rendered = page.evaluate("studio.job.stages.find(s => s.name === 'render').messages.filter(m => m.startsWith('rendered '))")
 
         # The timeline: every shot has a box and a thumbnail; the run reopens from its address.
         state = page.evaluate("studio.state")
         assert len(state["shots"]) >= 3 and state["beats_s"] and state["sections"]
+        assert sorted(rendered) == sorted(f"rendered {shot['id']}" for shot in state["shots"])  # each shot, as it finished
         page.wait_for_function("Array.from(document.querySelectorAll('.shot img')).every(i => i.complete && i.naturalWidth > 0)")
         assert page.locator(".shot").count() == len(state["shots"])
         page.goto("about:blank")

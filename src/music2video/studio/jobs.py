@@ -30,12 +30,17 @@ CANCEL_GRACE_S = 10.0
 FINISHED_JOB_KEEP_S = 3600.0
 
 
+# Messages kept per stage (a render says "rendered shot-007" once per shot).
+STAGE_MESSAGES_KEPT = 2000
+
+
 @dataclass
 class StageProgress:
     name: str
     done: int = 0
     total: int = 0
     message: str = ""
+    messages: list[str] = field(default_factory=list)  # every distinct message in turn: the page marks finished shots
 
 
 @dataclass
@@ -162,6 +167,8 @@ class JobManager:
                         job.stages.append(stage)
                     if kind == "progress":
                         stage.done, stage.total, stage.message = done, total, message
+                        if message and (not stage.messages or stage.messages[-1] != message):
+                            stage.messages = [*stage.messages, message][-STAGE_MESSAGES_KEPT:]
                 else:
                     ended = (kind, event[1])
         process.join()

@@ -122,8 +122,11 @@ class Guard:
         self.allowed_hosts = allowed_hosts
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "lifespan":
             await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":  # no WebSocket route exists: none may slip past the checks below
+            await send({"type": "websocket.close", "code": 1008})
             return
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
         host = headers.get("host", "")

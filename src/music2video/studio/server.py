@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import Any, Literal
 
@@ -436,7 +437,8 @@ def serve(
             await asyncio.sleep(0.05)
         if server.started and on_ready is not None:
             bound = server.servers[0].sockets[0].getsockname()[1]
-            shown = f"[{host}]" if ":" in host else host
+            # Listening on every address: the machine's name is what another machine types.
+            shown = socket.gethostname() if host in ("0.0.0.0", "::") else (f"[{host}]" if ":" in host else host)
             on_ready(f"http://{shown}:{bound}/" + (f"?token={token}" if token else ""))
         await task
 

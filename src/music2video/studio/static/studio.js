@@ -168,6 +168,20 @@ function drawJob(job) {
   error.textContent = job.error || "";
   error.hidden = !job.error;
   $("#cancel-job").hidden = !["starting", "running"].includes(job.state);
+  markRendered();
+}
+
+// Shots the watched job has rendered so far get a mark on the timeline.
+function markRendered() {
+  const job = studio.job;
+  const render = job && job.run === studio.run && (job.stages || []).find((stage) => stage.name === "render");
+  const done = new Set();
+  for (const message of render ? render.messages || [] : []) {
+    const found = /^rendered (\S+)$/.exec(message);
+    if (found) done.add(found[1]);
+  }
+  const active = job && ["starting", "running", "cancelling"].includes(job.state);
+  for (const box of document.querySelectorAll(".shot")) box.classList.toggle("rendered-now", Boolean(active) && done.has(box.id));
 }
 
 async function watchJob(job) {
@@ -412,6 +426,7 @@ function drawStrip() {
     box.addEventListener("click", () => { selectShot(shot.index); seek(shot.start_s); });
     return box;
   }));
+  markRendered();
 }
 
 function movePlayhead() {
