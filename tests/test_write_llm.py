@@ -34,6 +34,7 @@ TINY_LIMITS = llm.TextLimits(
     title=8, concept=12, look=8, medium=6, lens=6, era=6, character_name=6, character_description=12,
     max_characters=2, motif=6, setting=10, story=10, scene=10, shot_prompt=12, camera=6,
     max_characters_per_shot=1, min_palette_colours=2, max_palette_colours=2,
+    place_name=6, place_description=10, max_places=1, prop_name=6, prop_description=8, max_props=1,
 )
 
 
@@ -442,3 +443,38 @@ def test_an_edited_prompt_template_with_an_unknown_placeholder_is_named(monkeypa
     monkeypatch.setattr(prompts, "load_prompt", lambda name: "Write ${shot_count} shots for ${mood}.")
     with pytest.raises(Music2VideoError, match=r"storyboard_shots.md uses the placeholder \$\{mood\}"):
         llm.fill_prompt("storyboard_shots.md", shot_count=3)
+
+
+def test_server_storyboard_has_a_set_list_that_shots_name(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    good = server.good
+    platform = "a foggy railway platform of green iron"
+
+    def with_set_list(body: dict[str, Any]) -> dict[str, Any]:
+        reply = good(body)
+        if "title" in reply:
+            reply["places"] = [{"name": "the platform", "description": platform},
+                               {"name": "Mara", "description": "a second Mara cannot be told apart"}]
+            reply["props"] = [{"name": "the lantern", "description": "a brass lantern with a blue flame"}]
+        else:
+            for shot in reply["shots"]:
+                shot["places"], shot["props"] = ["the platform"], ["the lantern", "the umbrella"]
+        return reply
+
+    monkeypatch.setattr(server, "good", with_set_list)
+    storyboard, _ = write(server)
+    assert [(p.name, p.description) for p in storyboard.places] == [("the platform", platform)]  # one name, one member
+    assert [p.name for p in storyboard.props] == ["the lantern"]
+    for shot in storyboard.shots:
+        assert shot.places == ["the platform"] and shot.props == ["the lantern"]
+        # The place's words stand in for the section's setting; the prop is described like a character.
+        assert f"{platform}." in shot.prompt and "platform 1" not in shot.prompt
+        assert "the lantern: a brass lantern with a blue flame." in shot.prompt
+    assert any("'the umbrella'" in warning for warning in storyboard.warnings)  # a name the concept lacks
+    shots_request = server.requests[1]["response_format"]["json_schema"]["schema"]
+    shot_items = shots_request["properties"]["shots"]["items"]["properties"]
+    assert shot_items["places"]["items"]["enum"] == ["the platform"] and shot_items["places"]["maxItems"] == 1
+
+
+def test_replies_without_a_set_list_still_parse(server: FakeServer) -> None:
+    storyboard, _ = write(server)  # the scripted replies name no places or props
+    assert storyboard.places == [] and all(shot.places == [] for shot in storyboard.shots)

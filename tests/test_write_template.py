@@ -276,3 +276,13 @@ def test_empty_descriptions_fall_back_to_neutral_with_a_warning():
     )
     assert len(board.shots) == len(plan.shots)
     assert any("neutral valence" in warning for warning in board.warnings)
+
+
+def test_every_setting_is_a_place_of_the_set_list_that_its_shots_name(storyboard):
+    places = {place.name: place for place in storyboard.places}
+    assert places and len(places) == len({t.setting for t in storyboard.sections})
+    setting_of = {t.section_index: t.setting for t in storyboard.sections}
+    for shot in storyboard.shots:
+        assert len(shot.places) == 1 and places[shot.places[0]].description == setting_of[shot.section_index]
+    assert all(len(name) <= 40 and not name.startswith(("a ", "an ", "the ")) for name in places)
+    assert storyboard.props == []

@@ -60,6 +60,10 @@ class WriterTesterMixin:
             assert shot.palette and all(HEX.match(colour) for colour in shot.palette)
             assert 0.0 <= shot.energy <= 1.0
             assert set(shot.characters) <= {c.name for c in storyboard.characters}
+            assert set(shot.places) <= {p.name for p in storyboard.places}  # the set list names them
+            assert set(shot.props) <= {p.name for p in storyboard.props}
+        names = [m.name for m in (*storyboard.characters, *storyboard.places, *storyboard.props)]
+        assert len(names) == len(set(names))  # one name, one reference picture
         assert storyboard.writer.startswith(self.writer) and storyboard.provisional is None
 
     def test_prompts_keep_within_a_smaller_budget(self, llm_settings: LlmSettings) -> None:

@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SerializerFunctionWrapHandler, model_serializer
 
 from music2video.music import Key, Mood
 
@@ -292,6 +292,16 @@ class StoryboardShot(BaseModel):
     places: list[str] = Field(default_factory=list, description="Names from the storyboard's places (the shot's place).")
     props: list[str] = Field(default_factory=list, description="Names from the storyboard's props seen in the shot.")
     lyrics: str = ""
+
+    @model_serializer(mode="wrap")
+    def _without_an_empty_set_list(self, handler: SerializerFunctionWrapHandler) -> dict:
+        # Empty places and props are left out, so a shot written before they existed dumps, and
+        # hashes, as it did: its clip is not rendered again for a field it never had.
+        data = handler(self)
+        for name in ("places", "props"):
+            if not data.get(name):
+                data.pop(name, None)
+        return data
 
     @property
     def duration_s(self) -> float:

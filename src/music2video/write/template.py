@@ -20,7 +20,9 @@ The treatment, top to bottom:
 4. **Sections.** One treatment per analysis section. Sections that share a repetition label
    share motif, palette and setting (the chorus callback); different labels get different
    motifs while any are left. Motifs are the procedural ones the animatic renderer draws
-   (``MOTIFS``), matched to the part's energy.
+   (``MOTIFS``), matched to the part's energy. Each distinct setting is a place of the set
+   list (named after its head, described by the setting itself), and every shot names its
+   section's place; the template writes no props.
 5. **Shots.** Each planned shot keeps its id and times. Its kind follows its place in the
    section (an establishing shot first, then portrait, journey and motif detail in turn), its
    camera move follows its energy, and its prompt is assembled from the scene, camera and
@@ -34,6 +36,7 @@ import hashlib
 import json
 import math
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -41,6 +44,7 @@ from music2video.artifacts import (
     Analysis,
     Character,
     Descriptions,
+    Place,
     Section,
     SectionTreatment,
     SegmentDescription,
@@ -302,6 +306,9 @@ def write_template_storyboard(
     # 4. Section treatments
     treatments = _section_treatments(analysis, descriptions, song, rng, warnings)
 
+    # 4b. The set list: one place per distinct setting, described by the setting word for word
+    places, place_names = _set_list(treatments)
+
     # 5. Title and concept
     moods = _mood_words(descriptions.song, song)
     key_name = _key_name(descriptions.song)
@@ -368,6 +375,7 @@ def write_template_storyboard(
                 camera=camera,
                 energy=round(energy, 4),
                 characters=[character.name for character in cast],
+                places=[place_names[treatment.treatment.setting]] if treatment.treatment.setting in place_names else [],
                 lyrics=sung,
             )
         )
@@ -384,6 +392,7 @@ def write_template_storyboard(
         concept=concept,
         style=style_bible,
         characters=characters,
+        places=places,
         sections=[treatments[index].treatment for index in sorted(treatments)],
         shots=shots,
         warnings=_unique(warnings),
@@ -591,6 +600,36 @@ def _section_treatments(
             energy=energy,
         )
     return treatments
+
+
+# Words after which a setting stops naming the place and starts describing it
+# ("a still lake | at dawn", "an empty car park | under flickering lights").
+_PLACE_NAME_ENDS = re.compile(r"\s(?:above|at|under|with|as|in|lit|through|full|on|by|where|during)\s")
+_ARTICLE = re.compile(r"^(?:a|an|the)\s+", re.IGNORECASE)
+PLACE_NAME_CHARS = 40
+
+
+def _set_list(treatments: dict[int, Treatment]) -> tuple[list[Place], dict[str, str]]:
+    """One place per distinct section setting, in order of first appearance, and setting -> name.
+
+    The name is the setting's head ("a still lake at dawn" -> "still lake"); the description is
+    the setting itself, the words every prompt of those sections already carries.
+    """
+    places: list[Place] = []
+    names: dict[str, str] = {}
+    for index in sorted(treatments):
+        setting = treatments[index].treatment.setting.strip()
+        if not setting or setting in names:
+            continue
+        head = _PLACE_NAME_ENDS.split(_ARTICLE.sub("", setting), maxsplit=1)[0]
+        name = _shorten(head.strip(" .,;"), PLACE_NAME_CHARS) or f"place {len(places) + 1}"
+        taken = {place.name for place in places}
+        base, number = name, 2
+        while name in taken:
+            name, number = f"{base} {number}", number + 1
+        names[setting] = name
+        places.append(Place(name=name, description=setting))
+    return places, names
 
 
 def _fallback_treatment(section_index: int, song: Affect, warnings: list[str]) -> Treatment:

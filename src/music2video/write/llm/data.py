@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from music2video.artifacts import Analysis, Character, Section, SegmentDescription, ShotPlan, StyleBible
+from music2video.artifacts import Analysis, Character, Prop, Section, SegmentDescription, ShotPlan, StyleBible
 from music2video.music import Key
 from music2video.settings import DEFAULT_MAX_PROMPT_CHARS
 from music2video.write.llm.schema import HEX_COLOUR
@@ -99,12 +99,12 @@ def section_plans(analysis: Analysis, plan: ShotPlan) -> list[SectionPlan]:
             first_by_label[label] = position
     return plans
 
-def compose_prompt(style: StyleBible, characters: Sequence[Character], setting: str, action: str,
+def compose_prompt(style: StyleBible, characters: Sequence[Character | Prop], setting: str, action: str,
                    max_chars: int = DEFAULT_MAX_PROMPT_CHARS) -> tuple[str, bool]:
     """The final text-to-video prompt and whether anything was left out or cut to fit ``max_chars``.
 
-    Reading order: the style bible, each shown character as "Name: description." word for
-    word, the section's setting, then the model's words for this shot (``action``). The
+    Reading order: the style bible, each shown character (and key prop) as "Name: description."
+    word for word, the section's setting, then the model's words for this shot (``action``). The
     characters are what keeps shots consistent, so they are cut last; when the total is too
     long the setting goes first, then the style words are shortened (keeping at least
     ``MIN_SHOT_PROMPT_CHARS`` of the action), then the action is cut at a word boundary.

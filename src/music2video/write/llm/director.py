@@ -24,6 +24,8 @@ from music2video.artifacts import (
     Analysis,
     Character,
     Descriptions,
+    Place,
+    Prop,
     Section,
     SectionTreatment,
     SegmentDescription,
@@ -99,6 +101,8 @@ class Concept:
     characters: list[Character]
     treatments: list[SectionTreatment]
     stories: list[str]
+    places: list[Place] = field(default_factory=list)
+    props: list[Prop] = field(default_factory=list)
 
 
 @dataclass
@@ -241,6 +245,8 @@ class Director:
             min_colours=limits.min_palette_colours,
             max_colours=limits.max_palette_colours,
             max_characters=limits.max_characters,
+            max_places=limits.max_places,
+            max_props=limits.max_props,
             section_count=len(sections),
             data=data_json(data),
             schema=json.dumps(schema, ensure_ascii=False),
@@ -307,6 +313,21 @@ class Director:
                 continue  # an empty or repeated name could not be told apart in shot replies
             characters.append(Character(name=name, description=self.fit(
                 f"character {name}", item.description, limits.character_description)))
+        taken = {c.name for c in characters}  # one name, one cast member: shots refer to them by name
+        places: list[Place] = []
+        for item in reply.places[: limits.max_places]:
+            name = self.fit("place name", item.name, limits.place_name)
+            if name and name not in taken:
+                taken.add(name)
+                places.append(Place(name=name, description=self.fit(
+                    f"place {name}", item.description, limits.place_description)))
+        props: list[Prop] = []
+        for item in reply.props[: limits.max_props]:
+            name = self.fit("prop name", item.name, limits.prop_name)
+            if name and name not in taken:
+                taken.add(name)
+                props.append(Prop(name=name, description=self.fit(
+                    f"prop {name}", item.description, limits.prop_description)))
         template_sections = {t.section_index: t for t in self.template.sections}
         treatments: list[SectionTreatment] = []
         stories: list[str] = []
@@ -334,6 +355,8 @@ class Director:
             characters=characters,
             treatments=treatments,
             stories=stories,
+            places=places,
+            props=props,
         )
 
     def _template_concept(self, sections: list[SectionPlan]) -> Concept:
@@ -352,6 +375,8 @@ class Director:
             characters=list(self.template.characters),
             treatments=treatments,
             stories=["" for _ in sections],
+            places=list(self.template.places),
+            props=list(self.template.props),
         )
 
     # 4. Passes 2..n: shots ----------------------------------------------------------------------
@@ -393,11 +418,14 @@ class Director:
         sp = sections[position]
         limits = self.limits
         names = [c.name for c in concept.characters]
-        schema = shots_schema(limits, len(chunk), names)
+        schema = shots_schema(limits, len(chunk), names, [p.name for p in concept.places],
+                              [p.name for p in concept.props])
         data = {
             "concept": {"title": concept.title, "concept": concept.concept},
             "style": concept.style.model_dump(),
             "characters": [c.model_dump() for c in concept.characters],
+            "places": [p.model_dump() for p in concept.places],
+            "props": [p.model_dump() for p in concept.props],
             "sections": [
                 {"section": p + 1, "label": other.section.label, "role": other.section.role,
                  "energy": rounded(other.section.energy), "motif": concept.treatments[p].motif,
@@ -486,9 +514,18 @@ class Director:
         known = {c.name: c for c in concept.characters}
         shown = [name for name in dict.fromkeys(reply.characters) if name in known][: limits.max_characters_per_shot]
         self.unknown_names += [f"{shot.id} {name!r}" for name in reply.characters if name not in known]
+        known_places = {p.name: p for p in concept.places}
+        known_props = {p.name: p for p in concept.props}
+        places = [name for name in dict.fromkeys(reply.places) if name in known_places][: limits.max_places_per_shot]
+        props = [name for name in dict.fromkeys(reply.props) if name in known_props][: limits.max_props_per_shot]
+        self.unknown_names += [f"{shot.id} {name!r}" for name in [*reply.places, *reply.props]
+                               if name not in known_places and name not in known_props]
         action = self.fit(f"{shot.id} prompt", reply.prompt, limits.shot_prompt)
-        prompt, trimmed = compose_prompt(concept.style, [known[n] for n in shown], treatment.setting, action,
-                                         self.max_prompt_chars)
+        # The shot's place, word for word as every shot there has it, stands in for the
+        # section's setting; its props are described like its characters.
+        setting = known_places[places[0]].description if places else treatment.setting
+        prompt, trimmed = compose_prompt(concept.style, [*(known[n] for n in shown), *(known_props[n] for n in props)],
+                                         setting, action, self.max_prompt_chars)
         if trimmed:
             self.prompt_cuts.append(shot.id)
         return StoryboardShot(
@@ -505,17 +542,22 @@ class Director:
             camera=self.fit(f"{shot.id} camera", reply.camera, limits.camera) or "static",
             energy=self.shot_energy(index),
             characters=shown,
+            places=places,
+            props=props,
             lyrics=self.lyrics_by_shot.get(shot.id, ""),
         )
 
     def _template_shot(self, index: int, concept: Concept) -> StoryboardShot:
         """The template writer's entry for this shot as it stands (scene, prompt, motif, palette);
-        ids, times, seed and lyrics set by the program, characters kept only if the concept has them."""
+        ids, times, seed and lyrics set by the program, characters, places and props kept only if the
+        concept has them."""
         shot = self.plan.shots[index]
         entry = self.template.shots[index]
         known = {c.name for c in concept.characters}
         return entry.model_copy(update={
             "characters": [name for name in entry.characters if name in known],
+            "places": [name for name in entry.places if name in {p.name for p in concept.places}],
+            "props": [name for name in entry.props if name in {p.name for p in concept.props}],
             "id": shot.id,
             "start_s": shot.start_s,
             "end_s": shot.end_s,

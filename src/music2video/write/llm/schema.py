@@ -40,6 +40,12 @@ class TextLimits:
     character_name: int = 24
     character_description: int = 120
     max_characters: int = 3
+    place_name: int = 24
+    place_description: int = 120
+    max_places: int = 4
+    prop_name: int = 24
+    prop_description: int = 100
+    max_props: int = 2
     motif: int = 24
     setting: int = 90
     story: int = 200
@@ -47,6 +53,8 @@ class TextLimits:
     shot_prompt: int = 200
     camera: int = 32
     max_characters_per_shot: int = 2
+    max_places_per_shot: int = 1
+    max_props_per_shot: int = 1
     min_palette_colours: int = 3
     max_palette_colours: int = 5
 
@@ -56,6 +64,11 @@ DEFAULT_LIMITS = TextLimits()
 
 def _rule(name: str, description: str) -> Any:
     return Field(description=description, json_schema_extra={"x-rule": name})
+
+
+def _optional_list(name: str, description: str) -> Any:
+    """A list the schema asks for but a reply may leave out (replies written before it existed parse)."""
+    return Field(default_factory=list, description=description, json_schema_extra={"x-rule": name})
 
 
 class _Reply(BaseModel):
@@ -77,6 +90,18 @@ class CharacterReply(_Reply):
     )
 
 
+class PlaceReply(_Reply):
+    name: str = _rule("place_name", "Short name used to refer to the place.")
+    description: str = _rule(
+        "place_description", "The place's fixed look in one sentence; pasted word for word into every shot there."
+    )
+
+
+class PropReply(_Reply):
+    name: str = _rule("prop_name", "Short name used to refer to the object.")
+    description: str = _rule("prop_description", "The object's fixed look in one sentence.")
+
+
 class TreatmentReply(_Reply):
     motif: str = _rule("motif", "A word or two naming the section's visual idea; same label, same motif.")
     setting: str = _rule("setting", "The place in one sentence; pasted word for word into every shot of the section.")
@@ -89,6 +114,8 @@ class ConceptReply(_Reply):
     concept: str = _rule("concept", "The one idea or story of the whole video.")
     style: StyleReply
     characters: list[CharacterReply] = _rule("characters", "Recurring characters; may be empty.")
+    places: list[PlaceReply] = _optional_list("places", "The set list: places where shots happen; may be empty.")
+    props: list[PropReply] = _optional_list("props", "Key objects that recur across shots; may be empty.")
     sections: list[TreatmentReply] = _rule("sections", "One treatment per section, in order.")
 
 
@@ -97,6 +124,8 @@ class ShotReply(_Reply):
     prompt: str = _rule("shot_prompt", "Text-to-video prompt for this shot; characters by name only.")
     camera: str = _rule("camera", "One camera movement.")
     characters: list[str] = _rule("shot_characters", "Names of the characters visible in the shot.")
+    places: list[str] = _optional_list("shot_places", "The name of the place the shot happens in, if it is one of the set list's.")
+    props: list[str] = _optional_list("shot_props", "Names of the key props visible in the shot.")
 
 
 class ShotsReply(_Reply):
@@ -124,28 +153,38 @@ def concept_schema(limits: TextLimits, section_count: int) -> dict[str, Any]:
     rules = {
         name: _string_rule(getattr(limits, name))
         for name in ("title", "concept", "look", "medium", "lens", "era", "character_name",
-                     "character_description", "motif", "setting", "story")
+                     "character_description", "motif", "setting", "story", "place_name", "place_description",
+                     "prop_name", "prop_description")
     }
     rules["palette"] = _palette_rule(limits)
     rules["characters"] = {"type": "array", "minItems": 0, "maxItems": limits.max_characters}
+    rules["places"] = {"type": "array", "minItems": 0, "maxItems": limits.max_places}
+    rules["props"] = {"type": "array", "minItems": 0, "maxItems": limits.max_props}
     rules["sections"] = {"type": "array", "minItems": section_count, "maxItems": section_count}
     return _schema_for(ConceptReply, rules)
 
 
-def shots_schema(limits: TextLimits, shot_count: int, character_names: Sequence[str]) -> dict[str, Any]:
-    """JSON schema of a shot pass: exactly ``shot_count`` shots; characters only from ``character_names``."""
-    names = list(dict.fromkeys(character_names))
-    if names:
-        shown = {
-            "type": "array",
-            "minItems": 0,
-            "maxItems": min(limits.max_characters_per_shot, len(names)),
-            "items": {"type": "string", "enum": names},
-        }
-    else:  # nobody to show: the only valid list is the empty one
-        shown = {"type": "array", "minItems": 0, "maxItems": 0, "items": _string_rule(1)}
+def _names_rule(names: Sequence[str], most: int) -> dict[str, Any]:
+    """A list of at most ``most`` names, each one of ``names``; only the empty list when there are none."""
+    names = list(dict.fromkeys(names))
+    if not names or most < 1:
+        return {"type": "array", "minItems": 0, "maxItems": 0, "items": _string_rule(1)}
+    return {"type": "array", "minItems": 0, "maxItems": min(most, len(names)), "items": {"type": "string", "enum": names}}
+
+
+def shots_schema(
+    limits: TextLimits,
+    shot_count: int,
+    character_names: Sequence[str],
+    place_names: Sequence[str] = (),
+    prop_names: Sequence[str] = (),
+) -> dict[str, Any]:
+    """JSON schema of a shot pass: exactly ``shot_count`` shots; characters, places and props
+    only from the names the concept gave them."""
     rules = {name: _string_rule(getattr(limits, name)) for name in ("scene", "shot_prompt", "camera")}
-    rules["shot_characters"] = shown
+    rules["shot_characters"] = _names_rule(character_names, limits.max_characters_per_shot)
+    rules["shot_places"] = _names_rule(place_names, limits.max_places_per_shot)
+    rules["shot_props"] = _names_rule(prop_names, limits.max_props_per_shot)
     rules["shots"] = {"type": "array", "minItems": shot_count, "maxItems": shot_count}
     return _schema_for(ShotsReply, rules)
 

@@ -95,6 +95,8 @@ def write_llm_storyboard(
         concept=concept.concept,
         style=concept.style,
         characters=concept.characters,
+        places=concept.places,
+        props=concept.props,
         sections=concept.treatments,
         shots=shots,
         warnings=warnings,
