@@ -181,3 +181,18 @@ def test_results_of_a_between_subject_study_use_mann_whitney(clips, tmp_path):
     results = analyse_study(folder)
     assert {c.test for c in results.comparisons} == {"mann-whitney"}
     assert all(c.n_a == 8 and c.n_b == 8 and not c.significant for c in results.comparisons)
+
+
+def test_automv_group_and_overall_means_read_against_their_table(clips, tmp_path):
+    folder = tmp_path / "m"
+    study = create_study(clips[:2], folder, name="m", conditions=["ours", "base"], preset="automv", attention_check=False)
+    group = {d.id: d.group for d in study.dimensions}
+    store = AnswerStore(folder, study)
+    for _ in range(3):
+        _take_part(store, lambda code, dimension: 2 if group[dimension] == "Technical Module" else 4)
+    store.close()
+    results = analyse_study(folder)
+    groups = {(c.condition, c.dimension): c.mean for c in results.groups}
+    assert groups[("ours", "Technical Module")] == 2.0 and groups[("base", "Content Module")] == 4.0
+    assert [c.mean for c in results.overall] == pytest.approx([(4 * 2 + 8 * 4) / 12] * 2)
+    assert results.reference["means"]["AutoMV"] == 2.42

@@ -48,6 +48,8 @@ def test_create_then_results_as_typed(clips, tmp_path, monkeypatch, capsys):
     assert code == 0, err
     assert "no answers yet" in err and (tmp_path / "My-pilot.study" / "results" / "results.html").is_file()
     assert "character_consistency" in out  # the AutoMV criteria in the table
+    html = (tmp_path / "My-pilot.study" / "results" / "results.html").read_text()
+    assert "<i>Post-production Editing</i>" in html  # and their four groups
 
 
 def test_usage_mistakes_exit_2(clips, tmp_path, capsys):

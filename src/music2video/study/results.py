@@ -114,6 +114,7 @@ class StudyResults(BaseModel):
     dimensions: list[str]
     cells: list[Cell]
     overall: list[Cell] = Field(description="Per condition, every dimension's ratings together (AutoMV's 'mean score').")
+    groups: list[Cell] = Field(default_factory=list, description="Per group of dimensions (AutoMV's modules) and condition, the group's ratings together.")
     comparisons: list[Comparison]
     agreement: list[Agreement]
     reference: dict | None = Field(None, description="Published means of the preset (AutoMV), to read the overall means against.")
@@ -141,22 +142,26 @@ def analyse_study(folder: Path, *, alpha: float = 0.05, seed: int = 0) -> StudyR
     for answer in kept:
         by_participant[answer.participant][condition_of[answer.video]][answer.dimension].append(answer.rating)
 
-    def participant_means(condition: str, dimension: str | None) -> dict[str, float]:
+    def participant_means(condition: str, dimension: str | None, among: set[str] | None = None) -> dict[str, float]:
+        """Per participant, the mean of their ratings of ``condition`` on ``dimension`` (None:
+        every dimension, or those in ``among``)."""
+        wanted = {dimension} if dimension is not None else among or set(dimensions)
         means = {}
         for pid, per_condition in by_participant.items():
-            ratings = [r for d, values in per_condition.get(condition, {}).items() if dimension in (None, d) for r in values]
+            ratings = [r for d, values in per_condition.get(condition, {}).items() if d in wanted for r in values]
             if ratings:
                 means[pid] = float(np.mean(ratings))
         return means
 
-    def cell(condition: str, dimension: str | None) -> Cell:
-        ratings = [a.rating for a in kept if condition_of[a.video] == condition and dimension in (None, a.dimension)]
-        means = participant_means(condition, dimension)
+    def cell(condition: str, dimension: str | None, among: set[str] | None = None, name: str = "all") -> Cell:
+        wanted = {dimension} if dimension is not None else among or set(dimensions)
+        ratings = [a.rating for a in kept if condition_of[a.video] == condition and a.dimension in wanted]
+        means = participant_means(condition, dimension, among)
         values = list(means.values())
         low, high = stats.bootstrap_mean_ci(values, confidence=CONFIDENCE, seed=seed) if values else (None, None)
         return Cell(
             condition=condition,
-            dimension=dimension or "all",
+            dimension=dimension or name,
             participants=len(values),
             ratings=len(ratings),
             distribution=np.bincount(ratings, minlength=study.scale_points + 1)[1:].tolist() if ratings else [0] * study.scale_points,
@@ -168,6 +173,11 @@ def analyse_study(folder: Path, *, alpha: float = 0.05, seed: int = 0) -> StudyR
 
     cells = [cell(c, d) for d in dimensions for c in conditions]
     overall = [cell(c, None) for c in conditions]
+    grouped: dict[str, set[str]] = defaultdict(set)
+    for dimension in study.dimensions:
+        if dimension.group:
+            grouped[dimension.group].add(dimension.id)
+    groups = [cell(c, None, among=members, name=group) for group, members in grouped.items() for c in conditions]
 
     # Tests: every pair of conditions on every dimension, one Holm family.
     raw = []
@@ -217,6 +227,7 @@ def analyse_study(folder: Path, *, alpha: float = 0.05, seed: int = 0) -> StudyR
         dimensions=dimensions,
         cells=cells,
         overall=overall,
+        groups=groups,
         comparisons=comparisons,
         agreement=agreement,
         reference=study.reference.model_dump() if study.reference else None,
@@ -401,6 +412,10 @@ def _html(study: Study, results: StudyResults, plots: dict[str, Path], out: Path
             for c in results.conditions
         )
         parts.append(f"<tr><td>{e(labels[dimension])}</td>{row}</tr>")
+    group_cells = {(c.condition, c.dimension): c for c in results.groups}
+    for group in dict.fromkeys(c.dimension for c in results.groups):
+        row = "".join(f"<td><i>{_fmt(group_cells[(c, group)].mean)}</i> [{_fmt(group_cells[(c, group)].ci_low)}, {_fmt(group_cells[(c, group)].ci_high)}]</td>" for c in results.conditions)
+        parts.append(f"<tr><td><i>{e(group)}</i></td>{row}</tr>")
     overall = "".join(f"<td><b>{_fmt(c.mean)}</b> [{_fmt(c.ci_low)}, {_fmt(c.ci_high)}]</td>" for c in results.overall)
     parts.append(f"<tr><td><b>all dimensions</b></td>{overall}</tr></table>")
     if results.reference:
