@@ -473,11 +473,11 @@ def test_clips_are_written_while_the_next_shot_generates(tiny_wan, tmp_path, mon
     writer_threads: set[str] = set()
     original_write = DiffusersRenderer._write_clip
 
-    def write_or_fail(self, frames, frame_count, output):
+    def write_or_fail(self, frames, frame_count, output, reference=None):
         writer_threads.add(threading.current_thread().name)
         if "shot-002" in output.name:
             raise OSError("disk full")
-        original_write(self, frames, frame_count, output)
+        original_write(self, frames, frame_count, output, reference)
 
     monkeypatch.setattr(DiffusersRenderer, "_write_clip", write_or_fail)
     shots = [make_shot(start_s=i * 0.5, end_s=(i + 1) * 0.5).model_copy(update={"id": f"shot-{i + 1:03d}"}) for i in range(3)]
@@ -499,11 +499,11 @@ def test_a_failing_torch_compile_falls_back_to_eager(tiny_wan, tmp_path, monkeyp
     calls = {"n": 0}
     original = DiffusersRenderer._generate_shot
 
-    def compile_fails_once(self, shot, plan):
+    def compile_fails_once(self, shot, plan, images=None):
         calls["n"] += 1
         if calls["n"] == 1:
             raise torch._dynamo.exc.TorchRuntimeError("Cannot find a working triton installation")
-        return original(self, shot, plan)
+        return original(self, shot, plan, images)
 
     monkeypatch.setattr(DiffusersRenderer, "_generate_shot", compile_fails_once)
     with caplog.at_level(logging.WARNING, logger="music2video.render.diffusion"):

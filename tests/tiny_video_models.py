@@ -40,26 +40,11 @@ def tiny_t5_tokenizer():
 def build_tiny_wan(folder: Path, seed: int = 0) -> Path:
     """Save a tiny ``WanPipeline`` (Wan 2.1 layout) to ``folder`` and return it."""
     import torch
-    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
-    from transformers import UMT5Config, UMT5EncoderModel
+    from diffusers import FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
 
     tokenizer = tiny_t5_tokenizer()
-    torch.manual_seed(seed)
-    text_encoder = UMT5EncoderModel(
-        UMT5Config(
-            vocab_size=len(tokenizer),
-            d_model=TEXT_DIM,
-            d_kv=8,
-            d_ff=64,
-            num_layers=2,
-            num_heads=4,
-            relative_attention_num_buckets=8,
-        )
-    )
-    torch.manual_seed(seed)
-    vae = AutoencoderKLWan(
-        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
-    )
+    text_encoder = _tiny_umt5(tokenizer, seed)
+    vae = _tiny_wan_vae(seed)
     torch.manual_seed(seed)
     transformer = WanTransformer3DModel(
         patch_size=(1, 2, 2),
@@ -159,21 +144,9 @@ def build_tiny_wan22_ti2v(folder: Path, seed: int = 0) -> Path:
     """
     import torch
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
-    from transformers import UMT5Config, UMT5EncoderModel
 
     tokenizer = tiny_t5_tokenizer()
-    torch.manual_seed(seed)
-    text_encoder = UMT5EncoderModel(
-        UMT5Config(
-            vocab_size=len(tokenizer),
-            d_model=TEXT_DIM,
-            d_kv=8,
-            d_ff=64,
-            num_layers=2,
-            num_heads=4,
-            relative_attention_num_buckets=8,
-        )
-    )
+    text_encoder = _tiny_umt5(tokenizer, seed)
     torch.manual_seed(seed)
     vae = AutoencoderKLWan(
         base_dim=3,
@@ -214,4 +187,138 @@ def build_tiny_wan22_ti2v(folder: Path, seed: int = 0) -> Path:
         expand_timesteps=True,
     )
     pipe.save_pretrained(folder)
+    return Path(folder)
+
+
+def _tiny_umt5(tokenizer, seed: int):
+    import torch
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    torch.manual_seed(seed)
+    return UMT5EncoderModel(
+        UMT5Config(
+            vocab_size=len(tokenizer),
+            d_model=TEXT_DIM,
+            d_kv=8,
+            d_ff=64,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+        )
+    )
+
+
+def _tiny_wan_vae(seed: int):
+    import torch
+    from diffusers import AutoencoderKLWan
+
+    torch.manual_seed(seed)
+    return AutoencoderKLWan(
+        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
+    )
+
+
+def build_tiny_wan_vace(folder: Path, seed: int = 0) -> Path:
+    """Save a tiny ``WanVACEPipeline`` (Wan 2.1 VACE layout) to ``folder`` and return it.
+
+    Transformer shapes from diffusers' ``tests/pipelines/wan/test_wan_vace.py``: 3 blocks, VACE
+    context blocks beside blocks 0 and 2, 96 VACE input channels (16 latent x 2 + 64 mask).
+    """
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler, WanVACEPipeline, WanVACETransformer3DModel
+
+    tokenizer = tiny_t5_tokenizer()
+    text_encoder = _tiny_umt5(tokenizer, seed)
+    vae = _tiny_wan_vae(seed)
+    torch.manual_seed(seed)
+    transformer = WanVACETransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=16,
+        out_channels=16,
+        text_dim=TEXT_DIM,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=3,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+        vace_layers=[0, 2],
+        vace_in_channels=96,
+    )
+    pipe = WanVACEPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=vae,
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+    )
+    pipe.save_pretrained(folder)
+    return Path(folder)
+
+
+def build_tiny_wan_i2v(folder: Path, seed: int = 0, first_last: bool = False) -> Path:
+    """Save a tiny ``WanImageToVideoPipeline`` (Wan 2.1 I2V layout: CLIP image encoder, 36 input channels).
+
+    Shapes from diffusers' ``tests/pipelines/wan/test_wan_image_to_video.py``. ``first_last``: the
+    FLF2V layout, whose image embedding takes two pictures' CLIP tokens side by side
+    (``pos_embed_seq_len`` = 2 x 1025 tokens of a 32 px, patch-1 CLIP).
+    """
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline, WanTransformer3DModel
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    tokenizer = tiny_t5_tokenizer()
+    text_encoder = _tiny_umt5(tokenizer, seed)
+    vae = _tiny_wan_vae(seed)
+    torch.manual_seed(seed)
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=36,  # 16 noise + 16 encoded condition video + 4 mask
+        out_channels=16,
+        text_dim=TEXT_DIM,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+        image_dim=4,
+        pos_embed_seq_len=2 * (32 * 32 + 1) if first_last else None,
+    )
+    torch.manual_seed(seed)
+    image_encoder = CLIPVisionModel(
+        CLIPVisionConfig(
+            hidden_size=4,
+            projection_dim=4,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            intermediate_size=16,
+            patch_size=1,
+        )
+    )
+    pipe = WanImageToVideoPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=vae,
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+        image_encoder=image_encoder,
+        image_processor=CLIPImageProcessor(crop_size=32, size=32),
+    )
+    pipe.save_pretrained(folder)
+    return Path(folder)
+
+
+def build_tiny_ltx_condition(folder: Path, seed: int = 0) -> Path:
+    """Save a tiny ``LTXConditionPipeline`` (the tiny LTX components under the condition pipeline)."""
+    from diffusers import LTXConditionPipeline, LTXPipeline
+
+    build_tiny_ltx(folder, seed)
+    pipe = LTXPipeline.from_pretrained(folder)
+    LTXConditionPipeline(**pipe.components).save_pretrained(folder)
     return Path(folder)

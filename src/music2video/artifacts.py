@@ -292,6 +292,11 @@ class StoryboardShot(BaseModel):
     places: list[str] = Field(default_factory=list, description="Names from the storyboard's places (the shot's place).")
     props: list[str] = Field(default_factory=list, description="Names from the storyboard's props seen in the shot.")
     lyrics: str = ""
+    continues: bool = Field(
+        False,
+        description="Picks up the previous shot's action with no change of view: the previous shot then ends on "
+        "this shot's keyframe where the video model takes a last frame. Set by hand; writers leave it off.",
+    )
 
     @model_serializer(mode="wrap")
     def _without_an_empty_set_list(self, handler: SerializerFunctionWrapHandler) -> dict:
@@ -395,6 +400,17 @@ class KeyframeSet(Artifact):
 # render
 
 
+class ClipColour(BaseModel):
+    """How far a clip's colours were from its scene's first keyframe, before and after matching."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: str = Field(description="Matching method, e.g. 'lab-mean-std' (Reinhard: Lab mean and spread per frame).")
+    reference: str = Field(description="The keyframe matched to (relative to the run folder).")
+    drift_before: float = Field(description="Mean CIE76 Delta E of each frame's mean Lab colour to the reference's.")
+    drift_after: float = Field(description="The same after matching.")
+
+
 class RenderedClip(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -405,6 +421,8 @@ class RenderedClip(BaseModel):
     width: int
     height: int
     shot_hash: str = Field(description="Hash of the storyboard entry and render settings this clip was made from.")
+    keyframe: str | None = Field(None, description="Keyframe the clip starts from (relative to the run folder); None: text only.")
+    colour: ClipColour | None = Field(None, description="Colour matching to the scene's first keyframe; None: not matched.")
 
 
 class ShotTime(BaseModel):

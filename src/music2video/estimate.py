@@ -33,6 +33,27 @@ SECONDS_PER_FRAME_STEP: dict[str, dict[str, tuple[float, str]]] = {
         "H200": (0.0155, "estimate (the H100 measurement, slightly faster memory)"),
         "A100": (0.040, "estimate"),
     },
+    "wan2.1-vace-1.3b": {
+        # Wan 2.1 1.3B plus 15 VACE context blocks beside its 30 blocks: about 1.5x the work.
+        "H100": (0.01606 * 1.5, "estimate: 1.5x the H100 measurement of Wan 2.1 T2V 1.3B (15 VACE blocks beside 30)"),
+        "H200": (0.0155 * 1.5, "estimate (1.5x Wan 2.1 T2V 1.3B)"),
+        "A100": (0.040 * 1.5, "estimate (1.5x Wan 2.1 T2V 1.3B)"),
+        "RTX 4090": (240 / (81 * 50) * 1.5, "estimate: 1.5x the Wan 2.1 README figure for T2V 1.3B"),
+    },
+    "wan2.1-i2v-14b-480p": {
+        # 14B parameters against 1.3B: the transformer's work scales with them (same tokens).
+        "H100": (0.01606 * 10.7, "estimate: 10.7x the H100 measurement of Wan 2.1 T2V 1.3B (14B / 1.3B parameters)"),
+        "H200": (0.0155 * 10.7, "estimate (10.7x Wan 2.1 T2V 1.3B)"),
+        "A100": (0.040 * 10.7, "estimate (10.7x Wan 2.1 T2V 1.3B)"),
+        "RTX 4090": (240 / (81 * 50) * 10.7, "estimate: 10.7x the Wan 2.1 README figure for T2V 1.3B"),
+    },
+    "wan2.1-flf2v-14b": {
+        # As the I2V 14B model, at its first bucket 1280x720: 2.31x the pixels of 832x480.
+        "H100": (0.01606 * 10.7 * 2.31, "estimate (wan2.1-i2v-14b-480p's, scaled to 1280x720)"),
+        "H200": (0.0155 * 10.7 * 2.31, "estimate (wan2.1-i2v-14b-480p's, scaled to 1280x720)"),
+        "A100": (0.040 * 10.7 * 2.31, "estimate (wan2.1-i2v-14b-480p's, scaled to 1280x720)"),
+        "RTX 4090": (240 / (81 * 50) * 10.7 * 2.31, "estimate (wan2.1-i2v-14b-480p's, scaled to 1280x720)"),
+    },
     "wan2.2-ti2v-5b": {
         # Wan 2.2 README: 5 s of 720p (121 frames, 50 steps) in under 9 minutes on one RTX 4090.
         "RTX 4090": (540 / (121 * 50), "Wan 2.2 README (RTX 4090, under 9 min per 121-frame clip)"),
@@ -43,6 +64,12 @@ SECONDS_PER_FRAME_STEP: dict[str, dict[str, tuple[float, str]]] = {
     "ltx-video": {
         # LTX-Video paper: 5 s of 768x512 at 24 fps (121 frames) in 2 s on an H100 (20 steps).
         "H100": (2 / (121 * 20), "LTX-Video paper (H100, 2 s per 121-frame clip at 20 steps)"),
+        "H200": (2 / (121 * 20), "estimate (H100 figure)"),
+        "A100": (0.0016, "estimate (half an H100)"),
+        "RTX 4090": (0.0020, "estimate"),
+    },
+    "ltx-video-0.9.5": {
+        "H100": (2 / (121 * 20), "estimate: the LTX-Video paper's H100 figure for the same 2B transformer"),
         "H200": (2 / (121 * 20), "estimate (H100 figure)"),
         "A100": (0.0016, "estimate (half an H100)"),
         "RTX 4090": (0.0020, "estimate"),

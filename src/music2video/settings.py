@@ -158,7 +158,10 @@ class LlmSettings(ModelSettings):
 
 
 class VideoModelSettings(ModelSettings):
-    model: str = Field("Wan-AI/Wan2.1-T2V-1.3B-Diffusers", description="Registry name, Hugging Face id or local folder.")
+    model: str = Field(
+        "Wan-AI/Wan2.1-VACE-1.3B-diffusers",
+        description="Registry name, Hugging Face id or local folder; the default renders from text or from keyframes.",
+    )
     steps: int | None = Field(None, ge=1, description="Denoising steps; None uses the model's default.")
     guidance: float | None = Field(None, ge=0, description="Classifier-free guidance; None uses the model's default.")
     offload: Literal["none", "model", "sequential"] = Field(
@@ -178,6 +181,16 @@ class VideoModelSettings(ModelSettings):
     )
     extend: Literal["auto", "crossfade"] = Field(
         "auto", description="Shots longer than one generation: image-to-video from the last frame where the model has it, else crossfade."
+    )
+    vae_float32: bool = Field(
+        True, description="Run the VAE in float32 where the pipeline allows it (Wan: the diffusers guidance; truer colours)."
+    )
+    image_conditioning: Literal["first-frame", "reference"] = Field(
+        "first-frame",
+        description="Wan VACE: the keyframe is the shot's exact first frame, or a reference image (its look, freer motion).",
+    )
+    colour_match: Literal["lab", "none"] = Field(
+        "lab", description="Match each clip's colours to its scene's first keyframe (Lab mean and spread per frame), or not."
     )
 
     @field_validator("generation_size")

@@ -208,7 +208,7 @@ FLAGS: tuple[Flag, ...] = (
         "keyframe_model", str, "Image-editing model that composes each keyframe from its references: name, id or folder.",
         MODELS, "keyframes", to=("keyframes.keyframe_model",), metavar="MODEL",
     ),
-    Flag("video_model", str, "Text-to-video model: registry name, Hugging Face id or local folder.", MODELS, "render", to=("video.model",), metavar="MODEL"),
+    Flag("video_model", str, "Video model (text or keyframe to video): registry name, Hugging Face id or local folder.", MODELS, "render", to=("video.model",), metavar="MODEL"),
     # -- speed
     Flag("device", str, "Device for every model: auto, cuda, cuda:1, mps or cpu.", SPEED, "listen", to=_model_paths("device"), metavar="DEVICE"),
     Flag(

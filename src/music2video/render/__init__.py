@@ -8,8 +8,12 @@ the same way:
 * frame counts from the shot plan's frame-exact cuts (``Shot.frame_range``), so clips tile the
   finished video with no drift,
 * one clip file per shot named ``clips/<shot>-<hash>.mp4``, where the hash covers the
-  storyboard entry, the concept it draws on and the render settings; a clip is reused when its
-  file exists under that name, so editing one shot re-renders that shot only,
+  storyboard entry, the concept it draws on, the render settings and the sha256 of every
+  keyframe the clip is made from (:mod:`music2video.render.conditioning`); a clip is reused when
+  its file exists under that name, so editing one shot, or replacing its keyframe, re-renders
+  that shot only,
+* keyframes (``keyframes=``, shot index -> PNG) go to a renderer whose ``takes_images`` is true;
+  one that renders from text only is told nothing and the log says so once,
 * a failure in one shot (out of memory, a model error) fails that shot alone: a placeholder
   clip stands in, ``failed_shots`` names it and a rerun tries it again,
 * a full disk stops rendering at once (every later shot, and its placeholder, would fail the
@@ -19,6 +23,7 @@ the same way:
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -26,9 +31,18 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from music2video.artifacts import Analysis, RenderedClip, RenderResult, ShotTime, Storyboard, StoryboardShot
-from music2video.errors import Music2VideoError, WriteError
+from music2video.artifacts import (
+    Analysis,
+    ClipColour,
+    RenderedClip,
+    RenderResult,
+    ShotTime,
+    Storyboard,
+    StoryboardShot,
+)
+from music2video.errors import InputError, Music2VideoError, WriteError
 from music2video.preflight import is_disk_full
+from music2video.render.conditioning import ShotImages, images_key, shot_images
 from music2video.progress import ProgressCallback, no_progress
 from music2video.runfolder import RunFolder, stable_hash
 from music2video.videofile import X264_OPTIONS, ClipWriter
@@ -58,6 +72,10 @@ class ShotRenderer(Protocol):
     # A renderer may also define ``finish() -> dict[str, str]``: called after the last shot,
     # it waits for clips still being written in the background and returns {shot id: why}
     # for those that failed.
+    #
+    # A renderer that starts shots from pictures sets ``takes_images = True`` (and
+    # ``takes_last_frame``, ``needs_images`` as its model allows): its render_shot then also
+    # receives ``images=`` (a ShotImages) and may write ``colour_sidecar(output)``.
 
     def render_shot(
         self,
@@ -92,12 +110,27 @@ def open_renderer(name: str, width: int, height: int, fps: float, video: VideoMo
     raise Music2VideoError(f"unknown renderer {name!r}; choose {' or '.join(RENDERERS)}")
 
 
-def shot_hash(shot: StoryboardShot, storyboard: Storyboard, frame_count: int, fingerprint: object) -> str:
-    """Hash of what one clip depends on: its entry, the shared look and the render settings."""
+def shot_hash(
+    shot: StoryboardShot,
+    storyboard: Storyboard,
+    frame_count: int,
+    fingerprint: object,
+    images: ShotImages | None = None,
+) -> str:
+    """Hash of what one clip depends on: its entry, the shared look, the render settings and the
+    sha256 of each picture it is made from (keyframe, last frame, colour reference)."""
     shared = {"style": storyboard.style, "characters": storyboard.characters}
     # Encoder settings count too: the assembler joins clips by copying packets, which needs
     # every clip encoded alike.
-    return stable_hash(shot, shared, frame_count, fingerprint, X264_OPTIONS)
+    parts: list[object] = [shot, shared, frame_count, fingerprint, X264_OPTIONS]
+    if images:  # text-only clips keep the hashes they had before keyframes existed
+        parts.append(images_key(images))
+    return stable_hash(*parts)
+
+
+def colour_sidecar(clip: Path) -> Path:
+    """``clips/<shot>-<hash>.colour.json`` beside a clip: its :class:`ClipColour`, kept for reruns that reuse it."""
+    return clip.with_suffix(".colour.json")
 
 
 @dataclass(frozen=True)
@@ -109,9 +142,10 @@ class ShotJob:
     frame_count: int
     digest: str
     path: Path
-    keyframe: Path | None = None
-    """The shot's keyframe PNG for renderers that animate a picture; it reaches Ray actors as a
-    path, so it must sit in the run folder (which every node sees)."""
+    images: ShotImages | None = None
+    """The shot's pictures (its keyframe, the next shot's where it ends on it, its scene's first)
+    for renderers that animate a picture; they reach Ray actors as paths, so they must sit in the
+    run folder (which every node sees)."""
 
 
 def render_one(renderer: ShotRenderer, job: ShotJob, storyboard: Storyboard, analysis: Analysis) -> str | None:
@@ -120,8 +154,8 @@ def render_one(renderer: ShotRenderer, job: ShotJob, storyboard: Storyboard, ana
     The one per-shot step of every executor (local or Ray). A full disk raises: every later
     shot would fail the same way."""
     try:
-        # Only renderers that animate a picture are handed a keyframe (the keyword is theirs).
-        extra = {"keyframe": job.keyframe} if job.keyframe is not None else {}
+        # Only renderers that animate a picture are handed pictures (the keyword is theirs).
+        extra = {"images": job.images} if job.images else {}
         renderer.render_shot(job.shot, storyboard, analysis, job.frame_count, job.path, **extra)
     except Exception as error:
         if is_disk_full(error):
@@ -143,24 +177,30 @@ def render_storyboard(
     height: int,
     progress: ProgressCallback = no_progress,
     executor: ShotExecutor | None = None,
+    keyframes: Mapping[int, Path] | None = None,
 ) -> RenderResult:
     """Render every shot that has no up-to-date clip yet; return the list of clips in shot order.
+
+    ``keyframes`` maps storyboard shot indices to PNGs (the keyframes stage): a renderer that
+    takes images starts each of those shots from its picture (module docstring).
 
     ``executor`` runs the shots (:mod:`music2video.render.executors`): None renders them here,
     one after another; a Ray executor spreads them over its workers. Either way the clips get
     the same names and are written the same way, so one can resume the other's run.
     """
     fingerprint = renderer.settings_fingerprint()
+    images = _images_for(renderer, storyboard, keyframes)
     plan: list[ShotJob] = []
-    for shot in storyboard.shots:
+    for index, shot in enumerate(storyboard.shots):
         frame_count = round(shot.end_s * fps) - round(shot.start_s * fps)
         if frame_count < 1:
             raise Music2VideoError(
                 f"{shot.id} lasts {shot.duration_s:.3f} s, less than one frame at {fps:g} fps; "
                 "merge it with a neighbour in storyboard.json"
             )
-        digest = shot_hash(shot, storyboard, frame_count, fingerprint)
-        plan.append(ShotJob(shot, frame_count, digest, run.path(f"{CLIPS_FOLDER}/{shot.id}-{digest}.mp4")))
+        pictures = images[index] if images else None
+        digest = shot_hash(shot, storyboard, frame_count, fingerprint, pictures)
+        plan.append(ShotJob(shot, frame_count, digest, run.path(f"{CLIPS_FOLDER}/{shot.id}-{digest}.mp4"), pictures))
 
     missing = [job for job in plan if not job.path.exists()]
     reused = len(plan) - len(missing)
@@ -201,10 +241,15 @@ def render_storyboard(
     clips = []
     for job in plan:
         shot, frame_count, digest, path = job.shot, job.frame_count, job.digest, job.path
+        colour = None
         if shot.id in failed:
             # The placeholder goes under another name so that the next run retries the shot.
             path = run.path(f"{CLIPS_FOLDER}/{shot.id}-failed.mp4")
             write_placeholder(path, frame_count, fps, width, height)
+        elif colour_sidecar(path).is_file():
+            colour = ClipColour.model_validate_json(colour_sidecar(path).read_text(encoding="utf-8"))
+            colour.reference = _relative(Path(colour.reference), run)
+        keyframe = job.images.first if job.images else None
         clips.append(
             RenderedClip(
                 shot_id=shot.id,
@@ -214,6 +259,8 @@ def render_storyboard(
                 width=width,
                 height=height,
                 shot_hash=digest,
+                keyframe=_relative(keyframe, run) if keyframe is not None else None,
+                colour=colour,
             )
         )
     warnings = [f"{shot_id} could not be rendered: {why}" for shot_id, why in failed.items()]
@@ -228,6 +275,35 @@ def render_storyboard(
         warnings=warnings,
         shot_times=[times[job.shot.id] for job in plan if job.shot.id in times],
     )
+
+
+def _images_for(
+    renderer: ShotRenderer, storyboard: Storyboard, keyframes: Mapping[int, Path] | None
+) -> list[ShotImages] | None:
+    """Per-shot pictures for a renderer that takes them; None for text-only rendering."""
+    takes_images = getattr(renderer, "takes_images", False)
+    if getattr(renderer, "needs_images", False):
+        missing = [shot.id for index, shot in enumerate(storyboard.shots) if index not in (keyframes or {})]
+        if missing:
+            raise InputError(
+                f"{renderer.model} makes video from a picture only, and {len(missing)} shots have no keyframe "
+                f"({', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}); make keyframes first, or choose a "
+                "video model that also renders from text, e.g. --video-model wan2.1-vace-1.3b"
+            )
+    if not keyframes:
+        return None
+    if not takes_images:
+        log.info("%s renders from text only: the %d keyframes are not used", renderer.model or renderer.name, len(keyframes))
+        return None
+    return shot_images(storyboard, keyframes, last_frame=getattr(renderer, "takes_last_frame", False))
+
+
+def _relative(path: Path, run: RunFolder) -> str:
+    """``path`` relative to the run folder when it lies inside it, else as given."""
+    try:
+        return str(Path(path).resolve().relative_to(run.root.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _earlier_shot_times(run: RunFolder, plan: list[ShotJob], missing: list[ShotJob]) -> dict[str, ShotTime]:

@@ -1,4 +1,4 @@
-"""The ``diffusers`` renderer: each storyboard shot becomes a text-to-video generation.
+"""The ``diffusers`` renderer: each storyboard shot becomes a video generation, from text or from its keyframe.
 
 How one shot is made (see :meth:`DiffusersRenderer.render_shot`):
 
@@ -7,7 +7,11 @@ How one shot is made (see :meth:`DiffusersRenderer.render_shot`):
    model's frame rule (Wan 4k+1, LTX 8k+1, CogVideoX-2B exactly 49). Only what the shot needs
    is generated, never a fixed maximum.
 2. **Generate.** The storyboard prompt already carries the style and characters; the negative
-   prompt is the shot's own or the model's default; the seed is ``shot.seed``. A shot longer
+   prompt is the shot's own or the model's default; the seed is ``shot.seed``. Where the shot has
+   a keyframe and the model takes pictures (``VideoModel.i2v_pipeline``: Wan VACE, Wan I2V,
+   Wan 2.2 TI2V, LTX), the first generation starts from it, scaled to cover the generation size
+   and centre-cropped as the clip will be; where the next shot ``continues`` this one and the
+   model takes a last frame, the last generation ends on the next shot's keyframe. A shot longer
    than one generation (``max_frames``) is *extended*:
 
    * with the model's image-to-video pipeline, started from the previous segment's last frame,
@@ -26,7 +30,13 @@ How one shot is made (see :meth:`DiffusersRenderer.render_shot`):
 4. **Resize.** Generation happens at the model's resolution bucket nearest the output's
    aspect ratio (a model makes its best pictures at the sizes it was trained on); each frame
    is then scaled to cover the output size and centre-cropped.
-5. **Write** with :class:`~music2video.videofile.ClipWriter`.
+5. **Colour.** Before 3, a clip with a colour reference (its scene's first keyframe) is matched
+   to it (:mod:`music2video.render.colour`, ``video.colour_match``); the drift before and after
+   goes to ``clips/<shot>-<hash>.colour.json`` and on to clips.json and the report.
+6. **Write** with :class:`~music2video.videofile.ClipWriter`.
+
+The VAE runs in float32 where the pipeline allows it (``video.vae_float32``, the diffusers
+guidance for Wan: a bfloat16 VAE bands and shifts colours); the transformer keeps ``video.dtype``.
 
 Out of GPU memory, a shot is retried with more offloading (none -> model -> sequential; the
 level then stays for the following shots); if even sequential offload fails, the shot raises
@@ -56,6 +66,8 @@ from music2video.errors import Music2VideoError
 from music2video.model_source import load_error
 from music2video.optional import require
 from music2video.preflight import is_disk_full
+from music2video.render import colour
+from music2video.render.conditioning import ShotImages
 from music2video.render.video_models import VideoModel, resolve_video_model
 from music2video.settings import VideoModelSettings
 from music2video.videofile import ClipWriter
@@ -67,7 +79,7 @@ log = logging.getLogger(__name__)
 
 # Bump when a change here changes the pixels of a clip made from the same settings, so that
 # cached clips are made again.
-RENDERER_VERSION = 1
+RENDERER_VERSION = 2  # 2: float32 VAE, keyframes, colour matching
 
 OffloadLevel = Literal["none", "model", "sequential"]
 OFFLOAD_LEVELS: tuple[OffloadLevel, ...] = ("none", "model", "sequential")
@@ -89,6 +101,8 @@ FIRST_BLOCK_CACHE_THRESHOLD = 0.05
 CROSSFADE_SECONDS = 0.25
 # Frames retimed and scaled at once: bounds the extra float32 copies to ~100 MB at 720p.
 RESIZE_CHUNK_FRAMES = 16
+# What VACE generates where no picture is given: mid grey, mask white (the diffusers example).
+VACE_GREY = (128, 128, 128)
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,6 +300,9 @@ class DiffusersRenderer:
         self.compile, self.attention_backend = settings.compile, settings.attention_backend
         self.retime: RetimeMode = settings.retime
         self.extend: ExtendMode = settings.extend
+        self.takes_images = self.entry.takes_images
+        self.takes_last_frame = self.entry.takes_images and self.entry.last_frame
+        self.needs_images = not self.entry.text_to_video
         self.steps = settings.steps or self.entry.default_steps
         self.guidance = settings.guidance if settings.guidance is not None else self.entry.default_guidance
         self.generation_size = generation_size(self.entry, settings, width, height)
@@ -329,7 +346,21 @@ class DiffusersRenderer:
             "extend": self.extend,
             "cache": self.cache,
             "cache_threshold": self.cache_threshold,
+            "vae_float32": self._vae_float32(),
+            "image_conditioning": self.settings.image_conditioning if self.takes_images else None,
+            "colour_match": self.settings.colour_match if self.takes_images else None,
         }
+
+    def _vae_float32(self) -> bool:
+        return self.settings.vae_float32 and self.entry.vae_float32
+
+    def _component_dtypes(self) -> Any:
+        """``dtype`` for ``from_pretrained``: the VAE in float32 where it applies (loaded so, not cast after)."""
+        import torch
+
+        if self._vae_float32() and self._dtype != torch.float32:
+            return {"vae": torch.float32, "default": self._dtype}
+        return self._dtype
 
     def __enter__(self) -> DiffusersRenderer:
         require("torch", "diffusers", extra="video", purpose="The diffusers renderer")
@@ -343,7 +374,7 @@ class DiffusersRenderer:
         started = time.perf_counter()
         pipeline_class = getattr(diffusers, entry.pipeline, None) or diffusers.DiffusionPipeline
         try:
-            self._pipe = pipeline_class.from_pretrained(entry.hf_id, dtype=self._dtype)
+            self._pipe = pipeline_class.from_pretrained(entry.hf_id, dtype=self._component_dtypes())
         except Exception as error:  # hub, file, config and import errors all mean "cannot load"
             raise load_error(entry.hf_id, "video", "--video-model", error) from None
         self._pipe.set_progress_bar_config(disable=True)
@@ -419,15 +450,25 @@ class DiffusersRenderer:
         analysis: Analysis,
         frame_count: int,
         output: Path,
+        images: ShotImages | None = None,
     ) -> None:
-        """Generate ``shot`` and write exactly ``frame_count`` frames at the output size and rate."""
+        """Generate ``shot`` and write exactly ``frame_count`` frames at the output size and rate.
+
+        ``images``: the shot's keyframe, last frame and colour reference (render driver).
+        """
         if self._pipe is None:
             raise RuntimeError("DiffusersRenderer.render_shot called outside its 'with' block")
         entry = self.entry
 
         # 1. Plan the generations the shot needs at the native frame rate.
+        images = images or ShotImages()
+        if images.first is None and self.needs_images:
+            raise Music2VideoError(f"{shot.id} has no keyframe, and {entry.name} makes video from a picture only")
         needed = native_frames_needed(frame_count, self.fps, entry.native_fps)
-        can_extend = needed > entry.max_frames and self._image_to_video() is not None
+        # A picture-only model always extends from the last frame: it has no text-only segment to crossfade.
+        can_extend = needed > entry.max_frames and (
+            self.needs_images or (self.extend != "crossfade" and self._image_to_video() is not None)
+        )
         plan = plan_generation(entry, needed, can_extend)
         if plan.method != "single":
             log.info(
@@ -442,7 +483,7 @@ class DiffusersRenderer:
 
         # 2. Generate, with more offloading after running out of GPU memory.
         started = time.perf_counter()
-        frames = self._generate_with_memory_fallback(shot, plan)
+        frames = self._generate_with_memory_fallback(shot, plan, images)
 
         log.info(
             "%s: %d frames generated (%s) in %.1f s",
@@ -456,12 +497,15 @@ class DiffusersRenderer:
         # One clip at most waits in line, so at most two shots' frames are held in memory.
         failed = self._wait_for_writes() if len(self._pending_writes) >= MAX_PENDING_WRITES else {}
         assert self._writer is not None  # made in __enter__, like the pipeline
-        future = self._writer.submit(self._write_clip, frames, frame_count, output)
+        future = self._writer.submit(self._write_clip, frames, frame_count, output, images.colour_reference)
         self._pending_writes.append((shot.id, future))
         if failed:
             self._earlier_write_failures.update(failed)
 
-    def _write_clip(self, frames: np.ndarray, frame_count: int, output: Path) -> None:
+    def _write_clip(self, frames: np.ndarray, frame_count: int, output: Path, reference: Path | None = None) -> None:
+        # 5 (before 3). Colour: match the clip to its scene's first keyframe.
+        if reference is not None and self.settings.colour_match != "none":
+            self._match_colour(frames, reference, output)
         # 3. Retime: which source frame(s) each of the frame_count output frames shows.
         timing = retime_plan(frame_count, self.fps, self.entry.native_fps, len(frames), self.retime)
         with ClipWriter(output, self.width, self.height, self.fps) as writer:
@@ -470,17 +514,34 @@ class DiffusersRenderer:
                 chunk = retime_frames(frames, timing[start : start + RESIZE_CHUNK_FRAMES])
                 # 4. Scale and crop to the output size.
                 pixels = cover_and_crop(chunk, self.width, self.height)
-                # 5. Write.
+                # 6. Write.
                 for frame in pixels:
                     writer.write(frame)
 
+    def _match_colour(self, frames: np.ndarray, reference: Path, output: Path) -> None:
+        """Match ``frames`` in place to ``reference``'s Lab colours; record the drift beside ``output``."""
+        from music2video.artifacts import ClipColour
+        from music2video.render import colour_sidecar
+        from music2video.runfolder import write_json_atomic
+
+        picture = np.asarray(_load_picture(reference), dtype=np.float32) / 255.0
+        before = colour.colour_drift(frames, picture)
+        transform = colour.fit_transform(frames, picture, self.entry.native_fps)
+        for start in range(0, len(frames), RESIZE_CHUNK_FRAMES):
+            frames[start : start + RESIZE_CHUNK_FRAMES] = transform.apply(frames[start : start + RESIZE_CHUNK_FRAMES], start)
+        after = colour.colour_drift(frames, picture)
+        write_json_atomic(
+            colour_sidecar(output),
+            ClipColour(method=colour.METHOD, reference=str(reference), drift_before=round(before, 3), drift_after=round(after, 3)),
+        )
+
     # -- generation --------------------------------------------------------------------------
 
-    def _generate_with_memory_fallback(self, shot: StoryboardShot, plan: GenerationPlan) -> np.ndarray:
+    def _generate_with_memory_fallback(self, shot: StoryboardShot, plan: GenerationPlan, images: ShotImages) -> np.ndarray:
         while True:
             out_of_memory = False
             try:
-                return self._generate_shot(shot, plan)
+                return self._generate_shot(shot, plan, images)
             except Exception as error:
                 if self._compiled and is_compile_error(error):
                     # No working compiler (no triton, an unsupported op): run uncompiled instead
@@ -509,23 +570,57 @@ class DiffusersRenderer:
                 )
                 self.offload = more
 
-    def _generate_shot(self, shot: StoryboardShot, plan: GenerationPlan) -> np.ndarray:
-        """All segments of one shot, joined: (frames, H, W, 3) float32 in [0, 1] at the generation size."""
+    def _generate_shot(self, shot: StoryboardShot, plan: GenerationPlan, images: ShotImages | None = None) -> np.ndarray:
+        """All segments of one shot, joined: (frames, H, W, 3) float32 in [0, 1] at the generation size.
+
+        The first segment starts from the keyframe, an extension from the previous segment's last
+        frame; the last segment ends on ``images.last`` where there is one.
+        """
+        images = images or ShotImages()
         prompt = shot.prompt
         negative = shot.negative_prompt or self.entry.negative_prompt
+        width, height = self.generation_size
         segments: list[np.ndarray] = []
         for index, length in enumerate(plan.segments):
-            if index and plan.method == "i2v":
-                image = _to_pil(segments[-1][-1])
-                segment = self._call(self._image_to_video(), prompt, negative, length, shot.seed + index, image=image)
-            else:
+            first = last = None
+            if index == 0 and images.first is not None:
+                first = _fit_picture(images.first, width, height)
+            elif index and plan.method == "i2v":
+                first = _to_pil(segments[-1][-1])
+            if index == len(plan.segments) - 1 and images.last is not None and self.takes_last_frame:
+                last = _fit_picture(images.last, width, height)
+            if first is None and last is None and self.entry.text_to_video:
                 # Crossfaded segments differ by seed, so no segment repeats another.
                 segment = self._call(self._pipe, prompt, negative, length, shot.seed + index)
+            else:
+                pipe = self._image_to_video()
+                if pipe is None:  # the image pipeline could not be built (logged once): text only
+                    segment = self._call(self._pipe, prompt, negative, length, shot.seed + index)
+                else:
+                    # The keyframe as a VACE reference image (identity, not the exact first frame) on request.
+                    as_reference = index == 0 and images.first is not None and self.settings.image_conditioning == "reference"
+                    segment = self._call(
+                        pipe, prompt, negative, length, shot.seed + index, image=first, last_image=last, as_reference=as_reference
+                    )
             segments.append(segment)
         return join_segments(segments, plan.overlap)
 
-    def _call(self, pipe: Any, prompt: str, negative: str, frames: int, seed: int, image: Any = None) -> np.ndarray:
-        """One pipeline call: (frames, H, W, 3) float32 in [0, 1]."""
+    def _call(
+        self,
+        pipe: Any,
+        prompt: str,
+        negative: str,
+        frames: int,
+        seed: int,
+        image: Any = None,
+        last_image: Any = None,
+        as_reference: bool = False,
+    ) -> np.ndarray:
+        """One pipeline call: (frames, H, W, 3) float32 in [0, 1].
+
+        ``image`` / ``last_image``: PIL pictures at the generation size for the first / last
+        frame, given to the pipeline the way its registry entry says (``image_input``).
+        """
         import torch
 
         self._place(pipe)
@@ -546,8 +641,8 @@ class DiffusersRenderer:
         }
         if entry.frame_rate_argument:
             arguments[entry.frame_rate_argument] = round(entry.native_fps)
-        if image is not None:
-            arguments["image"] = image
+        if image is not None or last_image is not None:
+            arguments.update(picture_arguments(entry.image_input, frames, width, height, image, last_image, as_reference))
         self._running = pipe
         try:
             output = pipe(**arguments)
@@ -573,16 +668,18 @@ class DiffusersRenderer:
         if self._i2v is not None:
             return self._i2v
         entry = self.entry
-        if self.extend == "crossfade" or entry.i2v_pipeline is None or self._i2v_unavailable:
+        if entry.i2v_pipeline is None or self._i2v_unavailable:
             return None
         import diffusers
 
         try:
             pipeline_class = getattr(diffusers, entry.i2v_pipeline)
-            if entry.i2v_id is None:
+            if entry.i2v_id is None and isinstance(self._pipe, pipeline_class):
+                self._i2v = self._pipe  # one pipeline does both (Wan VACE, LTX condition, Wan I2V)
+            elif entry.i2v_id is None:
                 self._i2v = share_components(pipeline_class, self._pipe)
             else:
-                self._i2v = pipeline_class.from_pretrained(entry.i2v_id, dtype=self._dtype)
+                self._i2v = pipeline_class.from_pretrained(entry.i2v_id, dtype=self._component_dtypes())
             self._i2v.set_progress_bar_config(disable=True)
         except Exception as error:
             self._i2v_unavailable = True
@@ -723,6 +820,75 @@ def is_out_of_memory(error: BaseException) -> bool:
 def _next_offload(level: OffloadLevel) -> OffloadLevel | None:
     index = OFFLOAD_LEVELS.index(level)
     return OFFLOAD_LEVELS[index + 1] if index + 1 < len(OFFLOAD_LEVELS) else None
+
+
+def picture_arguments(
+    image_input: str,
+    frames: int,
+    width: int,
+    height: int,
+    first: Any = None,
+    last: Any = None,
+    as_reference: bool = False,
+) -> dict[str, Any]:
+    """Pipeline arguments that give it a first and/or last picture (PIL, at the generation size).
+
+    ``image``: ``image=`` / ``last_image=`` (a first picture is required by those pipelines).
+    ``vace``: ``video=`` and ``mask=`` of ``frames`` pictures: the given ones kept (mask black),
+    grey elsewhere to be generated (mask white); with ``as_reference`` the first picture goes to
+    ``reference_images`` instead. ``conditions``: LTX conditions at frame 0 and ``frames - 1``.
+    """
+    if image_input == "image":
+        if first is None:
+            raise Music2VideoError("this image-to-video pipeline needs a first picture to take a last one")
+        return {"image": first, **({"last_image": last} if last is not None else {})}
+    if image_input == "vace":
+        import PIL.Image
+
+        arguments: dict[str, Any] = {}
+        if as_reference and first is not None:
+            arguments["reference_images"] = [first]
+            first = None
+        if first is None and last is None:
+            return arguments
+        grey = PIL.Image.new("RGB", (width, height), VACE_GREY)
+        keep, generate = PIL.Image.new("L", (width, height), 0), PIL.Image.new("L", (width, height), 255)
+        video = [grey] * frames
+        mask = [generate] * frames
+        if first is not None:
+            video[0], mask[0] = first, keep
+        if last is not None:
+            video[-1], mask[-1] = last, keep
+        return {**arguments, "video": video, "mask": mask}
+    if image_input == "conditions":
+        from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
+
+        conditions = []
+        if first is not None:
+            conditions.append(LTXVideoCondition(image=first, frame_index=0))
+        if last is not None:
+            conditions.append(LTXVideoCondition(image=last, frame_index=frames - 1))
+        return {"conditions": conditions}
+    raise ValueError(f"unknown image_input {image_input!r}")
+
+
+def _load_picture(path: Path) -> Any:
+    """An RGB PIL picture from ``path``; a one-line error when it cannot be read."""
+    import PIL.Image
+
+    try:
+        with PIL.Image.open(path) as picture:
+            return picture.convert("RGB")
+    except (OSError, ValueError) as error:
+        raise Music2VideoError(f"cannot read the keyframe {path}: {_first_line(error)}") from None
+
+
+def _fit_picture(path: Path, width: int, height: int) -> Any:
+    """The picture at ``path`` scaled to cover ``width`` x ``height`` and centre-cropped (as clips are)."""
+    import PIL.Image
+    import PIL.ImageOps
+
+    return PIL.ImageOps.fit(_load_picture(path), (width, height), method=PIL.Image.Resampling.LANCZOS)
 
 
 def _to_pil(frame: np.ndarray) -> Any:

@@ -1,8 +1,21 @@
-"""The text-to-video models the diffusers renderer knows, and how to resolve a user's choice.
+"""The video models the diffusers renderer knows, and how to resolve a user's choice.
 
 Each model is one :class:`VideoModel` entry in :data:`VIDEO_MODELS`: which diffusers pipeline
 class loads it, which frame counts and sizes it accepts, its native frame rate, its longest
-single generation and sensible sampling defaults. Adding a model means adding one entry.
+single generation, sensible sampling defaults, and whether (and how) it can start a shot from a
+picture: a shot's keyframe, or the last frame of the generation before it. Adding a model means
+adding one entry.
+
+How a model takes a picture (``image_input``), checked against diffusers 0.42's signatures:
+
+* ``image``: ``image=`` the first frame, and ``last_image=`` the last one where the entry says
+  ``last_frame`` (``WanImageToVideoPipeline``, ``LTXImageToVideoPipeline``). Wan 2.2 TI2V
+  (``expand_timesteps``) encodes only the first frame: diffusers ignores ``last_image`` there.
+* ``vace``: Wan VACE's ``video=`` and ``mask=`` lists: the keyframe as frame 0 (mask black: keep),
+  grey frames to generate (mask white), and optionally the last keyframe as the final frame;
+  or the keyframe as one of ``reference_images`` (identity and look, not the exact first frame).
+* ``conditions``: ``LTXConditionPipeline``'s ``conditions=`` list of ``LTXVideoCondition``
+  (an image at ``frame_index`` 0, and one at the last frame).
 
 :func:`resolve_video_model` accepts a registry name (``wan2.1-1.3b``), a known Hugging Face id
 (``Wan-AI/Wan2.1-T2V-1.3B-Diffusers``) or a local folder saved with ``save_pretrained``; the
@@ -22,6 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import Literal
 
 from music2video.errors import Music2VideoError
 
@@ -35,6 +49,8 @@ WAN_NEGATIVE_PROMPT = (
     "walking backwards"
 )
 LTX_NEGATIVE_PROMPT = "worst quality, inconsistent motion, blurry, jittery, distorted"
+
+ImageInput = Literal["image", "vace", "conditions"]
 
 
 @dataclass(frozen=True)
@@ -60,7 +76,27 @@ class VideoModel:
     negative_prompt: str = ""
     i2v_pipeline: str | None = field(
         default=None,
-        metadata={"doc": "Image-to-video pipeline class used to extend a shot from its last frame; None: none."},
+        metadata={
+            "doc": "Image-to-video pipeline class: starts a shot from its keyframe and extends a long shot from "
+            "its last frame; None: the model makes video from text only."
+        },
+    )
+    image_input: ImageInput = field(
+        default="image", metadata={"doc": "How i2v_pipeline takes a picture (module docstring)."}
+    )
+    last_frame: bool = field(
+        default=False,
+        metadata={"doc": "i2v_pipeline can also be given the last frame (first-and-last-frame conditioning)."},
+    )
+    text_to_video: bool = field(
+        default=True, metadata={"doc": "False: every shot needs a start picture (an image-to-video-only model)."}
+    )
+    vae_float32: bool = field(
+        default=False,
+        metadata={
+            "doc": "The pipeline casts latents to the VAE's dtype before decoding, so the VAE can run in float32 "
+            "while the transformer runs in bfloat16 (the diffusers guidance for Wan)."
+        },
     )
     i2v_id: str | None = field(
         default=None,
@@ -87,6 +123,13 @@ class VideoModel:
                 raise ValueError(f"{self.name}: bucket {width}x{height} is not a multiple of {self.size_multiple}")
         if not self.buckets:
             raise ValueError(f"{self.name}: no resolution buckets")
+        if not self.text_to_video and self.i2v_pipeline is None:
+            raise ValueError(f"{self.name}: a model without text-to-video needs an i2v_pipeline")
+
+    @property
+    def takes_images(self) -> bool:
+        """The model can start a shot from a picture (its keyframe)."""
+        return self.i2v_pipeline is not None
 
     # -- frame counts ------------------------------------------------------------------------
 
@@ -133,13 +176,79 @@ VIDEO_MODELS: dict[str, VideoModel] = {
             default_steps=50,
             default_guidance=5.0,
             negative_prompt=WAN_NEGATIVE_PROMPT,
+            vae_float32=True,
             licence="Apache-2.0",
             notes=(
-                "About 8 GB of GPU memory at 832x480. There is no official 1.3B image-to-video model "
-                "(Wan2.1-I2V-14B-480P is 14B and would not fit beside it), so a shot longer than 81 "
-                "frames is made of several text-to-video generations with seeds seed, seed+1, ... that "
-                "crossfade over a few frames."
+                "Text only, about 8 GB of GPU memory at 832x480. It cannot start from a keyframe (Wan 2.1 VACE "
+                "1.3B can), so a shot longer than 81 frames is made of several text-to-video generations with "
+                "seeds seed, seed+1, ... that crossfade over a few frames."
             ),
+        ),
+        VideoModel(
+            name="wan2.1-vace-1.3b",
+            hf_id="Wan-AI/Wan2.1-VACE-1.3B-diffusers",
+            pipeline="WanVACEPipeline",
+            native_fps=16.0,
+            frame_step=4,
+            max_frames=81,
+            buckets=((832, 480), (480, 832)),  # the 1.3B VACE model is trained at 480p
+            size_multiple=16,
+            default_steps=50,
+            default_guidance=5.0,
+            negative_prompt=WAN_NEGATIVE_PROMPT,
+            # The same pipeline makes text-only shots (no video: every frame generated), starts a
+            # shot from its keyframe and extends a long shot from its last frame.
+            i2v_pipeline="WanVACEPipeline",
+            image_input="vace",
+            last_frame=True,
+            vae_float32=True,
+            licence="Apache-2.0",
+            notes=(
+                "The light default: Wan 2.1 1.3B with VACE context blocks, about 10 GB of GPU memory at 832x480. "
+                "A shot starts from its keyframe (or takes it as a reference image, video.image_conditioning), "
+                "may end on the next shot's keyframe, and long shots extend from their last frame."
+            ),
+        ),
+        VideoModel(
+            name="wan2.1-i2v-14b-480p",
+            hf_id="Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",
+            pipeline="WanImageToVideoPipeline",
+            native_fps=16.0,
+            frame_step=4,
+            max_frames=81,
+            buckets=((832, 480), (480, 832)),
+            size_multiple=16,
+            default_steps=50,
+            default_guidance=5.0,
+            negative_prompt=WAN_NEGATIVE_PROMPT,
+            i2v_pipeline="WanImageToVideoPipeline",
+            text_to_video=False,
+            vae_float32=True,
+            licence="Apache-2.0",
+            notes=(
+                "Image-to-video only: every shot needs a keyframe. 14B parameters plus a CLIP image encoder: "
+                "about 40 GB in bfloat16; on a 24 GB GPU use video.offload = 'model'. Trained on the first "
+                "frame only (its 720p first-and-last-frame sibling is wan2.1-flf2v-14b)."
+            ),
+        ),
+        VideoModel(
+            name="wan2.1-flf2v-14b",
+            hf_id="Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers",
+            pipeline="WanImageToVideoPipeline",
+            native_fps=16.0,
+            frame_step=4,
+            max_frames=81,
+            buckets=((1280, 720), (720, 1280)),
+            size_multiple=16,
+            default_steps=50,
+            default_guidance=5.0,
+            negative_prompt=WAN_NEGATIVE_PROMPT,
+            i2v_pipeline="WanImageToVideoPipeline",
+            last_frame=True,
+            text_to_video=False,
+            vae_float32=True,
+            licence="Apache-2.0",
+            notes="Image-to-video from a first and a last frame (last_image), 720p; every shot needs a keyframe.",
         ),
         VideoModel(
             name="wan2.2-ti2v-5b",
@@ -153,11 +262,16 @@ VIDEO_MODELS: dict[str, VideoModel] = {
             default_steps=50,
             default_guidance=5.0,
             negative_prompt=WAN_NEGATIVE_PROMPT,
-            # The same weights do image-to-video: WanImageToVideoPipeline with expand_timesteps.
+            # The same weights do image-to-video: WanImageToVideoPipeline with expand_timesteps. It
+            # encodes the first frame only (diffusers ignores last_image with expand_timesteps).
             i2v_pipeline="WanImageToVideoPipeline",
             index_config=MappingProxyType({"expand_timesteps": True}),
+            vae_float32=True,
             licence="Apache-2.0",
-            notes="Text- and image-to-video in one 5B model at 720p; long shots extend from their last frame.",
+            notes=(
+                "Text- and image-to-video in one 5B model at 720p: a shot starts from its keyframe, long shots "
+                "extend from their last frame."
+            ),
         ),
         VideoModel(
             name="ltx-video",
@@ -177,7 +291,32 @@ VIDEO_MODELS: dict[str, VideoModel] = {
                 "LTX-Video licence: OpenRAIL-M for the first 2B checkpoints, the LTXV Open Weights licence "
                 "for later ones; read the model card before commercial use"
             ),
-            notes="Fast (about real time on an H100); long shots extend from their last frame.",
+            notes=(
+                "Fast (about real time on an H100); a shot starts from its keyframe (LTXImageToVideoPipeline), "
+                "long shots extend from their last frame."
+            ),
+        ),
+        VideoModel(
+            name="ltx-video-0.9.5",
+            hf_id="Lightricks/LTX-Video-0.9.5",
+            pipeline="LTXConditionPipeline",
+            native_fps=24.0,
+            frame_step=8,
+            max_frames=161,
+            buckets=((768, 512), (512, 768), (512, 512)),
+            size_multiple=32,
+            default_steps=40,  # diffusers' LTXConditionPipeline example
+            default_guidance=3.0,
+            negative_prompt=LTX_NEGATIVE_PROMPT,
+            i2v_pipeline="LTXConditionPipeline",
+            image_input="conditions",
+            last_frame=True,
+            frame_rate_argument="frame_rate",
+            licence="LTX-Video 0.9.5 licence (OpenRAIL-M); read the model card before commercial use",
+            notes=(
+                "LTXConditionPipeline: text only, or pictures at chosen frames: the keyframe at frame 0 and the "
+                "next shot's keyframe at the last frame."
+            ),
         ),
         VideoModel(
             name="cogvideox-2b",
@@ -201,7 +340,7 @@ VIDEO_MODELS: dict[str, VideoModel] = {
     )
 }
 
-DEFAULT_VIDEO_MODEL = "wan2.1-1.3b"
+DEFAULT_VIDEO_MODEL = "wan2.1-vace-1.3b"
 
 
 def resolve_video_model(name_or_id_or_path: str) -> VideoModel:

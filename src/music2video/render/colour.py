@@ -1,0 +1,147 @@
+"""Colour that stays put: match a clip's colours to a reference picture, and measure how far they drift.
+
+Video models drift in colour: over a clip the picture slowly warms, fades or greys, and a shot
+extended from its own last frame carries the drift further. Each clip is therefore matched to
+its **scene's first keyframe** (never to the clip before it: matching to a clip chains its
+drift into the next one).
+
+Method: the per-channel mean and standard deviation in CIE L*a*b* (Reinhard et al., "Color
+Transfer between Images", 2001). For every frame, each Lab channel is shifted and scaled so
+that its mean and spread equal the reference's:
+
+    out = (x - mean_frame) * (std_reference / std_frame) + mean_reference
+
+The frame statistics are smoothed over :data:`SMOOTHING_S` seconds of the clip before use, so
+that slow drift is removed while a fast change the model drew on purpose (a flash on the beat)
+keeps most of its contrast to the frames around it. The scale is bounded
+(:data:`MAX_STD_RATIO`) so a nearly flat frame is not blown up into noise.
+
+Lab needs no dependency: sRGB (D65) <-> XYZ <-> Lab in numpy, as in the CIE and sRGB standards.
+
+**Drift** is measured as the CIE76 colour difference (Delta E, Lab units: 1 is about the
+smallest difference a viewer sees side by side; 2-10 is noticeable at a glance) between a frame's
+mean Lab colour and the reference's, averaged over the clip's frames.
+
+All pictures here are float arrays in [0, 1], shape (..., 3) RGB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+METHOD = "lab-mean-std"
+"""Name of the matching method, as it appears in clips.json and the report."""
+
+SMOOTHING_S = 0.5
+"""Window of the moving average over per-frame statistics, seconds of clip."""
+
+MAX_STD_RATIO = 3.0
+"""Largest factor by which a channel's spread may be scaled up or down."""
+
+STATS_MAX_PIXELS = 64 * 64
+"""Statistics are taken on at most about this many pixels per frame (a strided subsample)."""
+
+# sRGB (D65) to XYZ, IEC 61966-2-1.
+_RGB_TO_XYZ = np.array(
+    [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]],
+    dtype=np.float64,
+)
+_XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ)
+_WHITE_D65 = np.array([0.95047, 1.0, 1.08883])
+_EPSILON = 216 / 24389  # CIE: (6/29)^3
+_KAPPA = 24389 / 27
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB in [0, 1] (..., 3) -> CIE L*a*b* (..., 3), float32 (L in 0..100)."""
+    rgb = np.clip(np.asarray(rgb, dtype=np.float32), 0.0, 1.0)
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = linear @ _RGB_TO_XYZ.T.astype(np.float32) / _WHITE_D65.astype(np.float32)
+    f = np.where(xyz > _EPSILON, np.cbrt(xyz), (_KAPPA * xyz + 16) / 116)
+    lab = np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], axis=-1)
+    return lab.astype(np.float32)
+
+
+def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
+    """CIE L*a*b* (..., 3) -> sRGB in [0, 1] (..., 3), float32, clipped to the gamut."""
+    lab = np.asarray(lab, dtype=np.float32)
+    fy = (lab[..., 0] + 16) / 116
+    fx = fy + lab[..., 1] / 500
+    fz = fy - lab[..., 2] / 200
+    f = np.stack([fx, fy, fz], axis=-1)
+    xyz = np.where(f**3 > _EPSILON, f**3, (116 * f - 16) / _KAPPA) * _WHITE_D65.astype(np.float32)
+    linear = np.clip(xyz @ _XYZ_TO_RGB.T.astype(np.float32), 0.0, 1.0)
+    rgb = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
+    return np.clip(rgb, 0.0, 1.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class LabStats:
+    """Per-channel mean and standard deviation in Lab: arrays of shape (frames, 3) (or (3,) for a picture)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+
+def _subsample(frames: np.ndarray) -> np.ndarray:
+    """A strided view with at most about :data:`STATS_MAX_PIXELS` pixels per frame."""
+    height, width = frames.shape[-3:-1]
+    stride = max(1, int(np.sqrt(height * width / STATS_MAX_PIXELS)))
+    return frames[..., ::stride, ::stride, :]
+
+
+def picture_stats(picture: np.ndarray) -> LabStats:
+    """Lab mean and spread of one (H, W, 3) picture."""
+    lab = rgb_to_lab(_subsample(picture)).reshape(-1, 3)
+    return LabStats(lab.mean(axis=0), lab.std(axis=0))
+
+
+def frame_stats(frames: np.ndarray) -> LabStats:
+    """Lab mean and spread of every frame of (frames, H, W, 3)."""
+    lab = rgb_to_lab(_subsample(frames)).reshape(len(frames), -1, 3)
+    return LabStats(lab.mean(axis=1), lab.std(axis=1))
+
+
+def smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving average over axis 0 with a ``window``-frame box (edges use what exists)."""
+    if window <= 1 or len(values) <= 1:
+        return values
+    half = window // 2
+    padded = np.concatenate([np.repeat(values[:1], half, axis=0), values, np.repeat(values[-1:], half, axis=0)])
+    kernel_sum = np.cumsum(np.concatenate([np.zeros((1, *values.shape[1:])), padded]), axis=0)
+    return ((kernel_sum[2 * half + 1 :] - kernel_sum[: -2 * half - 1]) / (2 * half + 1)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class ColourTransform:
+    """Per-frame Lab shift and scale: ``out = (lab - source_mean) * scale + target_mean``."""
+
+    source_mean: np.ndarray  # (frames, 3)
+    scale: np.ndarray  # (frames, 3)
+    target_mean: np.ndarray  # (3,)
+
+    def apply(self, frames: np.ndarray, first: int = 0) -> np.ndarray:
+        """Match ``frames`` (a chunk, float RGB) whose first frame is frame ``first`` of the clip."""
+        rows = slice(first, first + len(frames))
+        lab = rgb_to_lab(frames)
+        lab = (lab - self.source_mean[rows, None, None, :]) * self.scale[rows, None, None, :] + self.target_mean
+        return lab_to_rgb(lab)
+
+
+def fit_transform(frames: np.ndarray, reference: np.ndarray, fps: float) -> ColourTransform:
+    """The :data:`METHOD` transform that moves the clip ``frames`` (at ``fps``) onto ``reference``'s colours."""
+    stats = frame_stats(frames)
+    target = picture_stats(reference)
+    window = max(1, round(SMOOTHING_S * fps))
+    mean = smooth(stats.mean, window)
+    std = smooth(stats.std, window)
+    scale = np.clip(target.std / np.maximum(std, 1e-3), 1 / MAX_STD_RATIO, MAX_STD_RATIO).astype(np.float32)
+    return ColourTransform(mean, scale, target.mean.astype(np.float32))
+
+
+def colour_drift(frames: np.ndarray, reference: np.ndarray) -> float:
+    """Mean over frames of the CIE76 Delta E between each frame's mean Lab colour and the reference's."""
+    means = frame_stats(frames).mean
+    return float(np.linalg.norm(means - picture_stats(reference).mean, axis=1).mean())
