@@ -123,6 +123,9 @@ def test_scenes_keyframes_and_last_frames(tmp_path):
     shots[3] = shots[3].model_copy(update={"section_index": 1, "continues": True})
     board = make_storyboard(shots)
     assert scene_starts(board) == [0, 0, 0, 3]
+    # A new place starts a new scene; a shot that names no place stays in the one before.
+    placed = [shot.model_copy(update={"places": places}) for shot, places in zip(shots, [["pier"], [], ["roof"], []])]
+    assert scene_starts(make_storyboard(placed)) == [0, 0, 2, 3]
     keys = {i: write_keyframe(tmp_path / f"k{i}.png", (100, 50, 50), seed=i) for i in (1, 2, 3)}
     images = shot_images(board, keys, last_frame=True)
     # Shot 0 has no keyframe: text only, but it continues into shot 1, so it ends on keyframe 1;

@@ -9,7 +9,8 @@ storyboard shot index to a PNG on disk. From it, :func:`shot_images` derives for
   takes a last frame (first-and-last-frame conditioning), so the cut between them is seamless;
 * ``colour_reference``: the first keyframe of the shot's **scene**, which the clip's colours are
   matched to (:mod:`music2video.render.colour`). A scene is a run of consecutive shots of one
-  storyboard section (the writer gives a section one setting and one palette).
+  storyboard section (the writer gives a section one setting and one palette) in one place
+  (``StoryboardShot.places``: a new place starts a new scene).
 
 Every picture a clip is made from is part of the clip's hash (:func:`images_key`), by the
 sha256 of its bytes: replacing or editing a keyframe re-renders the shots it conditions (its own
@@ -41,10 +42,16 @@ class ShotImages:
 
 
 def scene_starts(storyboard: Storyboard) -> list[int]:
-    """For each shot, the index of the first shot of its scene (consecutive shots of one section)."""
+    """For each shot, the index of the first shot of its scene: consecutive shots of one section
+    in one place (a shot naming no place stays in the scene before it)."""
     starts: list[int] = []
     for index, shot in enumerate(storyboard.shots):
-        same = index > 0 and storyboard.shots[index - 1].section_index == shot.section_index
+        previous = storyboard.shots[index - 1] if index else None
+        same = (
+            previous is not None
+            and previous.section_index == shot.section_index
+            and (not shot.places or shot.places[:1] == previous.places[:1])
+        )
         starts.append(starts[-1] if same else index)
     return starts
 
