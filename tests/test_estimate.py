@@ -75,3 +75,29 @@ def test_disk_estimate_grows_with_duration_and_size():
     assert large_run > small_run > small_video > 0
     longer_run, _ = estimate_disk_bytes(120.0, 640, 360, 24.0)
     assert longer_run > small_run
+
+
+def test_keyframe_estimate_is_its_own_line():
+    from music2video.estimate import estimate_keyframes
+
+    plan = plan_of(*[3.0] * 10)
+    assert estimate_keyframes(plan, load_settings(pipeline="preview"), ["A"]).startswith("keyframes: none (the animatic")
+    clap = load_settings(pipeline="clap", width=832, height=480, keyframes={"enabled": "on"})
+    line = estimate_keyframes(plan, clap, ["A", "B", "A"])
+    # The LLM writer's three characters and one place per distinct section; one keyframe per shot.
+    assert "about 5 references with qwen-image at 1024x1024" in line
+    assert "10 keyframes with qwen-image-edit-2509 at 832x480" in line
+    assert "before the video model loads" in line
+
+
+def test_image_estimate_follows_steps_references_and_gpu():
+    from music2video.estimate import image_seconds
+    from music2video.keyframes.image_models import IMAGE_MODELS
+
+    edit = IMAGE_MODELS["qwen-image-edit-2509"]
+    one = image_seconds(edit, 832 * 480, 1, 40, "NVIDIA H100 80GB HBM3")
+    assert image_seconds(edit, 832 * 480, 1, 20, "NVIDIA H100 80GB HBM3") == pytest.approx(one / 2)
+    assert image_seconds(edit, 832 * 480, 2, 40, "NVIDIA H100 80GB HBM3") > one  # each reference adds its tokens
+    assert image_seconds(edit, 832 * 480, 1, 40, RTX_4090) == pytest.approx(3 * one)
+    schnell = IMAGE_MODELS["flux.1-schnell"]
+    assert image_seconds(schnell, 1024 * 1024, 0, None, "NVIDIA H100 80GB HBM3") < 5  # 4 steps

@@ -93,6 +93,70 @@ CPU_SLOWDOWN = 200.0
 # others are estimates until measured the same way.
 CACHE_SPEEDUP: dict[str, float] = {"none": 1.0, "taylorseer": 2.8, "first-block": 1.5, "pab": 1.3}
 
+# -- the keyframes stage (image models) ------------------------------------------------------
+
+# Seconds per 1,000 image tokens per denoising step on an H100, guidance passes included: an
+# estimate from each model's size (2 x parameters FLOPs per token per pass, at half the H100's
+# bf16 peak, 500 TFLOPS) until benchmarks/gpu measures it. Qwen runs two passes (true CFG),
+# FLUX one (schnell is guidance-distilled, Kontext takes guidance as an input).
+IMAGE_SECONDS_PER_KTOKEN_STEP: dict[str, float] = {
+    "qwen-image": 2 * 2 * 20e9 * 1000 / 500e12,
+    "qwen-image-edit-2509": 2 * 2 * 20e9 * 1000 / 500e12,
+    "flux.1-schnell": 2 * 12e9 * 1000 / 500e12,
+    "flux.1-kontext-dev": 2 * 12e9 * 1000 / 500e12,
+}
+# How many times slower than an H100 (bf16 throughput; estimates). Keys match
+# torch.cuda.get_device_name() as substrings; other GPUs count as an RTX 4090.
+IMAGE_GPU_SLOWDOWN: dict[str, float] = {"H100": 1.0, "H200": 0.95, "A100": 2.5, "RTX 4090": 3.0}
+# Image tokens per pixel: VAE stride 8 x patch 2 for Qwen-Image and FLUX alike.
+IMAGE_PIXELS_PER_TOKEN = 16 * 16
+# Qwen-Image-Edit and FLUX Kontext encode each reference image at about one megapixel.
+REFERENCE_INPUT_TOKENS = 1024 * 1024 // IMAGE_PIXELS_PER_TOKEN
+# A shot's keyframe is assumed to be composed from this many references (a character and a place).
+REFERENCES_PER_KEYFRAME = 2
+
+
+def estimate_keyframes(plan: ShotPlan, settings: Settings, section_labels: list[str] | None = None) -> str:
+    """One line for ``--dry-run``: references and keyframes to make and the expected time, apart
+    from the video's. Before the storyboard exists the cast is counted as its writer makes it
+    at most (the template: two characters; the LLM: three) plus one place per distinct section."""
+    from music2video.keyframes import keyframe_size, keyframes_wanted
+    from music2video.keyframes.image_models import resolve_image_model
+    from music2video.settings import parse_resolution
+
+    wanted, why = keyframes_wanted(settings)
+    if not wanted:
+        return f"keyframes: none ({why})"
+    options = settings.keyframes
+    text = resolve_image_model(options.reference_model, "text-to-image")
+    edit = resolve_image_model(options.keyframe_model, "edit")
+    places = len(set(section_labels or [])) or 1
+    characters = 2 if settings.backends()["writer"] == "template" else 3
+    references = characters + min(places, 4)
+    ref_width, ref_height = parse_resolution(options.reference_size)
+    width, height = keyframe_size(settings)
+    device = device_name(options.device)
+    reference_s = references * image_seconds(text, ref_width * ref_height, 0, options.steps, device)
+    refs_per_frame = min(REFERENCES_PER_KEYFRAME, edit.max_references)
+    keyframe_s = len(plan.shots) * image_seconds(edit, width * height, refs_per_frame, options.steps, device)
+    return (
+        f"keyframes: about {references} references with {text.name} at {ref_width}x{ref_height} ≈ "
+        f"{format_duration(reference_s)}, then {len(plan.shots)} keyframes with {edit.name} at {width}x{height} "
+        f"≈ {format_duration(keyframe_s)} on {device} (estimate from model size; before the video model loads)"
+    )
+
+
+def image_seconds(entry: object, pixels: int, references: int, steps: int | None, device: str) -> float:
+    """Expected seconds for one image of ``pixels`` from ``references`` reference images."""
+    tokens = pixels / IMAGE_PIXELS_PER_TOKEN + references * REFERENCE_INPUT_TOKENS
+    per_step = IMAGE_SECONDS_PER_KTOKEN_STEP.get(entry.name, IMAGE_SECONDS_PER_KTOKEN_STEP["qwen-image"]) * tokens / 1000
+    if device.lower() in ("cpu", "mps"):
+        slowdown = IMAGE_GPU_SLOWDOWN[REFERENCE_GPU] * CPU_SLOWDOWN
+    else:
+        slowdown = next((v for k, v in IMAGE_GPU_SLOWDOWN.items() if k.lower() in device.lower()), IMAGE_GPU_SLOWDOWN[REFERENCE_GPU])
+    return (steps or entry.default_steps) * per_step * slowdown
+
+
 # -- disk ------------------------------------------------------------------------------------
 
 # H.264 at the clip writer's settings (crf 20, veryfast): bits per pixel per frame, an upper

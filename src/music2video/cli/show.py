@@ -71,13 +71,14 @@ def print_analysis(result) -> None:  # result: RunResult
 
 
 def print_plan(result) -> None:  # result: RunResult
-    from music2video.estimate import estimate_render
+    from music2video.estimate import estimate_keyframes, estimate_render
 
     print_analysis(result)
     table = Table("shot", "start", "end", "length", "cut", "section")
     for shot in result.plan.shots:
         table.add_row(shot.id, f"{shot.start_s:.2f}", f"{shot.end_s:.2f}", f"{shot.duration_s:.2f}", shot.cut, str(shot.section_index))
     console.print(table)
+    console.print(estimate_keyframes(result.plan, result.settings, [s.label for s in result.analysis.sections]))
     console.print(estimate_render(result.plan, result.settings))
 
 
