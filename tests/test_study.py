@@ -130,6 +130,30 @@ def test_answers_are_checked_and_stored_as_given(clips, tmp_path):
     store.close()
 
 
+def test_the_same_video_sent_twice_at_once_is_stored_once(clips, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    study = create_study(clips[:2], tmp_path / "s", name="s", conditions=["a", "b"], attention_check=False)
+    store = AnswerStore(tmp_path / "s", study)
+    me = store.new_participant()
+    ratings = {d.id: 3 for d in study.dimensions}
+
+    def submit(_):
+        try:
+            store.answer(me.id, me.order[0], ratings)
+            return "stored"
+        except AnswerError as error:
+            return "refused" if "already rated" in str(error) else str(error)
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(submit, range(8)))
+    assert sorted(outcomes) == ["refused"] * 7 + ["stored"]
+    store.answer(me.id, me.order[1], ratings)
+    store.close()
+    answers, participants = read_answers(tmp_path / "s")
+    assert len(answers) == 2 * len(ratings) and participants[me.id]["finished"]
+
+
 def test_results_find_a_real_difference_and_leave_out_inattentive_participants(clips, tmp_path):
     folder = tmp_path / "s"
     study = create_study(clips, folder, name="pilot", conditions=["ours", "base", "ours", "base"])

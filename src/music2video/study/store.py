@@ -156,16 +156,24 @@ class AnswerStore:
         if checks_here and attention is None:
             raise AnswerError("this video comes with the attention question: answer it too")
         now = _now()
+        try:
+            self._insert(participant, video, ratings, attention if checks_here else None, watched_s, now)
+        except sqlite3.IntegrityError:  # the same video sent twice at once (a double click, two tabs)
+            raise AnswerError(f"video {video!r} is already rated by this participant") from None
+        return self.participant(participant_id)
+
+    def _insert(self, participant: Participant, video: str, ratings: dict[str, int], attention: int | None, watched_s: float | None, now: str) -> None:
+        """One video's ratings, the attention answer and whether that finished the study, in one transaction."""
         with self._transaction() as db:
             db.executemany(
                 "INSERT INTO answers (participant, video, dimension, rating, watched_s, answered_utc) VALUES (?, ?, ?, ?, ?, ?)",
-                [(participant_id, video, dimension, rating, watched_s, now) for dimension, rating in ratings.items()],
+                [(participant.id, video, dimension, rating, watched_s, now) for dimension, rating in ratings.items()],
             )
-            if checks_here:
-                db.execute("UPDATE participants SET attention_given = ? WHERE id = ?", (attention, participant_id))
-            if len(participant.done) + 1 == len(participant.order):
-                db.execute("UPDATE participants SET finished_utc = ? WHERE id = ?", (now, participant_id))
-        return self.participant(participant_id)
+            if attention is not None:
+                db.execute("UPDATE participants SET attention_given = ? WHERE id = ?", (attention, participant.id))
+            (rated,) = db.execute("SELECT COUNT(DISTINCT video) FROM answers WHERE participant = ?", (participant.id,)).fetchone()
+            if rated == len(participant.order):
+                db.execute("UPDATE participants SET finished_utc = ? WHERE id = ?", (now, participant.id))
 
 
 def read_answers(folder: Path) -> tuple[list[Answer], dict[str, dict]]:
