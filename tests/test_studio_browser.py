@@ -220,6 +220,33 @@ def test_studio_walk_through(tmp_path: Path):
         assert audio_track[0].source_range.duration.to_seconds() == pytest.approx(state["duration_s"], abs=1 / fps)
         assert page.problems == []
 
+        # Split the longest shot (in its middle: the playhead is elsewhere), merge it back; lock
+        # a shot, and its cut refuses to move with a message that says why.
+        count = len(final)
+        longest = max(range(count), key=lambda i: final[i]["end_s"] - final[i]["start_s"])
+        page.click(f"#{final[longest]['id']}")
+        page.evaluate(f"document.getElementById('player').currentTime = {final[longest]['end_s'] + 0.5 if longest < count - 1 else 0}")
+        page.click("#split-shot")
+        page.wait_for_function(f"studio.state.shots.length === {count + 1}")
+        split_at = json.loads((run / "shots.json").read_text())["shots"][longest + 1]["start_s"]
+        assert split_at in json.loads((run / "analysis.json").read_text())["beats_s"]
+        page.click("#merge-shot")
+        page.wait_for_function(f"studio.state.shots.length === {count}")
+        page.click(f"#{final[0]['id']}")
+        page.click("#lock-shot")
+        page.wait_for_selector(f"#{final[0]['id']}.locked")
+        assert json.loads((run / "shots.json").read_text())["shots"][0]["locked"] is True
+        page.locator("#wave").scroll_into_view_if_needed()
+        box = page.locator("#wave").bounding_box()
+        x_cut = box["x"] + page.evaluate(f"studio.timeToX({final[1]['start_s']})")
+        page.mouse.move(x_cut, box["y"] + 60)
+        page.mouse.down()
+        page.mouse.move(x_cut + 40, box["y"] + 60, steps=4)
+        page.mouse.up()
+        page.wait_for_selector("#message.error:not([hidden])")
+        assert "locked" in page.text_content("#message")
+        assert json.loads((run / "shots.json").read_text())["shots"][1]["start_s"] == final[1]["start_s"]
+
         # A path out of the work folder, asked for by the page, is refused.
         status = page.evaluate("fetch('/api/file?path=' + encodeURIComponent('../My Song (demo).wav')).then(r => r.status)")
         assert status == 403

@@ -621,7 +621,13 @@ function wire() {
   requestAnimationFrame(followPlayhead);
   $("#shot-form").addEventListener("submit", (event) => attempt(() => saveShot(event)));
   $("#lock-shot").addEventListener("click", () => attempt(() => edit("lock_shot", { shot: studio.selected, locked: $("#lock-shot").dataset.locked !== "1" })));
-  $("#split-shot").addEventListener("click", () => attempt(() => edit("split_shot", { shot: studio.selected, at_s: $("#player").currentTime })));
+  $("#split-shot").addEventListener("click", () => attempt(() => {
+    // At the playhead when it is inside the shot, else in the shot's middle; the server snaps it to a beat.
+    const shot = studio.state.shots[studio.selected];
+    const playhead = $("#player").currentTime;
+    const at = playhead > shot.start_s && playhead < shot.end_s ? playhead : (shot.start_s + shot.end_s) / 2;
+    return edit("split_shot", { shot: studio.selected, at_s: at });
+  }));
   $("#merge-shot").addEventListener("click", () => attempt(() => edit("merge_shots", { shot: studio.selected })));
   $("#rerender-shot").addEventListener("click", () => attempt(() => rerender([studio.selected])));
   $("#rerender-changed").addEventListener("click", () => attempt(() => rerender("changed")));
