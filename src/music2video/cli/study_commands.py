@@ -19,13 +19,14 @@ from rich.table import Table
 
 from music2video.cli.show import console
 from music2video.study.prescreen import DEFAULT_FRAMES, DEFAULT_MODEL
+from music2video.study.server import DEFAULT_HOST, DEFAULT_PORT
 
 STUDY_EXAMPLES = """[bold]Examples[/bold]
 
   music2video study create ours.mp4 theirs.mp4 --name pilot
   music2video study create a.mp4 b.mp4 -n ab --condition ours --condition baseline
   music2video study create *.mp4 --name bench --preset automv
-  music2video study serve pilot.study      [dim]# http://127.0.0.1:8765/[/dim]
+  music2video study serve pilot.study      [dim]# http://127.0.0.1:8766/[/dim]
   music2video study results pilot.study    [dim]# pilot.study/results/[/dim]
 """
 
@@ -98,8 +99,8 @@ def create(
 @study_app.command()
 def serve(
     study: StudyFolder,
-    host: Annotated[str, typer.Option(help="Address to listen on. Only this computer can open the page at 127.0.0.1; 0.0.0.0 lets anyone on the network take part.", metavar="ADDRESS")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.", metavar="PORT")] = 8765,
+    host: Annotated[str, typer.Option(help="Address to listen on. Only this computer can open the page at 127.0.0.1; 0.0.0.0 lets anyone on the network take part.", metavar="ADDRESS")] = DEFAULT_HOST,
+    port: Annotated[int, typer.Option(help="Port to listen on.", metavar="PORT")] = DEFAULT_PORT,
 ) -> None:
     """Serve the study's page: participants watch each video and rate it; answers are saved as they are given."""
     from music2video.study.design import load_study

@@ -16,38 +16,35 @@ its own origin, and every response forbids loading anything from elsewhere.
 # annotations of functions defined inside create_app, which it can only do when they are objects.
 
 import contextlib
-import logging
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
+
+import pydantic
 
 from music2video.errors import MissingDependencyError, Music2VideoError
 from music2video.study.design import Study, load_study
 from music2video.study.store import AnswerError, AnswerStore, Participant
 from music2video.studio.safety import LOOPBACK_HOSTS, Guard, is_loopback
 
-log = logging.getLogger(__name__)
-
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8765
+DEFAULT_PORT = 8766  # beside the studio (8765), so both can run
 STATIC_FILES = ("index.html", "study.js", "study.css")
 
 
-def _web():
+def _check_web_extra() -> None:
     try:
-        import fastapi
-        import pydantic
+        import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as error:
         raise MissingDependencyError(error.name or "fastapi", "web", "music2video study serve") from None
-    return fastapi, pydantic
 
 
 def create_app(folder: Path, *, allowed_hosts: tuple[str, ...] | None = LOOPBACK_HOSTS):
     """The app serving the study in ``folder`` (its database opened, or made, there), behind
     the guard. ``allowed_hosts``: the ``Host`` names it answers to (None: any, for a study
     served to other machines)."""
-    fastapi, pydantic = _web()
+    _check_web_extra()
     from fastapi import Body, FastAPI, HTTPException
     from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 
@@ -164,7 +161,7 @@ def serve_study(folder: Path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_P
     can take part (and add answers), which is the point when participants use their own
     computers on a local network, and the caller's responsibility.
     """
-    _web()
+    _check_web_extra()
     import uvicorn
 
     _check_address(host, port)
