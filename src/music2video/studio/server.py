@@ -18,6 +18,7 @@ from typing import Any, Literal
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from music2video.errors import Music2VideoError, RunFolderBusy
@@ -183,7 +184,6 @@ def create_app(
     api = FastAPI(title="music2video studio", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     api.state.root = root
     api.state.jobs = jobs
-    api.state.max_upload_bytes = max_upload_bytes
 
     @api.exception_handler(Problem)
     async def _problem(_request: Request, error: Problem) -> JSONResponse:
@@ -259,8 +259,9 @@ def create_app(
         from music2video import edit
 
         folder = run_folder(run)
-        path = edit.replace_keyframe(folder, shot, await read_picture(request, f"the keyframe of shot {shot}"))
-        return {"saved": relative_to_root(root, path), "state": state_of(folder)}
+        picture = await read_picture(request, f"the keyframe of shot {shot}")
+        path = await run_in_threadpool(edit.replace_keyframe, folder, shot, picture)  # takes the run folder's lock
+        return {"saved": relative_to_root(root, path), "state": await run_in_threadpool(state_of, folder)}
 
     @api.put("/api/reference")
     async def reference(request: Request, run: str, name: str) -> dict[str, Any]:
@@ -268,8 +269,9 @@ def create_app(
         from music2video import edit
 
         folder = run_folder(run)
-        path = edit.replace_reference(folder, name, await read_picture(request, f"the reference of {name!r}"))
-        return {"saved": relative_to_root(root, path), "state": state_of(folder)}
+        picture = await read_picture(request, f"the reference of {name!r}")
+        path = await run_in_threadpool(edit.replace_reference, folder, name, picture)
+        return {"saved": relative_to_root(root, path), "state": await run_in_threadpool(state_of, folder)}
 
     @api.post("/api/runs")
     def start_run(request: StartRun) -> dict[str, Any]:
