@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -27,7 +28,7 @@ from music2video.artifacts import Analysis, Section, Storyboard, StoryboardShot,
 from music2video.render import LOCAL_WORKER, RENDER_ARTIFACT, render_storyboard  # noqa: E402
 from music2video.render.animatic import AnimaticRenderer  # noqa: E402
 from music2video.render.executors import RayExecutor  # noqa: E402
-from music2video.runfolder import RunFolder  # noqa: E402
+from music2video.runfolder import RunFolder, pid_alive, temporary_owner  # noqa: E402
 from music2video.settings import RaySettings  # noqa: E402
 
 WIDTH, HEIGHT, FPS = 64, 36, 12.0
@@ -36,35 +37,48 @@ SHOTS = 6
 MOTIFS = ["grid", "rays", "ribbons", "particles", "rings", "waves"]
 
 
-@pytest.fixture(scope="module")
-def ray_session() -> Iterator[None]:
-    """A local Ray cluster that reaches nothing outside this machine (see DESIGN.md)."""
-    home = Path(tempfile.mkdtemp(prefix="m2v-ray-home-"))
+def loopback_ray_env(home: Path) -> dict[str, str]:
+    """What keeps a local Ray cluster on this machine (see DESIGN.md): loopback, no usage
+    statistics or cloud probes, no token; HOME holding a local-provider bootstrap file."""
     (home / "ray_bootstrap_config.yaml").write_text("provider: {type: local}\n")
-    env = {
+    return {
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
         "RAY_USAGE_STATS_ENABLED": "0",
         "RAY_AUTH_MODE": "disabled",
         "HOME": str(home),
     }
+
+
+@pytest.fixture(scope="module")
+def ray_session() -> Iterator[None]:
+    """One local two-CPU Ray cluster for the module."""
+    home = Path(tempfile.mkdtemp(prefix="m2v-ray-home-"))
+    env = loopback_ray_env(home)
     saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
     # Short: Ray's socket paths must stay under 108 bytes.
     temp = tempfile.mkdtemp(prefix="m2vray", dir="/tmp")
     # Test renderers defined in this module travel to the workers by value.
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, log_to_driver=False, logging_level=logging.WARNING)
+    os.environ.update(env)  # Ray's processes inherit it; HOME only for as long as they start
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, log_to_driver=False, logging_level=logging.WARNING)
+    finally:
+        _restore({"HOME": saved["HOME"]})
     try:
         yield
     finally:
         ray.shutdown()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _restore(saved)
         shutil.rmtree(temp, ignore_errors=True)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _restore(saved: dict[str, str | None]) -> None:
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def make_analysis(duration_s: float) -> Analysis:
@@ -252,3 +266,51 @@ def test_batch_renders_every_good_song_and_names_the_broken_one(ray_session, tmp
     rows = [line for line in table.splitlines() if ".wav" in line or ".mp3" in line]
     assert [("done" in row, "failed" in row) for row in rows] == [(True, False), (False, True), (True, False)]
     assert "broken.mp3" in rows[1]
+
+
+@pytest.mark.slow
+def test_a_driver_killed_mid_render_resumes_with_the_local_executor(tmp_path):
+    from music2video import make_video
+    from music2video.demo import synthesize_demo_song
+
+    song, output = tmp_path / "song.wav", tmp_path / "song.mp4"
+    synthesize_demo_song(song, duration_s=30.0)
+    clips = tmp_path / "song.music2video" / "clips"
+    home = tmp_path / "home"
+    home.mkdir()
+    # Large frames, so that the render lasts long enough to be killed in the middle.
+    look = ["--pipeline", "preview", "--resolution", "640x360", "--fps", "24"]
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "music2video", "render", str(song), "-o", str(output), "--executor", "ray", *look],
+        env={**os.environ, **loopback_ray_env(home)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not finished_clips(clips) and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        driver.kill()
+        _, err = driver.communicate(timeout=60)
+    assert driver.returncode == -9, err.decode()[-2000:]  # killed, not finished or failed
+    # Ray stops the killed driver's workers shortly after it; a worker's half-written clip is
+    # removed by the next run that finds its owner dead.
+    deadline = time.monotonic() + 60
+    while any(pid_alive(temporary_owner(tmp)[0]) for tmp in clips.glob(".*tmp*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    before = {path.name: path.stat().st_mtime_ns for path in finished_clips(clips)}
+    assert before
+
+    result = make_video(song, output, until="render", pipeline="preview", width=640, height=360, fps=24)
+    after = {Path(clip.path).name for clip in result.render.clips}
+    assert not result.render.failed_shots
+    assert set(before) < after  # the killed run's clips are kept, the rest rendered now
+    assert all((clips / name).stat().st_mtime_ns == mtime for name, mtime in before.items())  # reused, not redone
+    rendered_now = {time.shot_id for time in result.render.shot_times if time.worker == LOCAL_WORKER}
+    assert len(rendered_now) == len(after) - len(before)
+    assert not list(clips.glob(".*tmp*"))  # a killed worker's half-written clip was removed
+
+
+def finished_clips(folder: Path) -> list[Path]:
+    return [path for path in folder.glob("shot-*.mp4")]  # temporaries start with a dot
