@@ -306,9 +306,11 @@ def test_when_keyframes_are_made():
     assert keyframes_wanted(Settings(pipeline="preview"))[0] is False  # the animatic needs none
     assert keyframes_wanted(Settings(pipeline="clap", keyframes={"enabled": "off"}))[0] is False
     assert keyframes_wanted(Settings(pipeline="preview", keyframes={"enabled": "on"}))[0] is True
-    # A video model that makes video from text only gets none.
+    # A video model that makes video from text only gets none; the default starts shots from them.
     wanted, why = keyframes_wanted(Settings(pipeline="clap", video={"model": "wan2.1-1.3b"}))
     assert wanted is False and "text only" in why
+    assert keyframes_wanted(Settings(pipeline="clap"))[0] is True
+    assert keyframes_wanted(Settings(pipeline="lalm"))[0] is True
 
 
 def test_reference_flag_parses_name_equals_file():

@@ -9,6 +9,7 @@ models load one after another, and the result is a playable video exactly the so
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -16,13 +17,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from PIL import Image as PIL_Image
 
-from music2video.artifacts import Descriptions, RenderResult, Storyboard
+from music2video.artifacts import Descriptions, KeyframeSet, ReferenceSet, RenderResult, Storyboard
 from music2video.cli import main
 from tiny_clap import build_tiny_clap
+from tiny_image_models import build_tiny_qwen_image, build_tiny_qwen_image_edit_plus, small_edit_pipeline
 from tiny_lalm import build_tiny_qwen2_audio
 from tiny_llm import build_tiny_llm
-from tiny_video_models import build_tiny_wan
+from tiny_video_models import build_tiny_wan_vace
 from tiny_whisper import build_tiny_whisper
 
 EXCERPT_S = 16.0
@@ -30,15 +33,19 @@ FPS = 12
 
 
 @pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory) -> dict[str, Path]:
+def tiny_models(tmp_path_factory) -> Iterator[dict[str, Path]]:
     root = tmp_path_factory.mktemp("tiny-models")
-    return {
-        "clap": build_tiny_clap(root / "clap"),
-        "lalm": build_tiny_qwen2_audio(root / "lalm"),
-        "llm": build_tiny_llm(root / "llm"),
-        "video": build_tiny_wan(root / "wan"),
-        "whisper": build_tiny_whisper(root / "whisper"),
-    }
+    # The edit pipeline's processor without torchvision, references encoded small (see tiny_image_models).
+    with small_edit_pipeline():
+        yield {
+            "clap": build_tiny_clap(root / "clap"),
+            "lalm": build_tiny_qwen2_audio(root / "lalm"),
+            "llm": build_tiny_llm(root / "llm"),
+            "video": build_tiny_wan_vace(root / "vace"),  # the default kind: starts shots from keyframes
+            "whisper": build_tiny_whisper(root / "whisper"),
+            "image": build_tiny_qwen_image(root / "qwen-image"),
+            "edit": build_tiny_qwen_image_edit_plus(root / "qwen-edit"),
+        }
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +67,8 @@ def small_and_offline(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("MUSIC2VIDEO_VIDEO__STEPS", "2")
     monkeypatch.setenv("MUSIC2VIDEO_VIDEO__GENERATION_SIZE", "32x32")
+    monkeypatch.setenv("MUSIC2VIDEO_KEYFRAMES__STEPS", "2")
+    monkeypatch.setenv("MUSIC2VIDEO_KEYFRAMES__REFERENCE_SIZE", "32x32")
     monkeypatch.setenv("MUSIC2VIDEO_EVALUATE__ENABLED", "false")
     # Vocal separation defaults to Demucs where installed; its weights come from outside the hub.
     monkeypatch.setenv("MUSIC2VIDEO_LYRICS__SEPARATION", "none")
@@ -70,6 +79,7 @@ def small_and_offline(monkeypatch, tmp_path):
 def _common_flags(models: dict[str, Path]) -> list[str]:
     return [
         "--llm-model", models["llm"], "--video-model", models["video"], "--whisper-model", models["whisper"],
+        "--reference-model", models["image"], "--keyframe-model", models["edit"],
         "--device", "cpu", "--resolution", "64x48", "--fps", str(FPS),
     ]  # fmt: skip
 
@@ -84,7 +94,19 @@ def _check_video(out: Path, song: Path) -> None:
     assert np.std(np.stack(frames)) > 1  # the diffusion model drew something, not a blank placeholder
 
 
-@pytest.mark.slow  # about a minute on 2 cores: the whole pipeline with five tiny models
+def _check_keyframes(run: Path, storyboard: Storyboard, clips: RenderResult) -> KeyframeSet:
+    """references.json covers the storyboard's cast and set; one keyframe per shot, which its clip starts from."""
+    references = ReferenceSet.model_validate_json((run / "references.json").read_text())
+    cast = [m.name for m in (*storyboard.characters, *storyboard.places, *storyboard.props)]
+    assert [r.name for r in references.references] == cast and not references.failed
+    assert all((run / r.path).is_file() for r in references.references)
+    keyframes = KeyframeSet.model_validate_json((run / "keyframes.json").read_text())
+    assert [k.shot for k in keyframes.shots] == list(range(len(storyboard.shots))) and not keyframes.failed
+    assert [clip.keyframe for clip in clips.clips] == [k.path for k in keyframes.shots]
+    return keyframes
+
+
+@pytest.mark.slow  # about a minute on 2 cores: the whole pipeline with seven tiny models
 def test_clap_pipeline_end_to_end(tiny_models, excerpt, tmp_path):
     out = tmp_path / "clap.mp4"
     main([str(a) for a in [excerpt, "-o", out, "--pipeline", "clap", "--clap-model", tiny_models["clap"], *_common_flags(tiny_models)]])
@@ -101,7 +123,30 @@ def test_clap_pipeline_end_to_end(tiny_models, excerpt, tmp_path):
     assert (run / "lyrics.json").exists()
     summary = json.loads((run / "run.json").read_text())
     assert summary["backends"] == {"listener": "clap", "lyrics": "whisper", "writer": "llm", "renderer": "diffusers"}
+    # References and keyframes were made before the video model, and every shot starts from its keyframe.
+    stages = [stage["name"] for stage in summary["stages"]]
+    assert stages.index("write") < stages.index("references") < stages.index("keyframes") < stages.index("render")
+    keyframes = _check_keyframes(run, storyboard, clips)
     _check_video(out, excerpt)
+
+    # A keyframe edited by hand re-renders that shot alone (one inside a scene: a scene's first
+    # keyframe is also the colour reference of the shots after it); the edit is kept.
+    from music2video.render.conditioning import scene_starts
+
+    inside = next(i for i, start in enumerate(scene_starts(storyboard)) if start != i)
+    edited = run / keyframes.shots[inside].path
+    PIL_Image.new("RGB", (32, 32), (0, 200, 0)).save(edited)
+    main([str(a) for a in [excerpt, "-o", out, "--pipeline", "clap", "--clap-model", tiny_models["clap"], *_common_flags(tiny_models)]])
+    again = RenderResult.model_validate_json((run / "clips.json").read_text())
+    changed = [a.shot_id for a, b in zip(clips.clips, again.clips, strict=True) if a.shot_hash != b.shot_hash]
+    assert changed == [storyboard.shots[inside].id]
+    frames = KeyframeSet.model_validate_json((run / "keyframes.json").read_text())
+    assert frames.shots[inside].user_edited and frames.shots[inside].path == keyframes.shots[inside].path
+    assert edited.exists() and [f for f in frames.shots if f.shot != inside] == [
+        f for f in keyframes.shots if f.shot != inside
+    ]
+    rerun = {stage["name"]: stage["reused"] for stage in json.loads((run / "run.json").read_text())["stages"]}
+    assert rerun["references"] and rerun["write"]
 
 
 @pytest.mark.slow  # about a minute on 2 cores; the listener contract alone is in test_conformance.py
@@ -114,6 +159,8 @@ def test_lalm_pipeline_end_to_end(tiny_models, excerpt, tmp_path):
     # Random weights answer gibberish: the listener retries, then falls back to DSP, and says so.
     assert any("DSP description used" in warning for warning in descriptions.warnings)
     assert len(descriptions.shots) == len(json.loads((run / "shots.json").read_text())["shots"])
+    storyboard = Storyboard.model_validate_json((run / "storyboard.json").read_text())
+    _check_keyframes(run, storyboard, RenderResult.model_validate_json((run / "clips.json").read_text()))
     _check_video(out, excerpt)
 
 

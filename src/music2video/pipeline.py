@@ -369,8 +369,6 @@ class Run:
         settings = self.settings
         with self._stage("render", "clips.json"), executor_for(settings, self.executor) as executor:
             renderer = open_renderer(self.backends["renderer"], settings.width, settings.height, settings.fps, settings.video)
-            # Passed only when there are keyframes: text-only runs call the renderer as before.
-            extra = {"keyframes": keyframes.paths(self.run.root)} if keyframes is not None else {}
             result = render_storyboard(
                 renderer,
                 storyboard,
@@ -381,7 +379,7 @@ class Run:
                 settings.height,
                 self.progress.stage("render"),
                 executor=executor,
-                **extra,
+                keyframes=keyframes.paths(self.run.root) if keyframes is not None else None,
             )
             result.key = stable_hash(storyboard, renderer.settings_fingerprint())
             if self.run.load("clips.json", RenderResult, result.key) != result:

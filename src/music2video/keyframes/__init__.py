@@ -49,7 +49,7 @@ def keyframes_wanted(settings: Settings) -> tuple[bool, str]:
     from music2video.render.video_models import resolve_video_model
 
     entry = resolve_video_model(settings.video.model)
-    if not getattr(entry, "takes_images", False):
+    if not entry.takes_images:
         return False, f"{entry.name} makes video from text only"
     return True, f"{entry.name} starts each shot from its keyframe"
 
