@@ -1,4 +1,4 @@
-"""The pipeline: decode → structure → shots → listen → write → render → assemble.
+"""The pipeline: decode → structure → shots → listen → lyrics → write → references, keyframes → render → assemble.
 
 This is the one code path behind the CLI and the Python API. Each stage is a function from the
 previous stages' artifacts to its own; :class:`Run` keeps them in a run folder, keyed by hashes
