@@ -303,6 +303,15 @@ def test_an_edited_keyframe_rerenders_the_shots_it_conditions(tiny_vace, tmp_pat
     # The tiny model draws grey noise: far from the coloured keyframes before matching (44-93 Delta E),
     # much closer after (14-19: its noise is wider than a keyframe's spread, and the gamut clips it).
     assert all(clip.colour.drift_after < clip.colour.drift_before / 2 for clip in again.clips)
+    # The report shows the drift per scene, before and after.
+    from music2video.report import colour_drift_by_scene, write_report
+
+    scenes = colour_drift_by_scene(again)
+    assert [(first, last, count) for first, last, count, *_ in scenes] == [("shot-001", "shot-002", 2), ("shot-003", "shot-003", 1)]
+    assert scenes[0][3] == pytest.approx(np.mean([c.colour.drift_before for c in again.clips[:2]]))
+    run.save("clips.json", again)
+    page = write_report(run.root).read_text()
+    assert "Colour drift per scene" in page and f"<td>{scenes[1][3]:.1f}</td><td>{scenes[1][4]:.1f}</td>" in page
 
 
 def test_text_only_renderer_ignores_keyframes_and_says_so(tiny_vace, tmp_path, caplog):

@@ -18,7 +18,9 @@ finished run folder with the beats, cuts and storyboard the run planned, and sav
 * **AV-Align** (Yariv et al. 2024): IoU of audio onsets and motion peaks within one frame,
 * **visual tempo** against the music's tempo,
 * optional **semantic** scores: CLIP prompt similarity and character/setting consistency per
-  shot, CLAP similarity of each shot's audio to its scene (needs a storyboard and a model).
+  shot, CLAP similarity of each shot's audio to its scene (needs a storyboard and a model),
+* optional **identity consistency** of recurring characters and **keyframe fidelity** (first
+  rendered frame against its keyframe), with CLIP or DINOv2 (:mod:`music2video.metrics.identity`).
 """
 
 from __future__ import annotations
@@ -26,14 +28,14 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from music2video.artifacts import Analysis, Artifact, AssemblyResult, Storyboard
+from music2video.artifacts import Analysis, Artifact, AssemblyResult, KeyframeSet, Storyboard
 from music2video.errors import InputError, Music2VideoError
 from music2video.metrics import semantic, sync
 from music2video.metrics.cuts import ADAPTIVE_RATIO, MIN_CHANGE, MIN_CUT_GAP_S, detect_cuts
@@ -44,7 +46,7 @@ from music2video.runfolder import RunFolder, stable_hash
 log = logging.getLogger(__name__)
 
 EVALUATION_ARTIFACT = "evaluation.json"
-EVALUATE_VERSION = 1
+EVALUATE_VERSION = 2  # 2: identity consistency and keyframe fidelity
 """Bump when a metric's definition changes, so a run folder's old evaluation.json is not reused."""
 
 DEFAULT_SIGMA_S = 0.1
@@ -141,6 +143,36 @@ class SemanticScores(_Part):
     mean_clap_similarity: float | None = None
 
 
+class CharacterIdentity(_Part):
+    name: str
+    shot_ids: list[str]
+    within: float = Field(description="Mean cosine between the shots that show the character (every pair).")
+    between: float | None = Field(description="Mean cosine between those shots and the shots without the character.")
+    margin: float | None = Field(description="within - between: positive when the character is recognisably the same.")
+
+
+class IdentityScores(_Part):
+    model: str = Field(description="Image-embedding model (CLIP or DINOv2).")
+    characters: list[CharacterIdentity]
+    consistency: float | None = Field(description="Mean of the characters' within cosines; None: no recurring character.")
+    margin: float | None = Field(description="Mean of the characters' margins.")
+
+
+class ShotFidelity(_Part):
+    shot_id: str
+    keyframe: str
+    frame: int = Field(description="The shot's first frame in the video.")
+    cosine: float = Field(description="Cosine of the first frame's and the keyframe's embeddings, -1..1.")
+    colour_delta_e: float = Field(description="CIE76 Delta E between their mean Lab colours.")
+
+
+class KeyframeFidelity(_Part):
+    model: str
+    shots: list[ShotFidelity]
+    mean_cosine: float | None
+    mean_colour_delta_e: float | None
+
+
 class Evaluation(Artifact):
     """``evaluation.json``: sync and quality metrics of a finished video."""
 
@@ -161,6 +193,8 @@ class Evaluation(Artifact):
     av_align: AvAlignScore | None = Field(description="None when there is no audio to find onsets in.")
     tempo: TempoComparison
     semantic: SemanticScores | None = None
+    identity: IdentityScores | None = None
+    keyframe_fidelity: KeyframeFidelity | None = None
     seconds: float = Field(description="Time the evaluation took.")
 
 
@@ -175,6 +209,8 @@ def evaluate_video(
     storyboard: Storyboard | None = None,
     clip_model: str | None = None,
     clap_model: str | None = None,
+    identity_model: str | None = None,
+    keyframes: Mapping[int, Path] | None = None,
     device: str = "auto",
     dtype: str = "auto",
     motion: MotionMethod = "auto",
@@ -193,6 +229,9 @@ def evaluate_video(
         tempo_bpm: the music's tempo; None takes it from the analysis or the median beat interval.
         storyboard: enables the semantic scores (with ``clip_model`` and/or ``clap_model``).
         clip_model, clap_model: Hugging Face id or local folder; None skips that score.
+        identity_model: CLIP or DINOv2 (id or folder) for identity consistency and, with
+            ``keyframes`` (storyboard shot index -> PNG), keyframe fidelity; None skips both. A
+            model that cannot be loaded skips them with a warning; the other metrics stand.
         device, dtype: for the semantic models, as in ``ModelSettings``.
         motion: ``flow`` (OpenCV Farnebäck), ``difference`` or ``auto``.
         planned_cut_frames: cuts the video was meant to have, for detector precision/recall.
@@ -213,8 +252,8 @@ def evaluate_video(
         raise InputError(f"{audio}: no such audio file")
     if sigma_s <= 0:
         raise InputError(f"sigma {sigma_s} must be a positive number of seconds, e.g. 0.1")
-    if (clip_model or clap_model) and storyboard is None:
-        raise InputError("CLIP and CLAP scores compare shots with their storyboard: give a storyboard too")
+    if (clip_model or clap_model or identity_model) and storyboard is None:
+        raise InputError("CLIP, CLAP and identity scores compare shots with their storyboard: give a storyboard too")
     warnings: list[str] = []
 
     with tempfile.TemporaryDirectory(prefix="music2video-evaluate-") as tmp:
@@ -240,13 +279,20 @@ def evaluate_video(
 
         # 4. One pass over the picture (keeping the frames CLIP will look at)
         frame_indices: dict[str, list[int]] = {}
+        first_frames: dict[int, int] = {}  # storyboard shot index -> its first frame, for keyframe fidelity
         scan_probe = _probe(video)
-        if storyboard is not None and clip_model:
+        if storyboard is not None and (clip_model or identity_model):
             frame_indices = semantic.shot_frame_indices(storyboard.shots, scan_probe.fps, scan_probe.frames)
+        if storyboard is not None and identity_model and keyframes:
+            first_frames = {
+                index: round(storyboard.shots[index].start_s * scan_probe.fps)
+                for index in keyframes
+                if 0 <= index < len(storyboard.shots)
+            }
         scan = scan_video(
             video,
             motion=motion,
-            keep_frames=[k for ks in frame_indices.values() for k in ks],
+            keep_frames=[*(k for ks in frame_indices.values() for k in ks), *first_frames.values()],
             keep_width_px=semantic.CLIP_FRAME_WIDTH_PX,
         )
         fps = scan.fps
@@ -323,6 +369,11 @@ def evaluate_video(
             semantics = _semantic_scores(
                 storyboard, scan.kept, frame_indices, wav, clip_model, clap_model, device, dtype, warnings
             )
+        identity = fidelity = None
+        if storyboard is not None and identity_model:
+            identity, fidelity = _identity_scores(
+                storyboard, scan.kept, frame_indices, first_frames, keyframes or {}, identity_model, device, dtype, warnings
+            )
         progress(5, 5, "evaluated")
 
     return Evaluation(
@@ -342,6 +393,8 @@ def evaluate_video(
         av_align=av,
         tempo=tempo,
         semantic=semantics,
+        identity=identity,
+        keyframe_fidelity=fidelity,
         seconds=round(time.perf_counter() - started, 3),
         warnings=warnings,
     )
@@ -353,6 +406,7 @@ def evaluate_run(
     *,
     clip_model: str | None = None,
     clap_model: str | None = None,
+    identity_model: str | None = None,
     device: str = "auto",
     dtype: str = "auto",
     motion: MotionMethod = "auto",
@@ -361,7 +415,10 @@ def evaluate_run(
     """Evaluate a finished run folder and save ``evaluation.json`` in it (reused when unchanged).
 
     Uses the run's own ``video.json`` (video path and planned cuts), ``analysis.json`` (beats,
-    downbeats, tempo), ``audio.wav`` (onsets, CLAP) and ``storyboard.json`` (semantic scores).
+    downbeats, tempo), ``audio.wav`` (onsets, CLAP), ``storyboard.json`` (semantic and identity
+    scores) and ``keyframes.json`` (keyframe fidelity). ``identity_model`` ``"auto"`` means
+    :data:`~music2video.metrics.identity.DEFAULT_IDENTITY_MODEL` where the run has keyframes and
+    nothing otherwise.
 
     Raises:
         InputError: the folder has no finished video or no analysis.
@@ -374,11 +431,17 @@ def evaluate_run(
     video_path = Path(video.video_path)
     if not video_path.is_absolute():  # the assembler writes it relative to the run folder
         video_path = run.root / video_path
-    storyboard = run.load("storyboard.json", Storyboard) if (clip_model or clap_model) else None
+    keyframe_set = run.load("keyframes.json", KeyframeSet)
+    if identity_model == "auto":
+        from music2video.metrics.identity import DEFAULT_IDENTITY_MODEL
+
+        identity_model = DEFAULT_IDENTITY_MODEL if keyframe_set is not None and keyframe_set.shots else None
+    storyboard = run.load("storyboard.json", Storyboard) if (clip_model or clap_model or identity_model) else None
+    keyframes = keyframe_set.paths(run.root) if keyframe_set is not None and identity_model else None
     audio_wav = run.path("audio.wav")
     key = stable_hash(
         video.key, analysis.key, storyboard.key if storyboard else None, sigma_s, clip_model, clap_model, motion,
-        EVALUATE_VERSION,
+        EVALUATE_VERSION, identity_model, [frame.sha256 for frame in keyframe_set.shots] if keyframes else None,
     )  # fmt: skip
     return run.cached(
         EVALUATION_ARTIFACT,
@@ -394,6 +457,8 @@ def evaluate_run(
             storyboard=storyboard,
             clip_model=clip_model,
             clap_model=clap_model,
+            identity_model=identity_model,
+            keyframes=keyframes,
             device=device,
             dtype=dtype,
             motion=motion,
@@ -538,6 +603,84 @@ def _semantic_scores(
         mean_clip_similarity=_mean([s.clip_similarity for s in values]),
         mean_clap_similarity=_mean([s.clap_similarity for s in values]),
     )
+
+
+def _identity_scores(
+    storyboard: Storyboard,
+    frames: dict[int, np.ndarray],
+    frame_indices: dict[str, list[int]],
+    first_frames: dict[int, int],
+    keyframes: Mapping[int, Path],
+    model_id: str,
+    device: str,
+    dtype: str,
+    warnings: list[str],
+) -> tuple[IdentityScores | None, KeyframeFidelity | None]:
+    """Identity consistency and keyframe fidelity with one image model (loaded once, then freed)."""
+    from music2video.errors import ModelLoadError
+    from music2video.metrics import identity
+    from music2video.render.colour import picture_stats
+    from music2video.torch_device import free_memory, resolve_device, resolve_dtype
+
+    torch_device = resolve_device(device)
+    try:
+        encoder = identity.load_image_encoder(model_id, torch_device, resolve_dtype(dtype, torch_device))
+    except ModelLoadError as error:
+        warnings.append(f"identity consistency and keyframe fidelity skipped: {error}")
+        return None, None
+    order = [(shot.id, k) for shot in storyboard.shots for k in frame_indices.get(shot.id, []) if k in frames]
+    fidelity_shots = [index for index, k in first_frames.items() if k in frames and Path(keyframes[index]).is_file()]
+    pictures = [identity.read_picture(Path(keyframes[index]), semantic.CLIP_FRAME_WIDTH_PX) for index in fidelity_shots]
+    try:
+        shot_rows = identity.embed_images(encoder, [frames[k] for _, k in order])
+        first_rows = identity.embed_images(encoder, [frames[first_frames[index]] for index in fidelity_shots])
+        picture_rows = identity.embed_images(encoder, pictures)
+    finally:
+        del encoder
+        free_memory()
+    embeddings = {
+        shot.id: identity.mean_unit(shot_rows[[i for i, (s, _) in enumerate(order) if s == shot.id]])
+        for shot in storyboard.shots
+        if any(s == shot.id for s, _ in order)
+    }
+    characters = [
+        CharacterIdentity(
+            name=c.name,
+            shot_ids=c.shot_ids,
+            within=round(c.within, 6),
+            between=_round(c.between),
+            margin=_round(c.within - c.between if c.between is not None else None),
+        )
+        for c in identity.character_identity(storyboard, embeddings)
+    ]
+    scores = IdentityScores(
+        model=model_id,
+        characters=characters,
+        consistency=_mean([c.within for c in characters]),
+        margin=_mean([c.margin for c in characters]),
+    )
+    fidelity = None
+    if keyframes:
+        shots = []
+        for row, index in enumerate(fidelity_shots):
+            frame = frames[first_frames[index]]
+            delta = picture_stats(frame.astype(np.float32) / 255).mean - picture_stats(pictures[row].astype(np.float32) / 255).mean
+            shots.append(
+                ShotFidelity(
+                    shot_id=storyboard.shots[index].id,
+                    keyframe=str(keyframes[index]),
+                    frame=first_frames[index],
+                    cosine=round(float(np.clip(first_rows[row] @ picture_rows[row], -1, 1)), 6),
+                    colour_delta_e=round(float(np.linalg.norm(delta)), 3),
+                )
+            )
+        fidelity = KeyframeFidelity(
+            model=model_id,
+            shots=shots,
+            mean_cosine=_mean([s.cosine for s in shots]),
+            mean_colour_delta_e=_mean([s.colour_delta_e for s in shots]),
+        )
+    return scores, fidelity
 
 
 def _mean(values: Sequence[float | None]) -> float | None:

@@ -460,6 +460,7 @@ class Run:
                     options.sigma_s,
                     clip_model=options.clip_model,
                     clap_model=options.clap_model,
+                    identity_model=options.identity_model,
                     motion=options.motion,
                     progress=self.progress.stage("evaluate"),
                 )

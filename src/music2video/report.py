@@ -648,7 +648,8 @@ def _metrics_section(art: RunArtifacts) -> str:
     if ev is None:
         return (
             "<section id=\"sync\"><h2>Sync and quality</h2><p class=\"muted\">No evaluation.json in this run folder: "
-            "run <code>music2video evaluate</code> on the video to measure how it follows the music.</p></section>"
+            "run <code>music2video evaluate</code> on the video to measure how it follows the music.</p>"
+            f"{_colour_drift_table(art)}</section>"
         )
 
     def pct(value: float | None) -> str:
@@ -675,6 +676,11 @@ def _metrics_section(art: RunArtifacts) -> str:
             cards.append(("CLIP prompt match", num(ev.semantic.mean_clip_similarity), f"mean cosine, {ev.semantic.clip_model}"))
         if ev.semantic.mean_clap_similarity is not None:
             cards.append(("CLAP scene match", num(ev.semantic.mean_clap_similarity), f"mean cosine, {ev.semantic.clap_model}"))
+    identity, fidelity = getattr(ev, "identity", None), getattr(ev, "keyframe_fidelity", None)
+    if identity is not None and identity.consistency is not None:
+        cards.append(("identity consistency", num(identity.consistency), f"same character across shots, margin {num(identity.margin)} over other shots; {identity.model}"))
+    if fidelity is not None and fidelity.mean_cosine is not None:
+        cards.append(("keyframe fidelity", num(fidelity.mean_cosine), f"first frame against its keyframe, {len(fidelity.shots)} shots; colour ΔE {num(fidelity.mean_colour_delta_e, 1)}"))
     html_cards = "".join(
         f"<div class=\"metric\"><span>{_e(name)}</span><b>{_e(value)}</b><small>{_e(note)}</small></div>"
         for name, value, note in cards
@@ -691,8 +697,68 @@ def _metrics_section(art: RunArtifacts) -> str:
             "<th>shots</th><th>within</th><th>to others</th><th>margin</th></tr></thead>"
             f"<tbody>{rows}</tbody></table>"
         )
+    groups += _identity_table(identity) + _colour_drift_table(art)
     note = f"<p class=\"muted\">Measured on {_e(Path(ev.video_path).name)} in {ev.seconds:.1f} s; beats {_e(ev.beats_source)}.</p>"
     return f"<section id=\"sync\"><h2>Sync and quality</h2><div class=\"metrics\">{html_cards}</div>{groups}{note}</section>"
+
+
+def _identity_table(identity: Any) -> str:
+    """Per character: how alike its shots look, against the shots without it."""
+    if identity is None or not identity.characters:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(c.name)}</td><td>{len(c.shot_ids)}</td><td>{c.within:.3f}</td>"
+        f"<td>{'—' if c.between is None else f'{c.between:.3f}'}</td><td>{'—' if c.margin is None else f'{c.margin:+.3f}'}</td></tr>"
+        for c in identity.characters
+    )
+    return (
+        f"<h3>Identity consistency ({_e(identity.model)})</h3><table><thead><tr><th>character</th><th>shots</th>"
+        "<th>same character</th><th>other shots</th><th>margin</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
+def colour_drift_by_scene(render: RenderResult | None) -> list[tuple[str, str, int, float, float, str]]:
+    """(first shot, last shot, shots, mean drift before, mean drift after, reference) per scene, in
+    shot order: consecutive clips matched to the same keyframe form a scene."""
+    scenes: list[tuple[str, str, int, float, float, str]] = []
+    if render is None:
+        return scenes
+    run: list[Any] = []
+
+    def close() -> None:
+        if run:
+            before = float(np.mean([clip.colour.drift_before for clip in run]))
+            after = float(np.mean([clip.colour.drift_after for clip in run]))
+            scenes.append((run[0].shot_id, run[-1].shot_id, len(run), before, after, run[0].colour.reference))
+            run.clear()
+
+    for clip in render.clips:
+        colour = getattr(clip, "colour", None)
+        if colour is None or (run and run[-1].colour.reference != colour.reference):
+            close()
+        if colour is not None:
+            run.append(clip)
+    close()
+    return scenes
+
+
+def _colour_drift_table(art: RunArtifacts) -> str:
+    """Colour drift per scene before and after matching to the scene's first keyframe."""
+    scenes = colour_drift_by_scene(art.render)
+    if not scenes:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(first)}{'' if first == last else ' – ' + _e(last)}</td><td>{count}</td><td>{before:.1f}</td>"
+        f"<td>{after:.1f}</td><td>{_e(Path(reference).name)}</td></tr>"
+        for first, last, count, before, after, reference in scenes
+    )
+    return (
+        "<h3>Colour drift per scene</h3><p class=\"muted\">Mean CIE76 ΔE between each frame's mean Lab colour and the "
+        "scene's first keyframe (about 2 is visible side by side), before and after matching (Lab mean and spread).</p>"
+        "<table><thead><tr><th>shots</th><th>clips</th><th>before</th><th>after</th><th>keyframe</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )
 
 
 def _storyboard_section(art: RunArtifacts) -> str:

@@ -316,6 +316,13 @@ class EvaluateSettings(SettingsSection):
     sigma_s: float = Field(0.1, gt=0, description="Beat Alignment Score tolerance, seconds.")
     clip_model: str | None = Field(None, description="CLIP model for prompt similarity and consistency; None skips them.")
     clap_model: str | None = Field(None, description="CLAP model for audio-to-scene similarity; None skips it.")
+    identity_model: str | None = Field(
+        "auto",
+        description=(
+            "CLIP or DINOv2 model (id or folder) for identity consistency of recurring characters and keyframe "
+            "fidelity; auto: facebook/dinov2-small where the run has keyframes; None skips them."
+        ),
+    )
 
 
 class RaySettings(SettingsSection):

@@ -18,6 +18,7 @@ from music2video.errors import InputError
 
 Sigma = Annotated[float, typer.Option(help="Beat Alignment Score tolerance sigma.", metavar="SECONDS")]
 Device = Annotated[str, typer.Option(help="Device for CLIP/CLAP: auto, cuda, cuda:1, mps or cpu.", metavar="DEVICE")]
+IdentityModel = Annotated[str | None, typer.Option(help="CLIP or DINOv2 model (Hugging Face id or local folder), e.g. facebook/dinov2-small: how alike each recurring character looks across its shots (and, for a run, each clip's first frame against its keyframe); for a run, auto picks facebook/dinov2-small where it has keyframes.", show_default=False, metavar="MODEL")]
 
 
 def evaluate(
@@ -26,9 +27,10 @@ def evaluate(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="JSON file to write. Default: VIDEO.evaluation.json beside the video.", show_default=False, metavar="JSON")] = None,
     sigma: Sigma = 0.1,
     analysis: Annotated[Path | None, typer.Option(help="analysis.json of a run: use its beats instead of analysing the audio.", show_default=False, metavar="JSON")] = None,
-    storyboard: Annotated[Path | None, typer.Option(help="storyboard.json of a run: needed for --clip-model and --clap-model.", show_default=False, metavar="JSON")] = None,
+    storyboard: Annotated[Path | None, typer.Option(help="storyboard.json of a run: needed for --clip-model, --clap-model and --identity-model.", show_default=False, metavar="JSON")] = None,
     clip_model: Annotated[str | None, typer.Option(help="CLIP model (Hugging Face id or local folder), e.g. openai/clip-vit-base-patch32: score each shot's frames against its prompt.", show_default=False, metavar="MODEL")] = None,
     clap_model: Annotated[str | None, typer.Option(help="CLAP model (Hugging Face id or local folder), e.g. laion/larger_clap_music: score each shot's audio against its scene.", show_default=False, metavar="MODEL")] = None,
+    identity_model: IdentityModel = None,
     device: Device = "auto",
     motion: Annotated[str, typer.Option(help="Motion measure: flow (OpenCV Farnebäck), difference (frame difference) or auto.", metavar="auto|flow|difference")] = "auto",
 ) -> None:
@@ -51,6 +53,7 @@ def evaluate(
         storyboard=_load(storyboard, Storyboard) if storyboard is not None else None,
         clip_model=clip_model,
         clap_model=clap_model,
+        identity_model=identity_model,
         device=device,
         motion=motion,  # type: ignore[arg-type]
     )
@@ -69,6 +72,7 @@ def report(
     sigma: Sigma = 0.1,
     clip_model: Annotated[str | None, typer.Option(help="CLIP model for prompt similarity (Hugging Face id or local folder).", show_default=False, metavar="MODEL")] = None,
     clap_model: Annotated[str | None, typer.Option(help="CLAP model for scene similarity (Hugging Face id or local folder).", show_default=False, metavar="MODEL")] = None,
+    identity_model: IdentityModel = "auto",
     device: Device = "auto",
 ) -> None:
     """Write report.html in a run folder: plots, contact sheet, metrics, warnings, models and timings."""
@@ -78,7 +82,9 @@ def report(
     if not run_folder.is_dir():
         raise InputError(f"{run_folder} is not a folder; give the run folder, e.g. song.music2video")
     if evaluate and (run_folder / "video.json").is_file():
-        result = evaluate_run(run_folder, sigma_s=sigma, clip_model=clip_model, clap_model=clap_model, device=device)
+        result = evaluate_run(
+            run_folder, sigma_s=sigma, clip_model=clip_model, clap_model=clap_model, identity_model=identity_model, device=device
+        )
         Console().print(evaluation_table(result))
     elif evaluate:
         console.print("[dim]no finished video in this run folder: the report has no sync metrics[/dim]")
