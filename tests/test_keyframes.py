@@ -331,3 +331,15 @@ def test_memory_plans_are_valid_settings(plan):
     text = (folder / plan).read_text()
     assert "offload" in text
     json.dumps(settings.model_dump(mode="json"))
+
+
+def test_failures_reach_the_report(tmp_path):
+    from music2video.report import RunArtifacts, _warnings
+
+    run = RunFolder(tmp_path / "run")
+    run.save("keyframes.json", KeyframeSet(model="m", failed={"shot-002": "out of GPU memory"},
+                                           warnings=["shot-002 has no keyframe and renders from its text: out of GPU memory"]))
+    run.save("references.json", ReferenceSet(warnings=["reference 'the pier' could not be made: boom"]))
+    page = _warnings(RunArtifacts.load(run.root))
+    assert "shot-002 has no keyframe" in page and "keyframes/&lt;shot&gt;.png" in page
+    assert "the pier" in page and "could not be made: boom" in page and "--reference" in page

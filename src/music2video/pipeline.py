@@ -64,7 +64,7 @@ STAGE_VERSIONS = {"decode": 1, "structure": 4, "shots": 1, "listen": 1, "lyrics"
 # The artifacts report.html shows (run.json aside); the page is redrawn when one is newer.
 REPORT_INPUTS = (
     "audio.json", "analysis.json", "shots.json", "descriptions.json", "lyrics.json", "storyboard.json",
-    "clips.json", "video.json", "evaluation.json",
+    "references.json", "keyframes.json", "clips.json", "video.json", "evaluation.json",
 )  # fmt: skip
 
 

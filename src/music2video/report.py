@@ -43,6 +43,8 @@ from music2video.artifacts import (
     AssemblyResult,
     AudioInfo,
     Descriptions,
+    KeyframeSet,
+    ReferenceSet,
     RenderResult,
     RunSummary,
     SegmentDescription,
@@ -92,6 +94,8 @@ class RunArtifacts:
     plan: ShotPlan | None = None
     descriptions: Descriptions | None = None
     storyboard: Storyboard | None = None
+    references: ReferenceSet | None = None
+    keyframes: KeyframeSet | None = None
     render: RenderResult | None = None
     video: AssemblyResult | None = None
     run: RunSummary | None = None
@@ -109,6 +113,8 @@ class RunArtifacts:
             ("plan", "shots.json", ShotPlan),
             ("descriptions", "descriptions.json", Descriptions),
             ("storyboard", "storyboard.json", Storyboard),
+            ("references", "references.json", ReferenceSet),
+            ("keyframes", "keyframes.json", KeyframeSet),
             ("render", "clips.json", RenderResult),
             ("video", "video.json", AssemblyResult),
             ("run", "run.json", RunSummary),
@@ -132,7 +138,7 @@ class RunArtifacts:
         pairs = [
             ("audio.json", self.audio), ("analysis.json", self.analysis), ("shots.json", self.plan),
             ("descriptions.json", self.descriptions), ("storyboard.json", self.storyboard),
-            ("clips.json", self.render), ("video.json", self.video), ("evaluation.json", self.evaluation),
+            ("references.json", self.references), ("keyframes.json", self.keyframes), ("clips.json", self.render), ("video.json", self.video), ("evaluation.json", self.evaluation),
             ("run.json", self.run),
         ]  # fmt: skip
         return [(name, artifact) for name, artifact in pairs if artifact is not None]
@@ -574,6 +580,8 @@ WARNING_ACTIONS = {
     "descriptions.json": "The listener's words set each shot's mood: check them on the shot cards below.",
     "lyrics.json": "Give your own lyrics with --lyrics FILE (plain text or LRC) and run again.",
     "storyboard.json": "Edit storyboard.json (or give --style) and run the same command again: only changed shots are redrawn.",
+    "references.json": "Run the same command again to retry, or give your own picture: --reference \"NAME=FILE\".",
+    "keyframes.json": "Run the same command again to retry, or put your own picture at keyframes/<shot>.png.",
     "clips.json": "Run the same command again: failed shots are retried, finished ones reused.",
     "video.json": "Run the same command again to rebuild the video.",
     "evaluation.json": "These figures describe the finished video; run music2video evaluate again after a change.",
