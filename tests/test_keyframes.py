@@ -222,6 +222,15 @@ def test_a_keyframe_edited_by_hand_is_kept_and_only_it_changes(tiny_models, tmp_
     assert third.shots[1].user_edited and third.shots[1].sha256 == again.shots[1].sha256
 
 
+def test_a_name_the_cast_lacks_is_said(tiny_models, tmp_path):
+    board = storyboard()
+    board.shots[2].places = ["the peir"]  # a typo in a hand-edited storyboard
+    run = RunFolder(tmp_path / "run")
+    _, keyframes, _ = run_stages(run, settings_for(tiny_models), board)
+    assert keyframes.shots[2].references == []
+    assert any("shot-002 'the peir'" in warning for warning in keyframes.warnings)
+
+
 def test_your_keyframe_file_replaces_the_shot(tiny_models, tmp_path):
     run = RunFolder(tmp_path / "run")
     (run.root / "keyframes").mkdir(parents=True)

@@ -112,6 +112,13 @@ def make_keyframes(
         else:
             missing.append((index, shot, entry, names, prompt, path))
 
+    # A name the cast lacks (a typo in a hand-edited storyboard) is said once, not skipped silently.
+    cast = {m.name for m in (*storyboard.characters, *storyboard.places, *storyboard.props)}
+    unknown = [f"{shot.id} {name!r}" for shot in storyboard.shots
+               for name in dict.fromkeys([*shot.characters, *shot.places, *shot.props]) if name not in cast]
+    notes = [f"{len(unknown)} names in shots are no character, place or prop of the storyboard, so no reference "
+             f"shows them: {', '.join(unknown[:8])}{' ...' if len(unknown) > 8 else ''}"] if unknown else []
+
     # 2. Make the missing ones: text-to-image shots first (that model may still be loaded from
     #    the references), then the edit model's.
     missing.sort(key=lambda item: (item[2].task != "text-to-image", item[0]))
@@ -144,7 +151,7 @@ def make_keyframes(
         model=", ".join(models_used) or "none (your keyframes)",
         shots=[frames[index] for index in sorted(frames)],
         failed=failed,
-        warnings=[f"{shot_id} has no keyframe and renders from its text: {why}" for shot_id, why in failed.items()]
+        warnings=notes + [f"{shot_id} has no keyframe and renders from its text: {why}" for shot_id, why in failed.items()]
         + [w for w in models.warnings if w not in references.warnings],
     )
 
