@@ -17,7 +17,7 @@ should be none: the analysis front end is numpy, see ``music2video.spectral``), 
 cache folders of the cold runs are checked for anything written. The machine's load average is
 printed beside the figures: the machine may be shared.
 
-    python benchmarks/bench_analysis_speed.py [--song SONG] [--duration 180] [--runs 3]
+    python benchmarks/bench_analysis_speed.py [--song SONG] [--duration 180] [--runs 3] [--baseline-src DIR]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -71,13 +72,17 @@ def fresh_caches(root: Path, name: str) -> dict[str, str]:
     return dict(os.environ, NUMBA_CACHE_DIR=str(root / f"{name}-numba"), XDG_CACHE_HOME=str(root / f"{name}-cache"))
 
 
-def timed(command: list[str], env: dict[str, str]) -> float:
+def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run: on a shared machine the CPU time shows the work,
+    the wall time what a user waits."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
         sys.exit(f"{' '.join(command)} failed ({done.returncode}): {done.stderr[-2000:]}")
-    return wall
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def joined_devset(path: Path, duration_s: float) -> Path:
@@ -94,11 +99,42 @@ def joined_devset(path: Path, duration_s: float) -> Path:
     return path
 
 
+def measure(song: Path, root: Path, runs: int, tag: str, src: str | None) -> dict:
+    """Cold and warm runs of one code version (``src``: a ``src`` folder put first on PYTHONPATH)."""
+    def env_of(name: str) -> dict[str, str]:
+        env = fresh_caches(root, f"{tag}-{name}")
+        if src:
+            env["PYTHONPATH"] = src
+        return env
+
+    result: dict = {"cold": [], "warm": []}
+    for i in range(runs):
+        result["cold"].append(timed([*console_script(), "analyze", str(song), "-o", str(root / f"{tag}-cold{i}.mp4")], env_of(f"cold{i}")))
+    for i in range(runs):
+        result["warm"].append(timed([*console_script(), "analyze", str(song), "-o", str(root / f"{tag}-warm{i}.mp4")], env_of("cold0")))
+    result["written"] = sorted(str(p.relative_to(root)) for i in range(runs) for p in (root / f"{tag}-cold{i}-numba").rglob("*") if p.is_file())
+    traced = subprocess.run([sys.executable, "-c", TRACER, str(song), str(root / f"{tag}-traced.mp4")], env=env_of("traced"), capture_output=True, text=True, check=True)
+    result["compiled"] = json.loads(traced.stdout.strip().splitlines()[-1])
+    return result
+
+
+def report(label: str, result: dict, duration_s: float) -> None:
+    print(label)
+    for name, runs in (("  first `music2video analyze` in a fresh install (empty numba and user caches)", result["cold"]), ("  warm `music2video analyze`", result["warm"])):
+        median = statistics.median(wall for wall, _ in runs)
+        print(f"{name}: median {median:.1f} s over {len(runs)} runs = {duration_s / median:.0f}x real time "
+              f"(runs: {', '.join(f'{wall:.1f}' for wall, _ in runs)} s; CPU {statistics.median(cpu for _, cpu in runs):.1f} s)")  # fmt: skip
+    written = result["written"]
+    print(f"  numba functions compiled on the way: {', '.join(result['compiled']) or 'none'}; "
+          f"files in the cold runs' numba caches: {len(written) or 'none'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--song", type=Path, help="a real recording (default: dev-set pieces joined)")
     parser.add_argument("--duration", type=float, default=180.0, help="seconds of the joined dev set")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--baseline-src", help="also measure the code in this src folder (e.g. `git archive` of an older commit), right after ours")
     args = parser.parse_args()
     import soundfile
 
@@ -107,28 +143,16 @@ def main() -> None:
         song = args.song or joined_devset(root / "song.wav", args.duration)
         duration_s = soundfile.info(str(song)).duration
         loads = [os.getloadavg()[0]]
-        cold = []
-        for i in range(args.runs):
-            cold.append(timed([*console_script(), "analyze", str(song), "-o", str(root / f"cold{i}.mp4")], fresh_caches(root, f"cold{i}")))
-            loads.append(os.getloadavg()[0])
-        warm_env = fresh_caches(root, "cold0")
-        warm = [timed([*console_script(), "analyze", str(song), "-o", str(root / f"warm{i}.mp4")], warm_env) for i in range(args.runs)]
+        ours = measure(song, root, args.runs, "ours", None)
         loads.append(os.getloadavg()[0])
-        written = sorted(str(p.relative_to(root)) for i in range(args.runs) for p in (root / f"cold{i}-numba").rglob("*") if p.is_file())
-        env = fresh_caches(root, "traced")
-        traced = subprocess.run([sys.executable, "-c", TRACER, str(song), str(root / "traced.mp4")], env=env, capture_output=True, text=True, check=True)
-        compiled = json.loads(traced.stdout.strip().splitlines()[-1])
+        baseline = measure(song, root, args.runs, "baseline", args.baseline_src) if args.baseline_src else None
+        loads.append(os.getloadavg()[0])
 
     print(f"song: {song.name if args.song else 'dev-set pieces joined'}, {duration_s:.1f} s; {os.cpu_count()} CPUs; "
-          f"load average (1 min) during the runs {min(loads):.2f}..{max(loads):.2f}")  # fmt: skip
-    median = statistics.median(cold)
-    print(f"first `music2video analyze` in a fresh install (empty numba and user caches): median {median:.1f} s over "
-          f"{args.runs} runs = {duration_s / median:.0f}x real time (runs: {', '.join(f'{c:.1f}' for c in cold)})")  # fmt: skip
-    median = statistics.median(warm)
-    print(f"warm `music2video analyze`: median {median:.1f} s over {args.runs} runs = {duration_s / median:.0f}x real time "
-          f"(runs: {', '.join(f'{w:.1f}' for w in warm)})")  # fmt: skip
-    print(f"numba functions compiled on the way: {', '.join(compiled) or 'none'}; "
-          f"files in the cold runs' numba caches: {', '.join(written[:5]) or 'none'}{' ...' if len(written) > 5 else ''}")
+          f"load average (1 min) at the start, middle and end: {', '.join(f'{x:.2f}' for x in loads)}")  # fmt: skip
+    report("this code:", ours, duration_s)
+    if baseline:
+        report(f"baseline ({args.baseline_src}):", baseline, duration_s)
 
 
 if __name__ == "__main__":
