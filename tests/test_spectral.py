@@ -3,8 +3,10 @@ compiles nothing: no numba, no librosa imported by ``music2video analyze``."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -147,3 +149,15 @@ def test_a_whole_preview_run_imports_neither_librosa_nor_numba(tmp_path):
     assert (tmp_path / "out.mp4").stat().st_size > 0
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert "compiling" not in done.stdout + done.stderr
+
+
+def test_the_package_imports_neither_librosa_nor_numba():
+    """librosa is a dev dependency only (the reference in these tests): a module of the package
+    that imports it would fail in a user's install and compile numba code on first use."""
+    package = Path(spectral.__file__).parent
+    offenders = []
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{path.relative_to(package)}:{node.lineno} {name}" for name in names if name.split(".")[0] in ("librosa", "numba")]
+    assert offenders == []
