@@ -18,6 +18,7 @@ pytest.importorskip("transformers")
 PIL = pytest.importorskip("PIL.Image")
 
 from synthetic_video import FPS, texture, write_video
+from tiny_dinov2 import build_tiny_dinov2
 
 from music2video.artifacts import Character, SectionTreatment, Storyboard, StoryboardShot, StyleBible
 from music2video.evaluate import evaluate_video
@@ -25,20 +26,6 @@ from music2video.evaluate import evaluate_video
 SHOT_S = 1.0
 PICTURES = [1, 2, 1, 1]  # texture seed per shot: shots 0, 2 and 3 show the keeper
 CHARACTERS = [["Keeper"], ["Stranger"], ["Keeper"], ["Keeper", "Stranger"]]
-
-
-def build_tiny_dinov2(folder: Path) -> Path:
-    """A ``Dinov2Model`` of width 32 and two layers on 32 px images (patch 8), with its image processor."""
-    import torch
-    from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
-
-    torch.manual_seed(0)
-    config = Dinov2Config(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
-    )
-    Dinov2Model(config).save_pretrained(folder)
-    BitImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
-    return Path(folder)
 
 
 @pytest.fixture(scope="module")

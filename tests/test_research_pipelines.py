@@ -22,6 +22,7 @@ from PIL import Image as PIL_Image
 from music2video.artifacts import Descriptions, KeyframeSet, ReferenceSet, RenderResult, Storyboard
 from music2video.cli import main
 from tiny_clap import build_tiny_clap
+from tiny_dinov2 import build_tiny_dinov2
 from tiny_image_models import build_tiny_qwen_image, build_tiny_qwen_image_edit_plus, small_edit_pipeline
 from tiny_lalm import build_tiny_qwen2_audio
 from tiny_llm import build_tiny_llm
@@ -45,6 +46,7 @@ def tiny_models(tmp_path_factory) -> Iterator[dict[str, Path]]:
             "whisper": build_tiny_whisper(root / "whisper"),
             "image": build_tiny_qwen_image(root / "qwen-image"),
             "edit": build_tiny_qwen_image_edit_plus(root / "qwen-edit"),
+            "identity": build_tiny_dinov2(root / "dinov2"),
         }
 
 
@@ -160,8 +162,25 @@ def test_lalm_pipeline_end_to_end(tiny_models, excerpt, tmp_path):
     assert any("DSP description used" in warning for warning in descriptions.warnings)
     assert len(descriptions.shots) == len(json.loads((run / "shots.json").read_text())["shots"])
     storyboard = Storyboard.model_validate_json((run / "storyboard.json").read_text())
-    _check_keyframes(run, storyboard, RenderResult.model_validate_json((run / "clips.json").read_text()))
+    clips = RenderResult.model_validate_json((run / "clips.json").read_text())
+    keyframes = _check_keyframes(run, storyboard, clips)
     _check_video(out, excerpt)
+    # Each clip is colour-matched to its scene's first keyframe, and the drift is recorded.
+    from music2video.render.conditioning import scene_starts
+
+    starts = scene_starts(storyboard)
+    assert [clip.colour.reference for clip in clips.clips] == [keyframes.shots[start].path for start in starts]
+    assert all(clip.colour.drift_after < clip.colour.drift_before for clip in clips.clips)
+    # Identity consistency and keyframe fidelity, measured on the finished video, in the report.
+    from music2video.evaluate import Evaluation
+
+    main(["report", str(run), "--identity-model", str(tiny_models["identity"]), "--device", "cpu"])
+    evaluation = Evaluation.model_validate_json((run / "evaluation.json").read_text())
+    assert evaluation.identity is not None and evaluation.identity.model == str(tiny_models["identity"])
+    fidelity = evaluation.keyframe_fidelity
+    assert fidelity is not None and [s.shot_id for s in fidelity.shots] == [shot.id for shot in storyboard.shots]
+    page = (run / "report.html").read_text()
+    assert "keyframe fidelity" in page and "Colour drift per scene" in page
 
 
 def test_a_model_that_cannot_be_loaded_is_one_clear_line(excerpt, tmp_path, capsys):
