@@ -304,3 +304,34 @@ def test_the_studio_command_refuses_a_weak_token(capsys):
         main(["studio", "--host", "0.0.0.0", "--token", "short"])
     assert stopped.value.code == 2
     assert "--token" in capsys.readouterr().err
+
+
+def test_fastapi_telemetry_is_off(work: Path):
+    app = create_app(work).app
+    config = getattr(app, "_telemetry", None)
+    if config is None:
+        pytest.skip("this FastAPI has no telemetry")
+    assert not any(config[name] for name in ("tracing", "metrics", "logs", "operation_spans", "auto_configure"))
+
+
+def _spawns_a_process() -> None:
+    """A job's work that starts a process of its own, as the animatic renderer's pool does."""
+    import multiprocessing
+
+    child = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(0.01,))
+    child.start()
+    child.join()
+    assert child.exitcode == 0
+
+
+@pytest.mark.slow  # two Python start-ups: ~3 s
+def test_a_job_may_start_processes_of_its_own():
+    from music2video.studio.jobs import JobManager
+
+    jobs = JobManager()
+    job = jobs.start("run", "spawns", f"{__name__}:_spawns_a_process", {}, progress_keyword=None)
+    deadline = time.monotonic() + 60
+    while jobs.get(job.id).active:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert (jobs.get(job.id).state, jobs.get(job.id).error) == ("done", None)

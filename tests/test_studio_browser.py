@@ -113,6 +113,7 @@ def test_studio_walk_through(tmp_path: Path):
         page.fill("input[name=fps]", "12")
         page.uncheck("input[name=evaluate]")
         _job(page, "#start-run")
+        assert page.is_visible("#run") and not page.is_visible("#shot-form")  # no shot picked yet
         stages = page.eval_on_selector_all(".stage", "rows => rows.map(r => r.dataset.stage)")
         assert {"decode", "structure", "render", "assemble"} <= set(stages)
         assert "rendered shot-" in page.text_content(".stage[data-stage=render] .what")  # per shot

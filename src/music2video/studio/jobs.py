@@ -133,9 +133,9 @@ class JobManager:
                 raise RunFolderBusy(f"{run} is busy with '{busy.title}'; wait for it or cancel it")
             job = Job(id=uuid.uuid4().hex[:12], run=run, title=title)
             events = self._context.Queue()
-            process = self._context.Process(
-                target=_child, args=(events, function, kwargs, progress_keyword), name=f"studio-{job.id}", daemon=True
-            )
+            # Not a daemon: the pipeline starts processes of its own (the animatic renderer's pool),
+            # which a daemonic process may not. The server stops its jobs when it stops (shutdown).
+            process = self._context.Process(target=_child, args=(events, function, kwargs, progress_keyword), name=f"studio-{job.id}")
             self._jobs[job.id] = job
             self._processes[job.id] = process
             process.start()

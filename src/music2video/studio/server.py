@@ -9,6 +9,7 @@ a Python user calls, so the CLI sees the same run folder state.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import os
 import socket
@@ -181,7 +182,12 @@ def create_app(
         yield
         jobs.shutdown()  # the server stops: so do its jobs (their finished stages are kept)
 
-    api = FastAPI(title="music2video studio", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    options: dict[str, Any] = {}
+    if "telemetry" in inspect.signature(FastAPI).parameters:
+        # FastAPI 0.16x records OpenTelemetry spans, metrics and logs for whatever provider the
+        # environment configures (and exports them with FASTAPI_OTEL_AUTO_CONFIGURE=true): off.
+        options["telemetry"] = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False, "auto_configure": False}
+    api = FastAPI(title="music2video studio", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan, **options)
     api.state.root = root
     api.state.jobs = jobs
 
@@ -419,7 +425,9 @@ def serve(
 ) -> None:
     """Serve the studio until interrupted. Loopback needs no token; any other host does.
 
-    ``on_ready(url)`` is called once the socket listens (the CLI prints the URL).
+    ``on_ready(url)`` is called once the socket listens (the CLI prints the URL). Jobs run in
+    child processes started with ``spawn``, which imports the main module again: a script that
+    calls this must do so under ``if __name__ == "__main__":``.
     """
     import asyncio
 
