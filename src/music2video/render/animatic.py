@@ -758,6 +758,11 @@ class AnimaticRenderer:
         self._failed: dict[str, str] = {}
         self._frames_here = 0
 
+    def __reduce__(self) -> tuple:
+        # Pickled as its arguments (a few bytes, not its coordinate arrays): an unentered
+        # renderer is what travels to a Ray actor, which builds its own.
+        return (type(self), (self.width, self.height, self.fps, self.draw_scale, self.workers))
+
     def __enter__(self) -> AnimaticRenderer:
         self._failed, self._frames_here = {}, 0
         return self
