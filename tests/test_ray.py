@@ -239,6 +239,13 @@ def test_a_run_resumes_across_executors(ray_session, local_clips, tmp_path):
     local = render(tmp_path, progress=lambda done, total, message="": again.append(message))
     assert not [message for message in again if message.startswith("rendered")]
     assert local.shot_times == on_ray.shot_times
+    # The report shows who rendered what.
+    from music2video.report import write_report
+
+    page = write_report(tmp_path).read_text(encoding="utf-8")
+    workers = page[page.index("Render workers") :]
+    for time_ in on_ray.shot_times:
+        assert f"<td>{time_.shot_id}</td><td>{time_.worker}</td>" in workers
 
 
 @pytest.mark.slow

@@ -1007,7 +1007,8 @@ def _with_model(backend: str, model: str | None) -> str:
 
 def _timing_section(art: RunArtifacts) -> str:
     if art.run is None or not art.run.stages:
-        return ""
+        workers = _render_workers(art)
+        return f"<section id=\"timing\"><h2>Time per stage</h2>{workers}</section>" if workers else ""
     total = sum(stage.seconds for stage in art.run.stages) or 1.0
     longest = max(stage.seconds for stage in art.run.stages) or 1.0
     rows = "".join(
@@ -1018,7 +1019,33 @@ def _timing_section(art: RunArtifacts) -> str:
     )
     return (
         f"<section id=\"timing\"><h2>Time per stage</h2><table class=\"timing\">{rows}"
-        f"<tr class=\"total\"><td>total</td><td class=\"num\">{total:.2f} s</td><td></td><td></td></tr></table></section>"
+        f"<tr class=\"total\"><td>total</td><td class=\"num\">{total:.2f} s</td><td></td><td></td></tr></table>"
+        f"{_render_workers(art)}</section>"
+    )
+
+
+def _render_workers(art: RunArtifacts) -> str:
+    """Render time per worker (``local``, or each Ray worker) and per shot, from clips.json."""
+    times = art.render.shot_times if art.render is not None else []
+    if not times:
+        return ""
+    by_worker: dict[str, list[float]] = {}
+    for time in times:
+        by_worker.setdefault(time.worker, []).append(time.seconds)
+    busiest = max(sum(seconds) for seconds in by_worker.values()) or 1.0
+    rows = "".join(
+        f"<tr><td>{_e(worker)}</td><td class=\"num\">{len(seconds)} shots</td><td class=\"num\">{sum(seconds):.2f} s</td>"
+        f"<td class=\"bar\"><div style=\"width:{100 * sum(seconds) / busiest:.1f}%\"></div></td>"
+        f"<td class=\"num\">{float(np.median(seconds)):.2f} s a shot</td></tr>"
+        for worker, seconds in sorted(by_worker.items())
+    )
+    shots = "".join(
+        f"<tr><td>{_e(time.shot_id)}</td><td>{_e(time.worker)}</td><td class=\"num\">{time.seconds:.2f} s</td></tr>"
+        for time in times
+    )
+    return (
+        f"<h3>Render workers</h3><table class=\"timing workers\">{rows}</table>"
+        f"<details><summary>Each shot's worker and time</summary><table class=\"timing\">{shots}</table></details>"
     )
 
 

@@ -745,6 +745,14 @@ class AnimaticRenderer:
             raise Music2VideoError(f"draw_scale {draw_scale} must be 1 or 2 and divide {width}x{height}")
         self.width, self.height, self.fps, self.draw_scale = width, height, fps, draw_scale
         self._h, self._w = height // draw_scale, width // draw_scale
+        self._build_grid()
+        self.workers = max(1, workers if workers is not None else _cpu_count())
+        self._pool: ProcessPoolExecutor | None = None
+        self._in_flight: deque[tuple[str, Future]] = deque()
+        self._failed: dict[str, str] = {}
+        self._frames_here = 0
+
+    def _build_grid(self) -> None:
         # Shared by every shot: pixel-centre coordinates (screen is 2 units high) and the vignette.
         aspect = self._w / self._h
         self._aspect = aspect
@@ -752,16 +760,19 @@ class AnimaticRenderer:
         self._ys = (np.arange(self._h, dtype=np.float32) + 0.5) / self._h * 2 - 1
         radial = np.square(self._xs / aspect)[None, :] + np.square(self._ys)[:, None]
         self._vignette_255 = (255.0 * (1.0 - VIGNETTE_STRENGTH * radial / 2)).astype(np.float32)
-        self.workers = max(1, workers if workers is not None else _cpu_count())
-        self._pool: ProcessPoolExecutor | None = None
-        self._in_flight: deque[tuple[str, Future]] = deque()
-        self._failed: dict[str, str] = {}
-        self._frames_here = 0
 
-    def __reduce__(self) -> tuple:
-        # Pickled as its arguments (a few bytes, not its coordinate arrays): an unentered
-        # renderer is what travels to a Ray actor, which builds its own.
-        return (type(self), (self.width, self.height, self.fps, self.draw_scale, self.workers))
+    # Pickled without its coordinate arrays (a few hundred bytes, not 230 kB at 640x360) and
+    # without worker processes: an unentered renderer is what travels to a Ray actor, and Ray
+    # keeps small constructor arguments inline, so a restarted actor needs no object-store copy.
+    _NOT_PICKLED = ("_xs", "_ys", "_vignette_255", "_pool", "_in_flight")
+
+    def __getstate__(self) -> dict:
+        return {name: value for name, value in self.__dict__.items() if name not in self._NOT_PICKLED}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._build_grid()
+        self._pool, self._in_flight = None, deque()
 
     def __enter__(self) -> AnimaticRenderer:
         self._failed, self._frames_here = {}, 0
