@@ -270,3 +270,52 @@ def test_rerendering_one_of_two_changed_shots_renders_that_one_and_the_video_wai
     assert edit.rerender(run, ["shot-002"]).rendered == []  # up to date: nothing to do
     assert edit.rerender(run, ["shot-002"], new_seed=True).rendered == ["shot-002"]  # a new variation
     assert len(edit.takes(run, "shot-002")) == 3
+
+
+def test_a_replaced_keyframe_outdates_the_clips_it_conditions_and_keep_take_brings_it_back(run, tmp_path):
+    """With an image-conditioned video model, clips are named by their pictures too: the edit
+    API finds the same changed shots as the render stage, and a take brings its keyframe back.
+    (Naming only: the clips here are empty files standing in for rendered ones.)"""
+    from PIL import Image
+
+    from music2video.artifacts import Keyframe, KeyframeSet
+    from music2video.render import open_renderer, shot_jobs
+    from music2video.runfolder import RunFolder, file_sha256, write_json_atomic
+
+    summary = json.loads((run / "run.json").read_text())
+    summary["backends"]["renderer"] = "diffusers"
+    summary["settings"].update(renderer="diffusers", keyframes={**summary["settings"]["keyframes"], "enabled": "on"})
+    summary["settings"]["video"]["model"] = "wan2.1-vace-1.3b"
+    (run / "run.json").write_text(json.dumps(summary))
+    state = edit.open_run(run)
+    frames = []
+    for index, shot in enumerate(state.storyboard.shots):
+        path = run / "keyframes" / f"{shot.id}-generated.png"
+        path.parent.mkdir(exist_ok=True)
+        Image.new("RGB", (16, 16), (index * 20, 90, 90)).save(path)
+        frames.append(Keyframe(shot=index, shot_id=shot.id, path=str(path.relative_to(run)), sha256=file_sha256(path)))
+    write_json_atomic(run / "keyframes.json", KeyframeSet(model="test", shots=frames))
+
+    def jobs():
+        now = edit.open_run(run)
+        settings = now.settings
+        renderer = open_renderer("diffusers", settings.width, settings.height, settings.fps, settings.video)
+        keyframes = KeyframeSet.model_validate_json((run / "keyframes.json").read_text()).paths(run)
+        return shot_jobs(renderer, now.storyboard, RunFolder(run), settings.fps, keyframes)
+
+    for job in jobs():  # every shot "rendered" from its keyframe
+        job.path.touch()
+    assert edit.changed_shots(run) == []
+
+    edit.replace_keyframe(run, "shot-004", _png_bytes((250, 250, 0)))
+
+    expected = [job.shot.id for job in jobs() if not job.path.exists()]
+    assert "shot-004" in expected and len(expected) < len(state.plan.shots)
+    assert edit.changed_shots(run) == expected
+    (take,) = edit.takes(run, "shot-004")
+    assert take.keyframe == "keyframes/shot-004-generated.png"
+
+    edit.keep_take(run, "shot-004", 1, assemble=False)
+    assert edit.changed_shots(run) == []
+    assert file_sha256(run / "keyframes" / "shot-004.png") == file_sha256(run / take.keyframe)
+    assert len(list((run / "keyframes").glob("shot-004.replaced-*.png"))) == 1  # the yellow one is kept

@@ -98,6 +98,7 @@ class Take(BaseModel):
     path: str = Field(description="The clip, relative to the run folder.")
     shot_hash: str = Field(description="The clip's hash (its name's suffix).")
     entry: StoryboardShot = Field(description="The storyboard entry that made the clip.")
+    keyframe: str | None = Field(None, description="The keyframe the clip was animated from, relative to the run folder.")
     recorded: str = Field(description="When the take was recorded, ISO 8601 UTC.")
 
 
@@ -399,8 +400,13 @@ def replace_keyframe(run: str | Path, shot: ShotRef, image: str | Path | bytes) 
         if not wanted:
             log.warning("%s: this run makes no keyframes (%s); the picture is used once it does", entry.id, why)
         path = state.root / KEYFRAMES_FOLDER / f"{entry.id}.png"
-        _keep_previous(state.root / KEYFRAMES_FOLDER, entry.id)
-        _save_picture(image, path, f"the keyframe of {entry.id}")
+        picture = _load_picture(image, f"the keyframe of {entry.id}")  # checked before anything moves
+        history = _takes(state.root)
+        _record_current_clip(history, state, entry.id)  # the take made from the keyframe replaced now
+        moved = _keep_previous(state.root / KEYFRAMES_FOLDER, entry.id)
+        _follow_moved_keyframes(history, state.root, moved)
+        _save_takes(state.root, history)
+        _write_png(picture, path)
         _name_keyframe(state, state.index(entry.id), entry.id, path)
         return path
 
@@ -426,29 +432,31 @@ def replace_reference(run: str | Path, name: str, image: str | Path | bytes) -> 
             )
         stem = slug(name)
         folder = state.root / REFERENCES_FOLDER
+        picture = _load_picture(image, f"the reference of {name!r}")
         for other in (name.lower(), stem):  # whichever spelling the stage would find first
             _keep_previous(folder, other)
         path = folder / f"{stem}.png"
-        _save_picture(image, path, f"the reference of {name!r}")
+        _write_png(picture, path)
         return path
 
 
-def _keep_previous(folder: Path, stem: str) -> None:
-    """Move a picture of yours called ``<stem>.<suffix>`` aside, so that no replaced picture is lost."""
+def _keep_previous(folder: Path, stem: str) -> dict[Path, Path]:
+    """Move a picture of yours called ``<stem>.<suffix>`` aside, so that no replaced picture is
+    lost; returns {old path: new path}."""
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    moved = {}
     for suffix in IMAGE_SUFFIXES:
         old = folder / f"{stem}{suffix}"
         if old.is_file():
-            old.replace(folder / f"{stem}.replaced-{stamp}{suffix}")
+            moved[old] = old.replace(folder / f"{stem}.replaced-{stamp}{suffix}")
+    return moved
 
 
-def _save_picture(image: str | Path | bytes, path: Path, what: str) -> None:
-    """Check that ``image`` is a picture and write it to ``path`` as PNG, atomically."""
+def _load_picture(image: str | Path | bytes, what: str) -> Any:  # -> PIL.Image.Image
+    """``image`` (a file or its bytes) as an RGB picture; :class:`EditError` if it is none."""
     import io
 
     import PIL.Image
-
-    from music2video.runfolder import atomic_path
 
     source = io.BytesIO(image) if isinstance(image, (bytes, bytearray)) else Path(image)
     if isinstance(source, Path) and not source.is_file():
@@ -457,11 +465,55 @@ def _save_picture(image: str | Path | bytes, path: Path, what: str) -> None:
         with PIL.Image.open(source) as opened:
             if opened.format not in ("PNG", "JPEG", "WEBP"):
                 raise EditError(f"{what} must be a PNG, JPEG or WebP picture, not {opened.format or 'this file'}")
-            picture = opened.convert("RGB")
+            return opened.convert("RGB")
     except (OSError, PIL.Image.DecompressionBombError) as error:
         raise EditError(f"{what}: not a picture PIL can read ({' '.join(str(error).split())[:120]})") from None
+
+
+def _write_png(picture: Any, path: Path) -> None:
+    from music2video.runfolder import atomic_path
+
     with atomic_path(path) as tmp:
         picture.save(tmp, format="PNG")
+
+
+def _record_current_clip(history: TakeHistory, state: RunState, shot_id: str) -> None:
+    """Record the shot's clip as it is now, if it was rendered (before its pictures change)."""
+    if state.storyboard is None:
+        return
+    job = _jobs(state).get(shot_id)
+    if job is not None and job.path.exists():
+        _record_take(history, state, job)
+
+
+def _restore_keyframe(state: RunState, index: int, shot_id: str, source: Path) -> None:
+    """Make ``source`` (a take's keyframe) the shot's keyframe again, as a keyframe of yours,
+    unless the shot's keyframe already has those bytes."""
+    from music2video.runfolder import atomic_path, file_sha256
+
+    if state.storyboard is None:
+        return
+    current = _keyframes(state, state.storyboard) or {}
+    if index in current and file_sha256(current[index]) == file_sha256(source):
+        return
+    folder = state.root / KEYFRAMES_FOLDER
+    data = source.read_bytes()
+    history = _takes(state.root)
+    _follow_moved_keyframes(history, state.root, _keep_previous(folder, shot_id))
+    _save_takes(state.root, history)
+    target = folder / f"{shot_id}.png"
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+    _name_keyframe(state, index, shot_id, target)
+
+
+def _follow_moved_keyframes(history: TakeHistory, root: Path, moved: dict[Path, Path]) -> None:
+    """Takes whose keyframe was just moved aside name its new place."""
+    renamed = {str(old.relative_to(root)): str(new.relative_to(root)) for old, new in moved.items()}
+    for shot_takes in history.shots.values():
+        for take in shot_takes:
+            if take.keyframe in renamed:
+                take.keyframe = renamed[take.keyframe]
 
 
 def _name_keyframe(state: RunState, index: int, shot_id: str, path: Path) -> None:
@@ -489,8 +541,7 @@ def changed_shots(run: str | Path) -> list[str]:
     state = open_run(run)
     if state.storyboard is None:
         return []
-    fingerprint = _renderer(state).settings_fingerprint()
-    return [entry.id for entry in state.storyboard.shots if not _clip_path(state, entry, fingerprint)[1].exists()]
+    return [shot_id for shot_id, job in _jobs(state).items() if not job.path.exists()]
 
 
 @dataclass
@@ -513,55 +564,59 @@ def rerender(
 ) -> RerenderResult:
     """Render ``shots`` again (default: every changed shot), keeping each shot's previous take.
 
-    A shot whose clip is up to date is left alone unless ``new_seed``, which gives it the next
-    seed first (a new variation of the same entry). Each new clip is recorded in ``takes.json``
-    beside the earlier ones; :func:`keep_take` goes back to any of them. When the shots asked
-    for are all the changed shots, the pipeline renders them as ``music2video SONG`` would
-    (stages before render included, keyframes where the run makes them) and, with
-    ``assemble``, joins the video again; otherwise only those shots are rendered and the video
-    waits for the others (``pending``). A shot that fails is named in ``failed``.
-    ``progress`` is a callback for the render stage, or a pipeline progress for every stage.
+    Without ``shots`` the pipeline runs as ``music2video SONG`` would: the stages before render
+    (keyframes of edited shots, where the run makes them), every clip that is out of date, and
+    with ``assemble`` the video. With ``shots``, the stages before render run the same way and
+    then just those shots render; the video is joined again only when no changed shot is left
+    (``pending``). A shot whose clip is up to date is left alone unless ``new_seed``, which
+    gives it the next seed first (a new variation of the same entry). Every new clip joins the
+    shot's takes in ``takes.json``; :func:`keep_take` goes back to any of them. A shot that
+    fails is named in ``failed``. ``progress`` is a callback for the render stage, or a
+    pipeline progress for every stage.
     """
     from music2video.render import render_storyboard
+    from music2video.render.executors import executor_for
 
-    if new_seed:
-        state = open_run(run)
-        for ref in shots or []:
-            entry = state.entry(ref)
-            update_shot(run, entry.id, seed=(entry.seed + 1) % (MAX_SEED + 1))
     state = open_run(run)
     if state.storyboard is None:
         raise EditError(f"{state.root} has no storyboard.json yet; write one first (music2video storyboard SONG)")
-    pending = changed_shots(state.root)
-    asked = pending if shots is None else [state.entry(ref).id for ref in shots]
-    todo = [shot_id for shot_id in dict.fromkeys(asked) if shot_id in pending]
-    entries = {entry.id: entry for entry in state.storyboard.shots}
+    asked = None if shots is None else list(dict.fromkeys(state.entry(ref).id for ref in shots))
+    if new_seed:
+        for shot_id in asked or []:
+            update_shot(run, shot_id, seed=(state.entry(shot_id).seed + 1) % (MAX_SEED + 1))
+    clips_before = {path.name for path in (state.root / "clips").glob("*.mp4")}
     video = None
-    if not todo:
-        return RerenderResult([], {}, pending, None)
-    if set(todo) == set(pending):
-        # 1. Everything that changed: the pipeline's own path, as the CLI takes it.
+    if asked is None:
+        # 1. Everything that changed, by the pipeline's own path.
         result = _run_pipeline(state, "assemble" if assemble else "render", progress)
         failed = dict(result.render.failed_shots)
         video = Path(result.video.video_path) if result.video is not None else None
     else:
-        # 2. Some of the changed shots: render just those; the video waits for the rest.
-        with _editing(state.root) as state:
-            subset = state.storyboard.model_copy(update={"shots": [entries[shot_id] for shot_id in todo]})
+        # 2. The stages before render (keyframes for edited shots), then the shots asked for.
+        result = _run_pipeline(state, "keyframes", progress)
+        keyframes = result.keyframes.paths(state.root) if getattr(result, "keyframes", None) is not None else None
+        with _editing(state.root) as state, executor_for(state.settings) as executor:
             rendered = render_storyboard(
-                _renderer(state), subset, state.analysis, RunFolder(state.root), state.fps,
+                _renderer(state), state.storyboard, state.analysis, RunFolder(state.root), state.fps,
                 state.settings.width, state.settings.height, _render_progress(progress),
+                executor=executor, keyframes=keyframes, only=set(asked),
             )  # fmt: skip
         failed = dict(rendered.failed_shots)
-    # 3. The new clips join the shots' takes.
+    # 3. The new clips join their shots' takes.
     with _editing(state.root) as state:
-        fingerprint = _renderer(state).settings_fingerprint()
+        jobs = _jobs(state)
         history = _takes(state.root)
-        for shot_id in todo:
-            if shot_id not in failed:
-                _record_take(history, state, entries[shot_id], fingerprint)
+        made = [
+            shot_id for shot_id, job in jobs.items()
+            if job.path.exists() and job.path.name not in clips_before and shot_id not in failed
+        ]  # fmt: skip
+        for shot_id in made:
+            _record_take(history, state, jobs[shot_id])
         _save_takes(state.root, history)
-    return RerenderResult([i for i in todo if i not in failed], failed, changed_shots(state.root), video)
+    pending = changed_shots(state.root)
+    if asked is not None and assemble and made and not pending:
+        video = reassemble(state.root, progress)
+    return RerenderResult(made, failed, pending, video)
 
 
 def takes(run: str | Path, shot: ShotRef) -> list[Take]:
@@ -598,9 +653,16 @@ def keep_take(run: str | Path, shot: ShotRef, number: int, *, assemble: bool = T
             )
         if not (state.root / take.path).is_file():
             raise EditError(f"take {number} of {entry.id} is gone from {state.root / take.path}")
+        if take.keyframe is not None and not (state.root / take.keyframe).is_file():
+            raise EditError(f"the keyframe of take {number} of {entry.id} is gone from {state.root / take.keyframe}")
+        history = _takes(state.root)
+        _record_current_clip(history, state, entry.id)  # so that the clip now in use stays a take
+        _save_takes(state.root, history)
         entries = _entries(state)
         entries[index] = take.entry
         _save(state, list(state.plan.shots), entries)
+        if take.keyframe is not None:
+            _restore_keyframe(state, index, entry.id, state.root / take.keyframe)
     if assemble and not changed_shots(run):
         reassemble(run)
     return open_run(run)
@@ -714,11 +776,11 @@ def _save(state: RunState, shots: list[Shot], entries: list[StoryboardShot] | No
         storyboard = state.storyboard.model_copy(update={"shots": _with_lyrics(state, plan, entries)})
         replaced = [old for old in state.storyboard.shots if old not in storyboard.shots]
         if replaced:
-            fingerprint = _renderer(state).settings_fingerprint()
+            jobs = _jobs(state)
             history = _takes(state.root)
             for old in replaced:
-                if _clip_path(state, old, fingerprint)[1].exists():
-                    _record_take(history, state, old, fingerprint)
+                if jobs[old.id].path.exists():
+                    _record_take(history, state, jobs[old.id])
             _save_takes(state.root, history)
         write_json_atomic(state.root / "storyboard.json", storyboard)
     write_json_atomic(state.root / "shots.json", plan)
@@ -750,14 +812,54 @@ def _renderer(state: RunState) -> Any:  # -> ShotRenderer
     return open_renderer(name, settings.width, settings.height, settings.fps, settings.video)
 
 
-def _clip_path(state: RunState, entry: StoryboardShot, fingerprint: object) -> tuple[str, Path]:
-    """The hash and path of the clip ``entry`` makes, as the render stage names it."""
-    from music2video.render import CLIPS_FOLDER, shot_hash
+def _jobs(state: RunState, storyboard: Storyboard | None = None) -> dict[str, Any]:  # shot id -> ShotJob
+    """The clip each shot of ``storyboard`` (default: the run's) needs, named as the render stage
+    names it (:func:`music2video.render.shot_jobs`), with the keyframes ``keyframes.json`` lists."""
+    from music2video.render import shot_jobs
 
-    assert state.storyboard is not None
-    frames = round(entry.end_s * state.fps) - round(entry.start_s * state.fps)
-    digest = shot_hash(entry, state.storyboard, frames, fingerprint)
-    return digest, state.root / CLIPS_FOLDER / f"{entry.id}-{digest}.mp4"
+    storyboard = storyboard or state.storyboard
+    assert storyboard is not None
+    renderer = _renderer(state)
+    keyframes = _keyframes(state, storyboard)
+    if keyframes is not None and getattr(renderer, "needs_images", False) and len(keyframes) < len(storyboard.shots):
+        # A picture-only model refuses to render shots without a keyframe; for naming clips,
+        # those shots (new ones, their keyframe not made yet) are simply out of date.
+        renderer = _Naming(renderer)
+    jobs = shot_jobs(renderer, storyboard, RunFolder(state.root), state.fps, keyframes)
+    return {job.shot.id: job for job in jobs}
+
+
+class _Naming:
+    """A renderer as :func:`~music2video.render.shot_jobs` sees it, without the refusal of shots
+    that have no keyframe (used to name clips, never to render)."""
+
+    needs_images = False
+
+    def __init__(self, renderer: Any):
+        self._renderer = renderer
+        self.takes_images = getattr(renderer, "takes_images", False)
+        self.takes_last_frame = getattr(renderer, "takes_last_frame", False)
+        self.model, self.name = renderer.model, renderer.name
+
+    def settings_fingerprint(self) -> object:
+        return self._renderer.settings_fingerprint()
+
+
+def _keyframes(state: RunState, storyboard: Storyboard) -> dict[int, Path] | None:
+    """Storyboard index -> keyframe PNG, from keyframes.json by shot id (indices move when
+    shots are split or merged); None where the run makes no keyframes."""
+    from music2video.artifacts import KeyframeSet
+
+    listing = state.root / "keyframes.json"
+    if not keyframes_wanted(state.settings)[0] or not listing.is_file():
+        return None
+    position = {entry.id: index for index, entry in enumerate(storyboard.shots)}
+    frames = _read(listing, KeyframeSet).shots
+    return {
+        position[frame.shot_id]: state.root / frame.path
+        for frame in frames
+        if frame.shot_id in position and (state.root / frame.path).is_file()
+    }
 
 
 def _takes(root: Path) -> TakeHistory:
@@ -767,20 +869,23 @@ def _takes(root: Path) -> TakeHistory:
     return _read(path, TakeHistory)
 
 
-def _record_take(history: TakeHistory, state: RunState, entry: StoryboardShot, fingerprint: object) -> None:
-    digest, path = _clip_path(state, entry, fingerprint)
-    shot_takes = history.shots.setdefault(entry.id, [])
-    if any(take.shot_hash == digest for take in shot_takes):
-        return
-    shot_takes.append(
-        Take(
-            number=max((take.number for take in shot_takes), default=0) + 1,
-            path=str(path.relative_to(state.root)),
-            shot_hash=digest,
-            entry=entry,
-            recorded=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        )
+def _record_take(history: TakeHistory, state: RunState, job: Any) -> Take:  # job: ShotJob
+    """Add the clip ``job`` names to the shot's takes (once per clip); returns its take."""
+    shot_takes = history.shots.setdefault(job.shot.id, [])
+    for take in shot_takes:
+        if take.shot_hash == job.digest:
+            return take
+    keyframe = job.images.first if job.images is not None else None
+    take = Take(
+        number=max((take.number for take in shot_takes), default=0) + 1,
+        path=str(job.path.relative_to(state.root)),
+        shot_hash=job.digest,
+        entry=job.shot,
+        keyframe=str(Path(keyframe).relative_to(state.root)) if keyframe is not None else None,
+        recorded=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     )
+    shot_takes.append(take)
+    return take
 
 
 def _save_takes(root: Path, history: TakeHistory) -> None:

@@ -23,7 +23,7 @@ the same way:
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -148,6 +148,34 @@ class ShotJob:
     run folder (which every node sees)."""
 
 
+def shot_jobs(
+    renderer: ShotRenderer,
+    storyboard: Storyboard,
+    run: RunFolder,
+    fps: float,
+    keyframes: Mapping[int, Path] | None = None,
+) -> list[ShotJob]:
+    """The clip every shot of ``storyboard`` needs, in shot order: frame count, hash, file, pictures.
+
+    One place names clips: :func:`render_storyboard` renders the jobs whose file is missing,
+    and the edit API (``music2video.edit``) finds the shots that changed the same way.
+    """
+    fingerprint = renderer.settings_fingerprint()
+    images = _images_for(renderer, storyboard, keyframes)
+    jobs: list[ShotJob] = []
+    for index, shot in enumerate(storyboard.shots):
+        frame_count = round(shot.end_s * fps) - round(shot.start_s * fps)
+        if frame_count < 1:
+            raise Music2VideoError(
+                f"{shot.id} lasts {shot.duration_s:.3f} s, less than one frame at {fps:g} fps; "
+                "merge it with a neighbour in storyboard.json"
+            )
+        pictures = images[index] if images else None
+        digest = shot_hash(shot, storyboard, frame_count, fingerprint, pictures)
+        jobs.append(ShotJob(shot, frame_count, digest, run.path(f"{CLIPS_FOLDER}/{shot.id}-{digest}.mp4"), pictures))
+    return jobs
+
+
 def render_one(renderer: ShotRenderer, job: ShotJob, storyboard: Storyboard, analysis: Analysis) -> str | None:
     """Render one shot with an entered renderer; None when it worked, else why it failed.
 
@@ -178,6 +206,7 @@ def render_storyboard(
     progress: ProgressCallback = no_progress,
     executor: ShotExecutor | None = None,
     keyframes: Mapping[int, Path] | None = None,
+    only: Collection[str] | None = None,
 ) -> RenderResult:
     """Render every shot that has no up-to-date clip yet; return the list of clips in shot order.
 
@@ -187,22 +216,12 @@ def render_storyboard(
     ``executor`` runs the shots (:mod:`music2video.render.executors`): None renders them here,
     one after another; a Ray executor spreads them over its workers. Either way the clips get
     the same names and are written the same way, so one can resume the other's run.
-    """
-    fingerprint = renderer.settings_fingerprint()
-    images = _images_for(renderer, storyboard, keyframes)
-    plan: list[ShotJob] = []
-    for index, shot in enumerate(storyboard.shots):
-        frame_count = round(shot.end_s * fps) - round(shot.start_s * fps)
-        if frame_count < 1:
-            raise Music2VideoError(
-                f"{shot.id} lasts {shot.duration_s:.3f} s, less than one frame at {fps:g} fps; "
-                "merge it with a neighbour in storyboard.json"
-            )
-        pictures = images[index] if images else None
-        digest = shot_hash(shot, storyboard, frame_count, fingerprint, pictures)
-        plan.append(ShotJob(shot, frame_count, digest, run.path(f"{CLIPS_FOLDER}/{shot.id}-{digest}.mp4"), pictures))
 
-    missing = [job for job in plan if not job.path.exists()]
+    ``only`` (shot ids) renders just those of the missing clips (``music2video.edit.rerender``);
+    the result then names clips of other shots that may not exist yet, so it is no clips.json.
+    """
+    plan = shot_jobs(renderer, storyboard, run, fps, keyframes)
+    missing = [job for job in plan if not job.path.exists() and (only is None or job.shot.id in only)]
     reused = len(plan) - len(missing)
     if reused:
         log.info("reusing %d of %d clips", reused, len(plan))
