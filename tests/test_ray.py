@@ -7,6 +7,7 @@ executors, and ``music2video batch`` with one broken song among good ones.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -321,3 +322,61 @@ def test_a_driver_killed_mid_render_resumes_with_the_local_executor(tmp_path):
 
 def finished_clips(folder: Path) -> list[Path]:
     return [path for path in folder.glob("shot-*.mp4")]  # temporaries start with a dot
+
+
+class CountingLoads:
+    """Mixed into a renderer: each model load (``__enter__``) appends the process id to a file."""
+
+    load_log: Path
+
+    def __enter__(self):
+        with open(self.load_log, "a") as log:
+            log.write(f"{os.getpid()}\n")
+        return super().__enter__()
+
+
+@pytest.mark.slow
+def test_tiny_wan_on_ray_loads_once_per_worker_and_matches_local(ray_session, tmp_path):
+    """The diffusers renderer (a tiny random Wan) on two actors: each loads the pipeline once for
+    all its shots, and the clips match the local executor's."""
+    pytest.importorskip("diffusers")
+    from tiny_video_models import build_tiny_wan
+
+    from music2video.render.diffusion import DiffusersRenderer
+    from music2video.render.video_models import resolve_video_model
+    from music2video.settings import VideoModelSettings
+
+    class CountingWan(CountingLoads, DiffusersRenderer):
+        pass
+
+    folder = build_tiny_wan(tmp_path / "tiny-wan")
+    entry = dataclasses.replace(resolve_video_model(str(folder)), buckets=((32, 32),))
+    settings = VideoModelSettings(model=str(folder), steps=2, device="cpu")
+
+    def renderer(log_name: str) -> CountingWan:
+        made = CountingWan(settings, 32, 32, 16.0, video_model=entry)
+        made.load_log = tmp_path / log_name
+        return made
+
+    shots = [
+        StoryboardShot(
+            id=f"shot-{i + 1:03d}", start_s=i * 0.5, end_s=(i + 1) * 0.5, section_index=0, scene="a city",
+            prompt=f"a neon city, view {i}", seed=i, palette=["#102030"], motif="neon",
+        )
+        for i in range(4)
+    ]  # fmt: skip
+    storyboard = Storyboard(writer="t", title="t", concept="c", style=StyleBible(look="l", palette=["#102030"]), sections=[], shots=shots)
+    analysis = make_analysis(2.0)
+
+    def render_wan(root: Path, made, executor=None):
+        return render_storyboard(made, storyboard, analysis, RunFolder(root), 16.0, 32, 32, executor=executor)
+
+    local_root, ray_root = tmp_path / "local", tmp_path / "ray"
+    local = render_wan(local_root, renderer("local.log"))
+    local_clips = {Path(clip.path).name: clip_frames(local_root / clip.path) for clip in local.clips}
+    with RayExecutor(RaySettings(workers=2)) as executor:
+        on_ray = render_wan(ray_root, renderer("ray.log"), executor)
+    assert_same_clips(ray_root, on_ray, local_clips)
+    loads = (tmp_path / "ray.log").read_text().split()
+    assert len(loads) == len(set(loads)) == 2  # one load per actor, in two processes, for 4 shots
+    assert len({time.worker for time in on_ray.shot_times}) == 2
