@@ -352,3 +352,24 @@ def test_failures_reach_the_report(tmp_path):
     page = _warnings(RunArtifacts.load(run.root))
     assert "shot-002 has no keyframe" in page and "keyframes/&lt;shot&gt;.png" in page
     assert "the pier" in page and "could not be made: boom" in page and "--reference" in page
+
+
+def test_keyframes_command(tmp_path, capsys):
+    from music2video.cli import main
+    from music2video.demo import synthesize_demo_song
+
+    song = tmp_path / "song.wav"
+    synthesize_demo_song(song, duration_s=8.0)
+    # Your picture must exist: one line naming it, before any analysis.
+    with pytest.raises(SystemExit) as exit_info:
+        main(["keyframes", str(song), "-o", str(tmp_path / "song.mp4"), "--pipeline", "preview",
+              "--reference", f"the dancer={tmp_path / 'missing.png'}"])
+    assert exit_info.value.code == 1
+    assert "missing.png does not exist" in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "song.music2video" / "analysis.json").exists()
+    # The preview pipeline makes none, and says why.
+    main(["keyframes", str(song), "-o", str(tmp_path / "song.mp4"), "--pipeline", "preview"])
+    out = " ".join(capsys.readouterr().err.split())  # the CLI's console writes to stderr
+    assert "no keyframes: the animatic renderer draws from the storyboard alone" in out
+    assert (tmp_path / "song.music2video" / "storyboard.json").exists()
+    assert not (tmp_path / "song.music2video" / "keyframes.json").exists()

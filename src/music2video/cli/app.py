@@ -14,7 +14,7 @@ from music2video.cli.batch_commands import batch
 from music2video.cli.evaluate_commands import evaluate, report
 from music2video.cli.export_commands import export
 from music2video.cli.logs import setup_logging
-from music2video.cli.run_commands import analyze, assemble, demo_song, make, render, storyboard
+from music2video.cli.run_commands import analyze, assemble, demo_song, keyframes, make, render, storyboard
 from music2video.cli.show import console
 from music2video.cli.studio_commands import STUDIO_EXAMPLES, studio
 from music2video.cli.study_commands import study_app
@@ -65,7 +65,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command(cls=_Command, epilog=MAKE_EXAMPLES)(make)
-for command in (analyze, storyboard, render, assemble, evaluate, report, export, batch):
+for command in (analyze, storyboard, keyframes, render, assemble, evaluate, report, export, batch):
     app.command(cls=_Command)(command)
 app.command("demo-song", cls=_Command)(demo_song)
 app.command(cls=_Command, epilog=STUDIO_EXAMPLES)(studio)

@@ -1,5 +1,5 @@
-"""``make``, ``analyze``, ``storyboard``, ``render`` and ``assemble``: one pipeline, stopped at
-different stages, and ``demo-song``.
+"""``make``, ``analyze``, ``storyboard``, ``keyframes``, ``render`` and ``assemble``: one
+pipeline, stopped at different stages, and ``demo-song``.
 
 Each command receives the flags of the stages it runs as ``**flags`` (see ``flags.py``) and
 hands them, by name, to :func:`music2video.pipeline.make_video`, the function the Python API
@@ -99,6 +99,23 @@ def storyboard(song: Song, **flags: Any) -> None:
     board = result.storyboard
     console.print(f"[bold]{board.title}[/bold]: {board.concept}")
     console.print(f"[green]wrote[/green] {result.run_folder / 'storyboard.json'} ({len(board.shots)} shots)")
+
+
+@pipeline_command(until="keyframes")
+def keyframes(song: Song, **flags: Any) -> None:
+    """Write the storyboard, then references/ and keyframes/ (look, replace a picture, then run make or render)."""
+    result = run_pipeline(song, "keyframes", flags)
+    print_warnings(result.storyboard, result.references, result.keyframes)
+    if result.keyframes is None:
+        from music2video.keyframes import keyframes_wanted
+
+        console.print(f"no keyframes: {keyframes_wanted(result.settings)[1]} (--keyframes on makes them anyway)")
+        return
+    made = len(result.keyframes.shots)
+    console.print(
+        f"[green]wrote[/green] {len(result.references.references)} references in {result.run_folder / 'references'} "
+        f"and {made} keyframes in {result.run_folder / 'keyframes'}"
+    )
 
 
 @pipeline_command(until="render")
