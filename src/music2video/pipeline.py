@@ -614,6 +614,10 @@ def make_video(
         raise TypeError("make_video: give either settings or config and setting keywords, not both")
     resolved = settings or load_settings(Path(config) if config else None, **overrides)
     check_run(song, output, workdir, writes_video=until == "assemble", overwrite=overwrite)
+    if resolved.executor == "ray" and executor is None and STAGES.index(until) >= STAGES.index("render"):
+        from music2video.optional import require
+
+        require("ray", extra="ray", purpose="--executor ray")  # now, not after the analysis
     # 2. Run the stages.
     run = Run(
         Path(song), resolved, Path(output) if output else None, Path(workdir) if workdir else None, progress,

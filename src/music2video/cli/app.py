@@ -158,7 +158,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _error_line(message: str) -> None:
-    console.print(f"[red]error:[/red] {' '.join(message.split())}", highlight=False, soft_wrap=True, markup=True)
+    from rich.markup import escape  # the message's own brackets (pip install 'music2video[ray]') are text
+
+    console.print(f"[red]error:[/red] {escape(' '.join(message.split()))}", highlight=False, soft_wrap=True, markup=True)
 
 
 def _usage_message(error) -> str:  # error: click's UsageError (or another ClickException)
