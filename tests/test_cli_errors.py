@@ -202,3 +202,31 @@ def test_numba_caches_in_the_users_cache_folder(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert done.stdout.strip() == str(tmp_path / "mine")
 
+
+
+# What `pip install music2video` leaves out: every extra's packages, and librosa/numba (dev only).
+EXTRAS_ONLY = ("fastapi", "uvicorn", "multipart", "torch", "transformers", "diffusers", "accelerate", "safetensors", "demucs",
+               "llguidance", "openai", "opentimelineio", "ray", "cv2", "mido", "music21", "librosa", "numba")  # fmt: skip
+
+
+def test_analyze_runs_in_a_core_install_without_any_extra(tmp_path):
+    """The light core install (no extra) can run every command's start-up and the analysis: the
+    CI installs every extra, so a top-level import of one (FastAPI once) would go unseen."""
+    from music2video.demo import synthesize_demo_song
+
+    wav = tmp_path / "song.wav"
+    synthesize_demo_song(wav, duration_s=8.0)
+    code = (
+        "import sys\n"
+        "class Absent:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name.split('.')[0] in {EXTRAS_ONLY!r}:\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, Absent())\n"
+        "from music2video.cli import main\n"
+        f"sys.argv = ['music2video', 'analyze', {str(wav)!r}, '-o', {str(tmp_path / 'out.mp4')!r}]\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "out.music2video" / "analysis.json").is_file()

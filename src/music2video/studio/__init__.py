@@ -16,6 +16,14 @@ elsewhere).
 Needs the ``web`` extra: ``pip install 'music2video[web]'``.
 """
 
-from music2video.studio.server import create_app, serve
-
 __all__ = ["create_app", "serve"]
+
+
+def __getattr__(name: str):
+    # Lazy: ``music2video.studio.safety`` is imported by the study server and, through it, by the
+    # CLI at start-up; importing the FastAPI server here made every command fail without the web extra.
+    if name in __all__:
+        from music2video.studio import server
+
+        return getattr(server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
