@@ -331,13 +331,6 @@ class Storyboard(Artifact):
     sections: list[SectionTreatment]
     shots: list[StoryboardShot]
 
-    def cast_member(self, name: str) -> Character | Place | Prop | None:
-        """The character, place or prop called ``name`` (characters first), or None."""
-        for member in (*self.characters, *self.places, *self.props):
-            if member.name == name:
-                return member
-        return None
-
 
 # --------------------------------------------------------------------------------------------
 # references and keyframes

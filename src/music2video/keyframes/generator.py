@@ -66,16 +66,13 @@ class ImageGenerator:
     def __init__(self, entry: ImageModel, settings: KeyframeSettings):
         self.entry = entry
         self.settings = settings
-        self.steps = settings.steps or entry.default_steps
-        self.guidance = settings.guidance if settings.guidance is not None else entry.default_guidance
+        fingerprint = image_fingerprint(entry, settings)
+        self.steps, self.guidance = fingerprint["steps"], fingerprint["guidance"]
         self.offload = settings.offload
         self.warnings: list[str] = []
         self._pipe: Any = None
         self._device: torch.device | None = None
         self._placed: str | None = None
-
-    def fingerprint(self) -> dict[str, object]:
-        return image_fingerprint(self.entry, self.settings)
 
     def __enter__(self) -> ImageGenerator:
         require("torch", "diffusers", extra="video", purpose="The keyframes stage")

@@ -118,9 +118,6 @@ IMAGE_MODELS: dict[str, ImageModel] = {
 
 _TASK_WORDS = {"text-to-image": "a text-to-image model", "edit": "an image-editing model"}
 
-DEFAULT_REFERENCE_MODEL = "qwen-image"
-DEFAULT_KEYFRAME_MODEL = "qwen-image-edit-2509"
-
 
 def resolve_image_model(name_or_id_or_path: str, task: Task) -> ImageModel:
     """The registry entry for a name, a known Hugging Face id or a local diffusers folder.
