@@ -124,3 +124,19 @@ def test_the_export_command_as_typed(finished_run, tmp_path):
 
     not_a_run = _cli("export", tmp_path, "--format", "otio")
     assert not_a_run.returncode == 1 and "not a music2video run folder" in not_a_run.stderr
+
+
+def test_a_run_without_clips_or_without_the_extra_is_one_clear_error(finished_run, tmp_path, monkeypatch):
+    run = tmp_path / "song.music2video"
+    shutil.copytree(finished_run, run)
+    (run / "clips.json").unlink()
+    with pytest.raises(Music2VideoError, match="has no rendered clips yet"):
+        export_timeline(run, "otio")
+    with pytest.raises(Music2VideoError, match="unknown export format 'fcp'; did you mean fcpxml?"):
+        export_timeline(finished_run, "fcp")
+
+    from music2video.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "opentimelineio", None)  # a core install: the export extra is absent
+    with pytest.raises(MissingDependencyError, match=r"pip install 'music2video\[export\]'"):
+        export_timeline(finished_run, "otio", tmp_path / "cut.otio")
