@@ -10,8 +10,9 @@ what changed:
   wrote is left alone), so when their inputs change later (another tempo, another style) the
   pipeline backs them up as ``*.edited-<time>.json`` before replacing them, as it does for
   edits made by hand in a text editor.
-* A clip is named by the hash of its storyboard entry (``clips/<shot>-<hash>.mp4``), so a
-  shot whose entry or times changed is rendered again and every other clip is reused. Cuts
+* A clip is named by the hash of its storyboard entry and of the pictures it is animated from
+  (``clips/<shot>-<hash>.mp4``, named by :func:`music2video.render.shot_jobs`), so a shot whose
+  entry, times or keyframe changed is rendered again and every other clip is reused. Cuts
   keep the ids of the shots around them: a split adds ``shot-007b`` after ``shot-007``
   instead of renumbering every later shot (which would re-render them all).
 * Shot lengths stay inside the run's limits (``shots.min_shot_s`` .. ``shots.max_shot_s``,
@@ -21,9 +22,13 @@ what changed:
   made again (:func:`music2video.shots.plan_shots` plans around it) and keeps its storyboard
   entry when the storyboard is written again; its cuts cannot be moved until it is unlocked.
 * Takes: the clip an entry made is never deleted. Before an edit changes a rendered shot, the
-  entry that made its clip is recorded in ``takes.json``; :func:`rerender` records the new
-  clip, and :func:`keep_take` puts a take's entry back into the storyboard, which makes that
-  clip the shot's clip again without rendering anything.
+  entry (and keyframe) that made its clip is recorded in ``takes.json``; :func:`rerender`
+  records the new clip, and :func:`keep_take` puts a take's entry (and keyframe) back, which
+  makes that clip the shot's clip again without rendering anything.
+* Pictures: :func:`replace_keyframe` and :func:`replace_reference` write the files the
+  keyframes stage takes as yours (``keyframes/<shot>.png``, ``references/<name>.png``).
+* Edits take the run folder's lock: while a run renders there, they fail at once with
+  :class:`~music2video.errors.RunFolderBusy` naming the owner.
 
 Shots are named by index in the plan (``0`` is the first) or by id (``"shot-007"``); cut
 ``k`` is the cut at the start of shot ``k`` (``1 <= k < number of shots``). Times are seconds
