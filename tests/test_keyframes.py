@@ -373,3 +373,15 @@ def test_keyframes_command(tmp_path, capsys):
     assert "no keyframes: the animatic renderer draws from the storyboard alone" in out
     assert (tmp_path / "song.music2video" / "storyboard.json").exists()
     assert not (tmp_path / "song.music2video" / "keyframes.json").exists()
+
+
+def test_the_listings_are_rewritten_without_edited_copies(tmp_path):
+    """keyframes.json changed by music2video.edit (or by hand) is rebuilt from the pictures, which
+    hold the edits; no keyframes.edited-<time>.json piles up."""
+    run = RunFolder(tmp_path)
+    run.save("keyframes.json", KeyframeSet(model="a"))
+    (tmp_path / "keyframes.json").write_text(KeyframeSet(model="b").model_dump_json())
+    run.save("keyframes.json", KeyframeSet(model="c"), keep_edits=False)
+    assert not list(tmp_path.glob("keyframes.edited-*"))
+    assert KeyframeSet.model_validate_json((tmp_path / "keyframes.json").read_text()).model == "c"
+    assert not run.was_edited("keyframes.json")

@@ -357,10 +357,14 @@ class Run:
         return references, keyframes
 
     def _save_if_changed(self, name: str, artifact: ReferenceSet | KeyframeSet) -> None:
-        """Save an artifact keyed by its own content; left alone (and its stage reused) when unchanged."""
+        """Save an artifact keyed by its own content; left alone (and its stage reused) when unchanged.
+
+        Both are listings of the pictures on disk, where hand edits live (a replaced keyframe,
+        your reference); music2video.edit updates keyframes.json at once. Rewriting them keeps
+        no ``.edited`` copy: the pictures themselves are never overwritten."""
         artifact.key = stable_hash(artifact.model_dump(mode="json", exclude={"key"}))
         if self.run.load(name, type(artifact), artifact.key) is None:
-            self.run.save(name, artifact)
+            self.run.save(name, artifact, keep_edits=False)
 
     def render(self, storyboard: Storyboard, analysis: Analysis, keyframes: KeyframeSet | None = None) -> RenderResult:
         from music2video.render import open_renderer, render_storyboard

@@ -193,9 +193,13 @@ class RunFolder:
             return True
         return False
 
-    def save(self, name: str, artifact: Artifact) -> None:
+    def save(self, name: str, artifact: Artifact, *, keep_edits: bool = True) -> None:
+        """Write ``artifact`` atomically. A hand-edited file it replaces is first kept as
+        ``<name>.edited-<time>``, unless ``keep_edits`` is off: for a listing rebuilt from files
+        that carry the edits themselves (``keyframes.json`` from the pictures in keyframes/)."""
         path = self.path(name)
-        self._back_up_hand_edits(path)
+        if keep_edits:
+            self._back_up_hand_edits(path)
         write_json_atomic(path, artifact)
         self._remember_written(path)
 
