@@ -41,8 +41,9 @@ import numpy as np
 
 from music2video.beat_grid import midi_tempo_map, ticks_to_seconds
 
-BUILD_VERSION = 2
-"""Bump when the rendering or the ground truth changes: every piece is rebuilt."""
+BUILD_VERSION = 3
+"""Bump when the rendering or the ground truth changes: every piece is rebuilt. 3: MMA's
+random humanisation seeded, so two builds give the same audio."""
 MANIFEST = Path(__file__).with_name("manifest.toml")
 SAMPLE_RATE_HZ = 44_100
 SOUNDFONT_CANDIDATES = (
@@ -134,7 +135,8 @@ def _mma_piece(piece: dict, workdir: Path) -> tuple[Path, dict]:
     mma_tempo_factor = quarters_per_bar / beats_per_bar  # MMA counts quarter notes per minute
     chords = piece["chords"]
     changes = {int(c[0]): c[1:] for c in piece.get("tempo_changes", [])}
-    lines = [f"Tempo {piece['tempo_bpm'] * mma_tempo_factor:g}", "Volume mf"]
+    # MMA humanises timing and velocity at random: a fixed seed makes every build the same audio.
+    lines = ["RndSeed 1", f"Tempo {piece['tempo_bpm'] * mma_tempo_factor:g}", "Volume mf"]
     sections: list[tuple[int, str]] = []  # (bar index from 0, label)
     names = {"I": "intro", "V": "verse", "C": "chorus", "F": "fill", "E": "ending"}
     bar = 0
@@ -157,7 +159,8 @@ def _mma_piece(piece: dict, workdir: Path) -> tuple[Path, dict]:
     chart = workdir / f"{piece['id']}.mma"
     chart.write_text("\n".join(lines) + "\n")
     midi_path = workdir / f"{piece['id']}.mid"
-    result = subprocess.run(["mma", str(chart), "-f", str(midi_path)], capture_output=True, text=True)
+    environment = {**os.environ, "PYTHONHASHSEED": "0"}  # mma is a Python program
+    result = subprocess.run(["mma", str(chart), "-f", str(midi_path)], capture_output=True, text=True, env=environment)
     if result.returncode != 0 or not midi_path.exists():
         raise RuntimeError(f"mma failed on {piece['id']}: {result.stdout[-500:]} {result.stderr[-500:]}")
     n_bars = bar
@@ -342,7 +345,7 @@ def build(only: list[str] | None = None, jobs: int = 2, out_dir: Path | None = N
                 failures.append(f"{futures[future]}: {error}")
     if failures:
         raise SystemExit("dev set build failed:\n  " + "\n  ".join(failures))
-    index = [{"id": p["id"], "bucket": p["bucket"], "meter": p["meter"]} for p in load_manifest()]
+    index = [{"id": p["id"], "bucket": p["bucket"], "meter": p["meter"], "split": p.get("split", "design")} for p in load_manifest()]
     (out_dir / "index.json").write_text(json.dumps(index, indent=1))
     return out_dir
 
@@ -351,7 +354,12 @@ def load_devset(only: list[str] | None = None, out_dir: Path | None = None) -> l
     """(audio path, truth) of every built piece in manifest order (build first)."""
     out_dir = out_dir or devset_dir()
     pieces = [p for p in load_manifest() if not only or p["id"] in only]
-    return [(out_dir / f"{p['id']}.wav", json.loads((out_dir / f"{p['id']}.json").read_text())) for p in pieces]
+    loaded = []
+    for piece in pieces:
+        truth = json.loads((out_dir / f"{piece['id']}.json").read_text())
+        truth["split"] = piece.get("split", "design")  # read from the manifest: no rebuild when it changes
+        loaded.append((out_dir / f"{piece['id']}.wav", truth))
+    return loaded
 
 
 def main() -> None:
