@@ -132,12 +132,12 @@ def test_bars_longer_than_the_longest_shot_are_cut_on_beats():
     assert any(s.cut == "beat" for s in plan.shots)
 
 
-def test_music_without_beats_is_cut_on_an_even_grid():
-    # Beats only in the first section; the second is 20 s without any.
-    analysis = _analysis(40.0, 120.0, [10, 1])
+def _tail_without_beats(analysis: Analysis, last_beat_s: float) -> list:
+    """The shots of the second section of ``analysis`` (which starts at a downbeat at 20 s)
+    when no beat follows ``last_beat_s``; checks they are grid cuts."""
     sparse = analysis.model_copy(
         update={
-            "beats_s": [b for b in analysis.beats_s if b < 20.0],
+            "beats_s": [b for b in analysis.beats_s if b <= last_beat_s],
             "downbeats_s": [b for b in analysis.downbeats_s if b <= 20.0],
         }
     )
@@ -146,6 +146,32 @@ def test_music_without_beats_is_cut_on_an_even_grid():
     _assert_valid_plan(plan, sparse, settings)
     tail = [s for s in plan.shots if s.section_index == 1]
     assert len(tail) >= 4 and all(s.cut == "grid" for s in tail[1:])
+    return tail
+
+
+def test_a_stretch_without_beats_is_cut_on_the_pulse_continued():
+    # Beats only in the first section; the second (from a downbeat at 20 s) is 19.7 s without
+    # any, like a final chord ringing out: its cuts keep the song's 0.5 s pulse.
+    tail = _tail_without_beats(_analysis(39.7, 120.0, [10, 1]), last_beat_s=20.0)
+    for shot in tail[1:]:
+        assert (shot.start_s - 20.0) / 0.5 == pytest.approx(round((shot.start_s - 20.0) / 0.5), abs=1e-6)
+
+
+def test_a_silent_intro_is_cut_on_the_pulse_counted_back_from_the_first_beat():
+    # The first beat comes at 9.1 s: cuts before it sit whole beats (0.5 s) before it.
+    analysis = _analysis(30.0, 120.0, [8, 6], first_beat_s=9.1)
+    settings = ShotSettings()
+    plan = plan_shots(analysis, settings)
+    _assert_valid_plan(plan, analysis, settings)
+    intro = [s for s in plan.shots[1:] if s.start_s < 9.1 - 1e-6]
+    assert intro and all(s.cut == "grid" for s in intro)
+    for shot in intro:
+        assert (9.1 - shot.start_s) / 0.5 == pytest.approx(round((9.1 - shot.start_s) / 0.5), abs=1e-6)
+
+
+def test_music_without_beats_is_cut_on_an_even_grid():
+    # Beats only in the first section; the second is 20 s without any (and its start is no beat).
+    tail = _tail_without_beats(_analysis(40.0, 120.0, [10, 1]), last_beat_s=19.5)
     lengths = [s.duration_s for s in tail]
     assert max(lengths) - min(lengths) < 1e-6  # even
 

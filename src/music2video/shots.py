@@ -8,9 +8,10 @@ Rules, in order of priority:
    shorter than ``min_shot_s`` is one shot, and a section that cannot be divided into pieces
    within both bounds (e.g. 6 s with bounds 4-5 s) is split evenly into pieces no longer than
    ``max_shot_s`` (with a warning), because the renderer cannot make a longer shot.
-3. Cuts fall on downbeats where possible, on beats otherwise, and on an even grid only where
-   the beats cannot meet the bounds: where the music has no beats for longer than the bounds
-   allow, or where whole beats do not add up to allowed lengths.
+3. Cuts fall on downbeats where possible, on beats otherwise, and on a grid only where the
+   beats cannot meet the bounds: where the music has no beats for longer than the bounds
+   allow (the song's pulse continued from the nearest beat), or where whole beats do not add
+   up to allowed lengths (an even grid).
 4. Shot length follows the music: ``calm_shot_bars`` bars in the calmest section,
    ``intense_shot_bars`` in the most energetic one, interpolated by section energy.
 
@@ -191,26 +192,38 @@ def _candidates(
     """Possible cut times strictly inside the section, with what each sits on, in time order.
 
     Where beats are missing for longer than the shot bounds can bridge (a beatless intro, a
-    final chord ringing out), the gap is filled with an even grid at about the beat period.
+    final chord ringing out), the gap is filled with the pulse continued from the beat at its
+    edge ("grid" cuts), or with an even grid where no beat borders it or the beat is too long.
     """
     lo, hi = section.start_s + _SAME_TIME_S, section.end_s - _SAME_TIME_S
     points = {round(float(t), 6): "beat" for t in beats if lo < t < hi}
     points.update({round(float(t), 6): "downbeat" for t in downbeats if lo < t < hi})
     timed = sorted(points.items())
 
-    # Gaps wider than max - min can make the bounds impossible to meet; fill them.
+    # Gaps wider than max - min can make the bounds impossible to meet; fill them. Where the
+    # beat period fits, the fill continues the pulse from the beat at the gap's edge (a final
+    # chord ringing out, a fade, a silent intro keep the song's beat), else it is an even grid.
     widest_gap_s = max(settings.max_shot_s - settings.min_shot_s, 0.1 * settings.max_shot_s)
-    grid_step_s = min(beat_s, widest_gap_s) if beat_s > 0 else widest_gap_s
+    pulse = 0 < beat_s <= widest_gap_s
+    grid_step_s = beat_s if pulse else widest_gap_s
     filled: list[tuple[float, str]] = []
-    previous = section.start_s
+    previous, previous_is_beat = section.start_s, bool(len(beats)) and float(np.min(np.abs(beats - section.start_s))) < _SAME_TIME_S
     for time_s, kind in [*timed, (section.end_s, "")]:
         gap_s = time_s - previous
         if gap_s > widest_gap_s:
-            pieces = math.ceil(gap_s / grid_step_s)
-            filled.extend((previous + gap_s * k / pieces, "grid") for k in range(1, pieces))
+            if pulse and (previous_is_beat or kind):
+                # Forward from the beat before the gap, or back from the beat after a gap that
+                # opens the section; stop half a beat short of the other edge.
+                steps = np.arange(1, math.ceil(gap_s / beat_s)) * beat_s
+                steps = steps[steps < gap_s - beat_s / 2]
+                points = previous + steps if previous_is_beat else time_s - steps[::-1]
+                filled.extend((float(t), "grid") for t in points)
+            else:
+                pieces = math.ceil(gap_s / grid_step_s)
+                filled.extend((previous + gap_s * k / pieces, "grid") for k in range(1, pieces))
         if kind:
             filled.append((time_s, kind))
-        previous = time_s
+        previous, previous_is_beat = time_s, bool(kind)
     return filled
 
 
