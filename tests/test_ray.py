@@ -26,6 +26,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'music2video[ray]')")
 
 from music2video.artifacts import Analysis, Section, Storyboard, StoryboardShot, StyleBible  # noqa: E402
+from music2video.errors import Music2VideoError  # noqa: E402
 from music2video.render import LOCAL_WORKER, RENDER_ARTIFACT, render_storyboard  # noqa: E402
 from music2video.render.animatic import AnimaticRenderer  # noqa: E402
 from music2video.render.executors import RayExecutor  # noqa: E402
@@ -221,6 +222,19 @@ def test_a_worker_killed_mid_shot_loses_only_that_shot(ray_session, local_clips,
     assert all(shots.count(shot) == 1 for shot in set(shots) - {"shot-003"})  # nothing else re-rendered
     retry_pid = next(int(pid) for shot, pid in started[::-1] if shot == "shot-003")
     assert retry_pid != killed[0]  # the retry ran in a new worker process
+
+
+class CannotLoad(AnimaticRenderer):
+    def __enter__(self):
+        raise Music2VideoError("cannot load the tiny model from /nowhere: no such folder")
+
+
+def test_a_model_that_no_worker_can_load_is_one_error_naming_why(ray_session, tmp_path):
+    with RayExecutor(RaySettings(workers=2)) as executor, pytest.raises(Music2VideoError) as error:
+        render(tmp_path, executor, CannotLoad(WIDTH, HEIGHT, FPS, workers=1))
+    assert "every Ray worker died" in str(error.value)
+    assert "cannot load the tiny model from /nowhere" in str(error.value)
+    assert not list(tmp_path.glob("clips/*.mp4"))
 
 
 def test_a_run_resumes_across_executors(ray_session, local_clips, tmp_path):

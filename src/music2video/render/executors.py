@@ -339,11 +339,13 @@ class RayExecutor:
                             log.warning("Ray worker %d is gone: %s", index + 1, last_death)
                         else:
                             idle.append(index)
+                        if error.actor_init_failed or actor_failures[index] > 1:
+                            # The shot never ran (the model did not load), or its actor was gone
+                            # already: no attempt used.
+                            queue.appendleft(job)
+                            continue
                         attempts[job.shot.id] += 1
-                        if error.actor_init_failed:
-                            queue.appendleft(job)  # never started: no attempt used
-                            attempts[job.shot.id] -= 1
-                        elif attempts[job.shot.id] < MAX_SHOT_ATTEMPTS:
+                        if attempts[job.shot.id] < MAX_SHOT_ATTEMPTS:
                             log.warning("%s: its worker died (%s); trying it again", job.shot.id, last_death)
                             queue.appendleft(job)
                         else:
