@@ -3,14 +3,16 @@
 The storyboard is the preview pipeline's own for the 60-s demo song (640x360, 24 fps). Each
 configuration renders every shot into a fresh run folder, several times; medians are printed:
 
-* local, one process (``AnimaticRenderer(workers=1)``): the per-shot baseline;
+* local, one process (``AnimaticRenderer(workers=1)``), with numpy's default BLAS threads and
+  with one (as Ray's workers have it): the per-shot baselines;
 * local as the pipeline runs it (the animatic's own process pool over the machine's cores);
 * Ray with 1 and with 2 local actors (``ray.init(num_cpus=2)``, loopback only), actors kept
   loaded across repetitions, as a batch keeps them across songs.
 
 Shots per minute, the 2-worker / 1-worker ratio, and the scheduling overhead per shot: Ray's
-1-worker wall time per shot less the local one-process wall time per shot (what Ray adds
-around the same work), and less the seconds the actor itself measured (the driver's share).
+1-worker wall time per shot less the local one-process, one-BLAS-thread wall time per shot
+(what Ray adds around the same work), and less the seconds the actor itself measured (the
+driver's share).
 The machine's load average is printed before and after each configuration: on a shared
 2-core machine a second worker can only help as far as the second core is free.
 
@@ -97,6 +99,12 @@ def main() -> None:
         return wall, per_shot_inside
 
     local_one, _ = measure("local, one process", lambda: AnimaticRenderer(WIDTH, HEIGHT, FPS, workers=1), None)
+    # Ray starts its workers with OMP_NUM_THREADS=1, so their numpy matrix products run on one
+    # BLAS thread; the same in this process separates that from what Ray itself adds.
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        local_blas1, _ = measure("local, one process, 1 BLAS thread", lambda: AnimaticRenderer(WIDTH, HEIGHT, FPS, workers=1), None)
     measure("local, animatic process pool", lambda: AnimaticRenderer(WIDTH, HEIGHT, FPS), None)
 
     home = Path(tempfile.mkdtemp(prefix="bench-ray-home-"))
@@ -124,9 +132,10 @@ def main() -> None:
     one, two = results[1][0], results[2][0]
     print(f"\n2 workers / 1 worker: {one / two:.2f}x shots per minute")
     print(
-        f"Ray overhead per shot: {1000 * (one - local_one) / shots:.0f} ms against the local one-process run "
-        f"({1000 * local_one / shots:.0f} ms a shot there); {1000 * (one / shots - results[1][1]):.0f} ms between the "
-        "driver's wall time and the actor's own time for the shot"
+        f"Ray overhead per shot: {1000 * (one - local_blas1) / shots:.0f} ms against the local one-process run with one "
+        f"BLAS thread ({1000 * local_blas1 / shots:.0f} ms a shot there; {1000 * local_one / shots:.0f} ms with numpy's "
+        f"default threads); {1000 * (one / shots - results[1][1]):.0f} ms between the driver's wall time and the actor's "
+        "own time for the shot"
     )
 
 
