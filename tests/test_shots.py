@@ -157,6 +157,26 @@ def test_a_stretch_without_beats_is_cut_on_the_pulse_continued():
         assert (shot.start_s - 20.0) / 0.5 == pytest.approx(round((shot.start_s - 20.0) / 0.5), abs=1e-6)
 
 
+def test_the_pulse_continued_through_a_long_tail_does_not_drift():
+    # 170 bpm beats on 23 ms analysis frames (the median interval is a whole number of frames,
+    # 1.3 % short), then a 12 s final chord: tail cuts stay within 20 ms of the true pulse.
+    frame_s = 512 / 22050
+    period_s = 60.0 / 170.0
+    true_beats = np.arange(0.0, 40.0, period_s)
+    analysis = _analysis(52.0, 170.0, [14, 1])
+    framed = [round(round(b / frame_s) * frame_s, 4) for b in true_beats]
+    analysis = analysis.model_copy(update={"beats_s": framed, "downbeats_s": framed[::4]})
+    analysis.sections[1] = analysis.sections[1].model_copy(update={"start_s": framed[56]})
+    analysis.sections[0] = analysis.sections[0].model_copy(update={"end_s": framed[56]})
+    settings = ShotSettings()
+    plan = plan_shots(analysis, settings)
+    _assert_valid_plan(plan, analysis, settings)
+    tail_cuts = [s.start_s for s in plan.shots if s.start_s > 41.0]
+    assert len(tail_cuts) >= 3
+    pulse = np.arange(0.0, 60.0, period_s)
+    assert max(float(np.min(np.abs(pulse - t))) for t in tail_cuts) < 0.02
+
+
 def test_a_silent_intro_is_cut_on_the_pulse_counted_back_from_the_first_beat():
     # The first beat comes at 9.1 s: cuts before it sit whole beats (0.5 s) before it.
     analysis = _analysis(30.0, 120.0, [8, 6], first_beat_s=9.1)
