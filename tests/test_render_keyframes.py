@@ -325,3 +325,43 @@ def test_text_only_renderer_ignores_keyframes_and_says_so(tiny_vace, tmp_path, c
     assert "renders from text only" in caplog.text and caplog.text.count("renders from text only") == 1
     assert [c.shot_hash for c in plain.clips] == [c.shot_hash for c in with_keys.clips]
     assert all(c.keyframe is None and c.colour is None for c in with_keys.clips)
+
+
+# --------------------------------------------------------------------------------------------
+# benchmarks/gpu/bench_keyframes_video.py
+
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu" / "bench_keyframes_video.py"
+
+
+def run_bench(monkeypatch, *arguments: str) -> int:
+    import runpy
+    import sys
+
+    bench = runpy.run_path(str(BENCH), run_name="bench_keyframes_video")
+    monkeypatch.setattr(sys, "argv", [str(BENCH), *arguments])
+    return bench["main"]()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU path")
+def test_bench_without_gpu_says_so_and_exits_0(monkeypatch, capsys):
+    assert run_bench(monkeypatch) == 0
+    assert "No CUDA GPU is present" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # about 20 s on 2 cores: three tiny models, two steps each
+def test_bench_tiny_runs_every_part(monkeypatch, capsys, tmp_path):
+    import json
+
+    report = tmp_path / "bench.json"
+    assert run_bench(monkeypatch, "--tiny", "--json", str(report)) == 0
+    written = json.loads(report.read_text())
+    results, projection = written["results"], written["projection"]
+    assert results["keyframe"]["model"] == "qwen-image-edit-2509" and "error" not in results["keyframe"]
+    assert results["reference"]["model"] == "qwen-image" and results["reference"]["default_steps"] == 50
+    video = results["video"]
+    assert video["model"] == "wan2.1-vace-1.3b" and video["s_per_video_s"] > 0 and video["outside_s"] > 0
+    assert "error" not in results["reference"] and "per second of video" in capsys.readouterr().out
+    # 180 s in 2.5 s shots: 72 keyframes, 72 clips of 41 frames (2.5 s at 16 fps, 4k+1).
+    assert (projection["shots"], projection["frames_per_shot"]) == (72, 41)
+    assert projection["keyframes_s"] == pytest.approx(72 * results["keyframe"]["projected_s"])
