@@ -270,9 +270,10 @@ def picture(width: int, height: int, seed: int):
 def bench_reference(args, device, dtype, parse_resolution) -> dict:
     from diffusers import QwenImagePipeline
 
-    from music2video.keyframes.image_models import DEFAULT_REFERENCE_MODEL, IMAGE_MODELS
+    from music2video.keyframes.image_models import resolve_image_model
+    from music2video.settings import KeyframeSettings
 
-    entry = IMAGE_MODELS[DEFAULT_REFERENCE_MODEL]
+    entry = resolve_image_model(KeyframeSettings().reference_model, "text-to-image")  # the default
     width, height = parse_resolution(args.reference_size)
     pipe = QwenImagePipeline(**qwen_components(args, device, dtype))
     pipe.set_progress_bar_config(disable=True)
@@ -288,9 +289,10 @@ def bench_reference(args, device, dtype, parse_resolution) -> dict:
 def bench_keyframe(args, device, dtype, parse_resolution) -> dict:
     from diffusers import QwenImageEditPlusPipeline
 
-    from music2video.keyframes.image_models import DEFAULT_KEYFRAME_MODEL, IMAGE_MODELS
+    from music2video.keyframes.image_models import resolve_image_model
+    from music2video.settings import KeyframeSettings
 
-    entry = IMAGE_MODELS[DEFAULT_KEYFRAME_MODEL]
+    entry = resolve_image_model(KeyframeSettings().keyframe_model, "edit")  # the default
     width, height = parse_resolution(args.size)
     reference_width, reference_height = parse_resolution(args.reference_size)
     from diffusers.pipelines.qwenimage import pipeline_qwenimage_edit_plus as edit_plus
