@@ -211,6 +211,12 @@ def test_wan_i2v_takes_image_and_needs_a_keyframe(tiny_i2v, tmp_path, monkeypatc
     (call,) = spy.calls
     assert call["pipeline"] == "WanImageToVideoPipeline" and call["image"].size == (TINY_SIZE, TINY_SIZE)
     assert "last_image" not in call  # the 480p I2V model was trained on a first frame only
+    with make_renderer(tiny_i2v, settings={"dtype": "bfloat16"}) as renderer:
+        components = renderer._pipe
+        assert (components.vae.dtype, components.image_encoder.dtype, components.transformer.dtype) == (
+            torch.float32, torch.float32, torch.bfloat16
+        )
+        render_one_with(renderer, make_shot(end_s=0.25), tmp_path / "b.mp4", ShotImages(first=key))
     assert count_frames(tmp_path / "i.mp4") == 12
 
 

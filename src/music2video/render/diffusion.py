@@ -355,11 +355,12 @@ class DiffusersRenderer:
         return self.settings.vae_float32 and self.entry.vae_float32
 
     def _component_dtypes(self) -> Any:
-        """``dtype`` for ``from_pretrained``: the VAE in float32 where it applies (loaded so, not cast after)."""
+        """``dtype`` for ``from_pretrained``: the VAE in float32 where it applies (loaded so, not cast
+        after), and Wan I2V's CLIP image encoder with it, as diffusers' Wan examples load them."""
         import torch
 
         if self._vae_float32() and self._dtype != torch.float32:
-            return {"vae": torch.float32, "default": self._dtype}
+            return {"vae": torch.float32, "image_encoder": torch.float32, "default": self._dtype}
         return self._dtype
 
     def __enter__(self) -> DiffusersRenderer:
