@@ -270,6 +270,7 @@ def test_pictures_replace_a_keyframe_or_a_reference_and_references_start_a_run(t
     assert refused.status_code == 403
 
 
+@pytest.mark.slow  # a fresh Python that imports the CLI and uvicorn: 2-7 s
 def test_the_studio_command_serves_the_work_folder_on_loopback(tmp_path: Path):
     """`music2video studio` as typed: it prints its loopback URL, answers there, and stops on Ctrl-C."""
     import json
