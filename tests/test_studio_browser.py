@@ -112,7 +112,18 @@ def test_studio_walk_through(tmp_path: Path):
         page.fill("input[name=height]", "72")
         page.fill("input[name=fps]", "12")
         page.uncheck("input[name=evaluate]")
-        _job(page, "#start-run")
+        page.click("#start-run")
+        # Closing the page loses nothing: the run goes on, and its address shows it again
+        # (the job still running, or how it ended).
+        page.wait_for_function("studio.job && studio.job.stages.length >= 2", timeout=JOB_TIMEOUT_MS)
+        page.goto("about:blank")
+        page.goto(url + "#run=My_Song_demo.music2video")
+        page.wait_for_function(
+            "studio.job && ['done', 'failed', 'cancelled'].includes(studio.job.state) && "
+            "document.getElementById('job-state').textContent === studio.job.state",
+            timeout=JOB_TIMEOUT_MS,
+        )
+        assert page.evaluate("studio.job.state") == "done", page.evaluate("studio.job.error")
         assert page.is_visible("#run") and not page.is_visible("#shot-form")  # no shot picked yet
         stages = page.eval_on_selector_all(".stage", "rows => rows.map(r => r.dataset.stage)")
         assert {"decode", "structure", "render", "assemble"} <= set(stages)

@@ -250,6 +250,11 @@ async function openRun(run, { quiet = false } = {}) {
   drawShotForm();
   const active = (state.jobs || []).find((job) => ["starting", "running", "cancelling"].includes(job.state));
   if (active && (!studio.job || studio.job.id !== active.id)) watchJob(active);
+  else if (!active && !studio.job && (state.jobs || []).length) {
+    // Reopened after its last job ended: say how that job went.
+    studio.job = state.jobs.reduce((last, job) => (job.started > last.started ? job : last));
+    drawJob(studio.job);
+  }
   return state;
 }
 
