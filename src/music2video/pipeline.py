@@ -120,8 +120,9 @@ class Run:
         self.backends = settings.backends()
         self.pipeline_name = settings.resolved_pipeline()
         self.summary = RunSummary(
-            song=str(self.song),
-            output=str(self.output),
+            # Absolute: the studio and the edit API open this run from other working folders.
+            song=str(self.song.absolute()),
+            output=str(self.output.absolute()),
             pipeline=self.pipeline_name,
             backends=self.backends,
             settings=_public_settings(settings),
