@@ -417,3 +417,54 @@ def test_when_the_workers_die_the_remaining_shots_render_here(tmp_path: Path, mo
     result = render_storyboard(renderer, make_storyboard(), make_analysis(), RunFolder(tmp_path), 24, WIDTH, HEIGHT)
     assert result.failed_shots == {} and renderer.workers == 1
     assert [count_frames(tmp_path / clip.path) for clip in result.clips] == [clip.frames for clip in result.clips]
+
+
+@pytest.mark.slow  # 24 encodes: 2-8 s
+def test_the_same_frames_encode_to_the_same_clip_while_other_threads_keep_the_cpu_busy(tmp_path: Path):
+    """A clip's hash names one picture: x264 gives the same bytes for the same frames every time.
+
+    Its AVX-512 code did not (on this project's AVX-512 VMs, 6 of 6 clips came out different at
+    least once in 8 encodes under load, up to 87 levels apart when decoded); ClipWriter leaves it out.
+    """
+    import hashlib
+    import threading
+
+    from music2video.videofile import ClipWriter
+
+    renderer, analysis = AnimaticRenderer(WIDTH, HEIGHT, 24, workers=1), make_analysis()
+    shots = [make_shot(i, 0.0, 2.0, motif, camera="handheld") for i, motif in enumerate(("particles", "rings", "grid", "waves"))]
+    clips = [[planes.copy() for planes in renderer.frames(shot, make_storyboard([shot]), analysis, 48, "yuv420p")] for shot in shots]
+    stop = threading.Event()
+
+    def keep_busy() -> None:
+        matrix = np.random.default_rng(0).random((300, 300))
+        while not stop.is_set():
+            matrix @ matrix
+
+    busy = [threading.Thread(target=keep_busy, daemon=True) for _ in range(2)]
+    for thread in busy:
+        thread.start()
+    digests: list[set[str]] = [set() for _ in clips]
+    try:
+        for attempt in range(6):
+            for frames, seen in zip(clips, digests, strict=True):
+                path = tmp_path / f"clip-{attempt}.mp4"
+                with ClipWriter(path, WIDTH, HEIGHT, 24) as writer:
+                    for planes in frames:
+                        writer.write_yuv420p(planes)
+                seen.add(hashlib.sha256(path.read_bytes()).hexdigest())
+    finally:
+        stop.set()
+        for thread in busy:
+            thread.join()
+    assert [len(seen) for seen in digests] == [1] * len(clips)
+
+
+def test_encoders_leave_out_x264_avx512_code_only_where_the_cpu_has_it(monkeypatch: pytest.MonkeyPatch):
+    import music2video.videofile as videofile
+
+    monkeypatch.setattr(videofile, "_cpu_flags", lambda: {"sse4_2", "avx", "avx2", "fma", "bmi1", "bmi2", "avx512f"})
+    assert videofile.encoder_options()["x264-params"] == "me=dia:subme=1:asm=AVX2"
+    assert videofile.encoder_options({"x264-params": ""})["x264-params"] == "asm=AVX2"
+    monkeypatch.setattr(videofile, "_cpu_flags", lambda: {"sse4_2", "avx", "avx2", "fma", "bmi1", "bmi2"})
+    assert videofile.encoder_options() == videofile.X264_OPTIONS  # x264's own choice: it has no AVX-512 to use

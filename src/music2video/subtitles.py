@@ -29,7 +29,7 @@ from music2video.lyrics.ass import SUNG_ASS, KaraokeCue, read_karaoke, wrap_word
 from music2video.lyrics.srt import Cue, read_srt
 from music2video.progress import ProgressCallback, no_progress
 from music2video.runfolder import atomic_path
-from music2video.videofile import PIXEL_FORMAT, VIDEO_CODEC, X264_OPTIONS, fps_fraction
+from music2video.videofile import PIXEL_FORMAT, VIDEO_CODEC, encoder_options, fps_fraction
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ def burn_subtitles(video: Path, srt: Path, output: Path, progress: ProgressCallb
 
         with atomic_path(output) as tmp:
             with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as target:
-                out_video = target.add_stream(VIDEO_CODEC, rate=rate, options=dict(X264_OPTIONS))
+                out_video = target.add_stream(VIDEO_CODEC, rate=rate, options=encoder_options())
                 out_video.width, out_video.height, out_video.pix_fmt = width, height, PIXEL_FORMAT
                 out_audio = {s.index: target.add_stream_from_template(s) for s in audio_streams}
 

@@ -31,6 +31,37 @@ PIXEL_FORMAT = "yuv420p"
 # frame, 46.31 -> 46.25 dB); 'superfast' would save more but costs 60 % more bits.
 X264_OPTIONS = {"crf": "20", "preset": "veryfast", "bf": "0", "x264-params": "me=dia:subme=1"}
 
+# x264's AVX-512 code is not repeatable here: on the AVX-512 machines we run on (2-core VMs),
+# the same frames encoded twice in one process came out as different bitstreams whose decoded
+# pictures differed by up to 87 levels on some pixels, whenever other threads kept the CPU busy
+# (6 of 6 clips over 8 encodes at 64x36, 0 of 6 with AVX-512 left out). Its AVX2 and SSE4.2
+# code give the same bitstream as each other, every time, so a clip's hash names one picture.
+# Capped per machine at encoder start, outside X264_OPTIONS (and so outside the clip hash).
+X264_ASM_BELOW_AVX512 = "AVX2"
+
+
+def _cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none: not Linux)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return set()
+
+
+def encoder_options(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """X264_OPTIONS (plus ``extra``) as every encoder here opens them: on a CPU with AVX-512,
+    x264 uses its AVX2 code instead (see :data:`X264_ASM_BELOW_AVX512`)."""
+    options = {**X264_OPTIONS, **(extra or {})}
+    flags = _cpu_flags()
+    if "avx512f" in flags and {"avx2", "fma", "bmi1", "bmi2"} <= flags:
+        params = options.get("x264-params", "")
+        options["x264-params"] = f"{params}:asm={X264_ASM_BELOW_AVX512}" if params else f"asm={X264_ASM_BELOW_AVX512}"
+    return options
+
 
 def fps_fraction(fps: float) -> Fraction:
     """Exact rational frame rate: 23.976 -> 24000/1001, 24 -> 24/1."""
@@ -50,7 +81,7 @@ class ClipWriter:
     def __init__(self, path: Path, width: int, height: int, fps: float, options: dict[str, str] | None = None):
         self.path = Path(path)
         self.width, self.height, self.fps = width, height, fps
-        self.options = {**X264_OPTIONS, **(options or {})}
+        self.options = encoder_options(options)
         self.frames_written = 0
         self._atomic = atomic_path(self.path)
         self._container: av.container.OutputContainer | None = None
