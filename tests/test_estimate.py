@@ -101,3 +101,29 @@ def test_image_estimate_follows_steps_references_and_gpu():
     assert image_seconds(edit, 832 * 480, 1, 40, RTX_4090) == pytest.approx(3 * one)
     schnell = IMAGE_MODELS["flux.1-schnell"]
     assert image_seconds(schnell, 1024 * 1024, 0, None, "NVIDIA H100 80GB HBM3") < 5  # 4 steps
+
+
+def test_keyframe_speed_options_cut_the_estimate(monkeypatch):
+    import music2video.estimate as estimate
+    from music2video.keyframes.image_models import IMAGE_MODELS
+
+    h100 = "NVIDIA H100 80GB HBM3"
+    edit = IMAGE_MODELS["qwen-image-edit-2509"]
+    full = estimate.image_seconds(edit, 832 * 480, 2, 40, h100)
+    # Lightning: 8 steps of one pass against 40 steps of two (true CFG): a tenth.
+    assert estimate.image_seconds(edit, 832 * 480, 2, 8, h100, guidance=1.0) == pytest.approx(full / 10)
+    # References encoded at a quarter megapixel: fewer tokens per pass.
+    smaller = estimate.image_seconds(edit, 832 * 480, 2, 40, h100, reference_pixels=512 * 512)
+    assert smaller == pytest.approx(full * (1560 + 2 * 1024) / (1560 + 2 * 4096))
+
+    monkeypatch.setattr(estimate, "device_name", lambda device: h100)
+    plan = plan_of(*[3.0] * 60)
+    line = estimate.estimate_keyframes(plan, load_settings(pipeline="clap", width=832, height=480), ["A"])
+    assert "(40 steps, two passes a step)" in line and "--keyframe-speed lightning-8 ≈" in line
+    fast = load_settings(pipeline="clap", width=832, height=480, keyframes={"speed": "lightning-8", "reference_pixels": 512 * 512})
+    line = estimate.estimate_keyframes(plan, fast, ["A"])
+    assert "(8 steps, one pass a step, Qwen-Image-Edit-2509-Lightning-8steps-V1.0-bf16.safetensors, references encoded at 262144 px)" in line
+    assert "--keyframe-speed" not in line
+    # The 3-minute projection: the options in order of speed, full far over the 15-minute budget.
+    rows = {name: references + keyframes for name, references, keyframes in estimate.keyframe_projection(h100)}
+    assert rows["full (defaults)"] > 15 * 60 > rows["lightning-8"] > rows["lightning-4"] > rows["lightning-4, references encoded at 512x512"]

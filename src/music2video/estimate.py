@@ -95,13 +95,14 @@ CACHE_SPEEDUP: dict[str, float] = {"none": 1.0, "taylorseer": 2.8, "first-block"
 
 # -- the keyframes stage (image models) ------------------------------------------------------
 
-# Seconds per 1,000 image tokens per denoising step on an H100, guidance passes included: an
-# estimate from each model's size (2 x parameters FLOPs per token per pass, at half the H100's
-# bf16 peak, 500 TFLOPS) until benchmarks/gpu measures it. Qwen runs two passes (true CFG),
-# FLUX one (schnell is guidance-distilled, Kontext takes guidance as an input).
-IMAGE_SECONDS_PER_KTOKEN_STEP: dict[str, float] = {
-    "qwen-image": 2 * 2 * 20e9 * 1000 / 500e12,
-    "qwen-image-edit-2509": 2 * 2 * 20e9 * 1000 / 500e12,
+# Seconds per 1,000 image tokens per transformer pass on an H100: an estimate from each model's
+# size (2 x parameters FLOPs per token per pass, at half the H100's bf16 peak, 500 TFLOPS) until
+# benchmarks/gpu measures it. A step is two passes where the model runs true classifier-free
+# guidance (Qwen at guidance > 1 with a negative prompt), one otherwise (FLUX: schnell is
+# guidance-distilled, Kontext takes guidance as an input; Qwen with a Lightning LoRA at 1).
+IMAGE_SECONDS_PER_KTOKEN_PASS: dict[str, float] = {
+    "qwen-image": 2 * 20e9 * 1000 / 500e12,
+    "qwen-image-edit-2509": 2 * 20e9 * 1000 / 500e12,
     "flux.1-schnell": 2 * 12e9 * 1000 / 500e12,
     "flux.1-kontext-dev": 2 * 12e9 * 1000 / 500e12,
 }
@@ -110,51 +111,134 @@ IMAGE_SECONDS_PER_KTOKEN_STEP: dict[str, float] = {
 IMAGE_GPU_SLOWDOWN: dict[str, float] = {"H100": 1.0, "H200": 0.95, "A100": 2.5, "RTX 4090": 3.0}
 # Image tokens per pixel: VAE stride 8 x patch 2 for Qwen-Image and FLUX alike.
 IMAGE_PIXELS_PER_TOKEN = 16 * 16
-# Qwen-Image-Edit and FLUX Kontext encode each reference image at about one megapixel.
-REFERENCE_INPUT_TOKENS = 1024 * 1024 // IMAGE_PIXELS_PER_TOKEN
+# Qwen-Image-Edit and FLUX Kontext encode each reference image at about one megapixel
+# (keyframes.reference_pixels changes it for Qwen-Image-Edit-2509).
+REFERENCE_INPUT_PIXELS = 1024 * 1024
 # A shot's keyframe is assumed to be composed from this many references (a character and a place).
 REFERENCES_PER_KEYFRAME = 2
+# The song of the projection (benchmarks/keyframes_projection.py): 3 minutes at the planner's
+# mean shot length of about 3 s, with two characters, three places and a prop.
+PROJECTION_SHOTS = 60
+PROJECTION_REFERENCES = 6
 
 
 def estimate_keyframes(plan: ShotPlan, settings: Settings, section_labels: list[str] | None = None) -> str:
     """One line for ``--dry-run``: references and keyframes to make and the expected time, apart
     from the video's. Before the storyboard exists the cast is counted as its writer makes it
-    at most (the template: two characters; the LLM: three) plus one place per distinct section."""
+    at most (the template: two characters; the LLM: three) plus one place per distinct section.
+    At full speed on a GPU it adds what the lightning-8 option would make of it."""
     from music2video.keyframes import keyframe_size, keyframes_wanted
-    from music2video.keyframes.image_models import resolve_image_model
     from music2video.settings import parse_resolution
 
     wanted, why = keyframes_wanted(settings)
     if not wanted:
         return f"keyframes: none ({why})"
     options = settings.keyframes
-    text = resolve_image_model(options.reference_model, "text-to-image")
-    edit = resolve_image_model(options.keyframe_model, "edit")
     places = len(set(section_labels or [])) or 1
     characters = 2 if settings.backends()["writer"] == "template" else 3
     references = characters + min(places, 4)
+    device = device_name(options.device)
+    costs = keyframe_costs(options, keyframe_size(settings), len(plan.shots), references, device)
+    text, edit = costs["text"], costs["edit"]
     ref_width, ref_height = parse_resolution(options.reference_size)
     width, height = keyframe_size(settings)
-    device = device_name(options.device)
-    reference_s = references * image_seconds(text, ref_width * ref_height, 0, options.steps, device)
-    refs_per_frame = min(REFERENCES_PER_KEYFRAME, edit.max_references)
-    keyframe_s = len(plan.shots) * image_seconds(edit, width * height, refs_per_frame, options.steps, device)
-    return (
+    line = (
         f"keyframes: about {references} references with {text.name} at {ref_width}x{ref_height} ≈ "
-        f"{format_duration(reference_s)}, then {len(plan.shots)} keyframes with {edit.name} at {width}x{height} "
-        f"≈ {format_duration(keyframe_s)} on {device} (estimate from model size; before the video model loads)"
+        f"{format_duration(costs['references_s'])}, then {len(plan.shots)} keyframes with {edit.name} at {width}x{height} "
+        f"≈ {format_duration(costs['keyframes_s'])} on {device}{_sampling_note(costs)} "
+        "(estimate from model size; before the video model loads)"
     )
+    if options.speed == "full" and edit.speed_loras and device not in ("cpu", "mps"):
+        fast = keyframe_costs(options.model_copy(update={"speed": "lightning-8"}), (width, height), len(plan.shots), references, device)
+        line += f"; --keyframe-speed lightning-8 ≈ {format_duration(fast['references_s'] + fast['keyframes_s'])} in all"
+    return line
 
 
-def image_seconds(entry: object, pixels: int, references: int, steps: int | None, device: str) -> float:
-    """Expected seconds for one image of ``pixels`` from ``references`` reference images."""
-    tokens = pixels / IMAGE_PIXELS_PER_TOKEN + references * REFERENCE_INPUT_TOKENS
-    per_step = IMAGE_SECONDS_PER_KTOKEN_STEP.get(entry.name, IMAGE_SECONDS_PER_KTOKEN_STEP["qwen-image"]) * tokens / 1000
+def keyframe_costs(options: object, size: tuple[int, int], shots: int, references: int, device: str) -> dict:
+    """Seconds of references and keyframes for the ``[keyframes]`` settings ``options``: the
+    models, their steps and guidance under ``options.speed``, and the reference encoding size."""
+    from music2video.keyframes.image_models import resolve_image_model, sampling_for
+    from music2video.settings import parse_resolution
+
+    text = resolve_image_model(options.reference_model, "text-to-image")
+    edit = resolve_image_model(options.keyframe_model, "edit")
+    text_sampling = sampling_for(text, options.speed, options.steps, options.guidance)
+    edit_sampling = sampling_for(edit, options.speed, options.steps, options.guidance)
+    ref_width, ref_height = parse_resolution(options.reference_size)
+    reference_pixels = options.reference_pixels if edit.reference_pixels_constant else None
+    refs_per_frame = min(REFERENCES_PER_KEYFRAME, edit.max_references)
+    return {
+        "text": text,
+        "edit": edit,
+        "edit_sampling": edit_sampling,
+        "reference_pixels": reference_pixels or REFERENCE_INPUT_PIXELS,
+        "references_s": references
+        * image_seconds(text, ref_width * ref_height, 0, text_sampling.steps, device, guidance=text_sampling.guidance),
+        "keyframes_s": shots
+        * image_seconds(
+            edit, size[0] * size[1], refs_per_frame, edit_sampling.steps, device,
+            guidance=edit_sampling.guidance, reference_pixels=reference_pixels,
+        ),  # fmt: skip
+    }
+
+
+def _sampling_note(costs: dict) -> str:
+    sampling = costs["edit_sampling"]
+    passes = "one pass" if sampling.guidance <= 1 else "two passes"
+    lora = f", {sampling.lora.weight_name.rsplit('/', 1)[-1]}" if sampling.lora else ""
+    encoded = "" if costs["reference_pixels"] == REFERENCE_INPUT_PIXELS else f", references encoded at {costs['reference_pixels']} px"
+    return f" ({sampling.steps} steps, {passes} a step{lora}{encoded})"
+
+
+def image_seconds(
+    entry: object,
+    pixels: int,
+    references: int,
+    steps: int | None,
+    device: str,
+    *,
+    guidance: float | None = None,
+    reference_pixels: int | None = None,
+) -> float:
+    """Expected seconds for one image of ``pixels`` from ``references`` reference images, each
+    encoded at ``reference_pixels`` (None: one megapixel), at ``guidance`` (None: the model's).
+
+    Linear in the tokens: attention grows faster, so large token counts (an edit with three
+    one-megapixel references is 13,000 tokens) are, if anything, underestimated, and fewer
+    reference pixels save more than this says."""
+    tokens = pixels / IMAGE_PIXELS_PER_TOKEN + references * (reference_pixels or REFERENCE_INPUT_PIXELS) / IMAGE_PIXELS_PER_TOKEN
+    guidance = entry.default_guidance if guidance is None else guidance
+    passes = 2 if entry.negative_prompt and guidance > 1 else 1
+    per_pass = IMAGE_SECONDS_PER_KTOKEN_PASS.get(entry.name, IMAGE_SECONDS_PER_KTOKEN_PASS["qwen-image"]) * tokens / 1000
     if device.lower() in ("cpu", "mps"):
         slowdown = IMAGE_GPU_SLOWDOWN[REFERENCE_GPU] * CPU_SLOWDOWN
     else:
         slowdown = next((v for k, v in IMAGE_GPU_SLOWDOWN.items() if k.lower() in device.lower()), IMAGE_GPU_SLOWDOWN[REFERENCE_GPU])
-    return (steps or entry.default_steps) * per_step * slowdown
+    return (steps or entry.default_steps) * passes * per_pass * slowdown
+
+
+def keyframe_projection(
+    device: str = "NVIDIA H100 80GB HBM3",
+    size: tuple[int, int] = (832, 480),
+    shots: int = PROJECTION_SHOTS,
+    references: int = PROJECTION_REFERENCES,
+) -> list[tuple[str, float, float]]:
+    """(option, seconds of references, seconds of keyframes) for a song of ``shots`` shots with
+    the default models, without and with the speed options; estimates from model size."""
+    from music2video.settings import KeyframeSettings
+
+    options = {
+        "full (defaults)": {},
+        "lightning-8": {"speed": "lightning-8"},
+        "lightning-4": {"speed": "lightning-4"},
+        "lightning-8, references encoded at 512x512": {"speed": "lightning-8", "reference_pixels": 512 * 512},
+        "lightning-4, references encoded at 512x512": {"speed": "lightning-4", "reference_pixels": 512 * 512},
+    }
+    rows = []
+    for name, changes in options.items():
+        costs = keyframe_costs(KeyframeSettings(**changes), size, shots, references, device)
+        rows.append((name, costs["references_s"], costs["keyframes_s"]))
+    return rows
 
 
 # -- disk ------------------------------------------------------------------------------------

@@ -218,8 +218,20 @@ class KeyframeSettings(ModelSettings):
     keyframe_model: str = Field(
         "qwen-image-edit-2509", description="Image-editing model that composes keyframes from 1-3 references: name, id or folder."
     )
-    steps: int | None = Field(None, ge=1, description="Denoising steps; None: each model's default.")
-    guidance: float | None = Field(None, ge=0, description="Guidance scale; None: each model's default.")
+    speed: Literal["full", "lightning-8", "lightning-4"] = Field(
+        "full",
+        description="full: each model's own steps and guidance; lightning-8 / lightning-4: lightx2v's few-step "
+        "Qwen-Image-Lightning LoRAs (Apache-2.0, downloaded once) fused into the Qwen models, 8 or 4 steps without "
+        "guidance (one transformer pass a step); other models keep their own.",
+    )
+    steps: int | None = Field(None, ge=1, description="Denoising steps; None: each model's default (or the speed LoRA's).")
+    guidance: float | None = Field(None, ge=0, description="Guidance scale; None: each model's default (or the speed LoRA's).")
+    reference_pixels: int | None = Field(
+        None,
+        ge=32 * 32,  # the pipeline rounds each side to a multiple of 32
+        description="Pixels each reference is encoded at by the edit model (aspect kept); None: the pipeline's "
+        "(Qwen-Image-Edit-2509: 1048576, 1024x1024). Fewer: faster keyframes, less detail taken from the references.",
+    )
     reference_size: str = Field("1024x1024", description="WIDTHxHEIGHT of reference images (multiples of 16).")
     size: str | None = Field(
         None, description="WIDTHxHEIGHT of keyframes (multiples of 16); None: the video model's generation size."

@@ -210,6 +210,10 @@ FLAGS: tuple[Flag, ...] = (
     ),
     Flag("video_model", str, "Video model (text or keyframe to video): registry name, Hugging Face id or local folder.", MODELS, "render", to=("video.model",), metavar="MODEL"),
     # -- speed
+    Flag(
+        "keyframe_speed", str, "full, or lightning-8 / lightning-4: few-step LoRAs (Apache-2.0) fused into the Qwen image "
+        "models, 8 or 4 steps without guidance.", SPEED, "keyframes", to=("keyframes.speed",), metavar="full|lightning-8|lightning-4",
+    ),
     Flag("device", str, "Device for every model: auto, cuda, cuda:1, mps or cpu.", SPEED, "listen", to=_model_paths("device"), metavar="DEVICE"),
     Flag(
         "dtype", str, "Precision for every model: auto, float32, float16 or bfloat16.", SPEED, "listen",

@@ -15,14 +15,17 @@ torch and diffusers are imported only when a model loads.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import importlib.util
 import logging
 import time
+from collections.abc import Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from music2video.errors import ModelLoadError, Music2VideoError
-from music2video.keyframes.image_models import ImageModel, warn_about_licence
+from music2video.keyframes.image_models import ImageModel, SpeedLora, sampling_for, warn_about_licence
 from music2video.model_source import load_error
 from music2video.optional import require
 from music2video.settings import KeyframeSettings
@@ -43,16 +46,24 @@ _FLAGS = {"text-to-image": "--reference-model", "edit": "--keyframe-model"}
 
 
 def image_fingerprint(entry: ImageModel, settings: KeyframeSettings) -> dict[str, object]:
-    """What changes the pixels of ``entry``'s images: model, steps, guidance, dtype (not the
-    device or offloading, which change speed and memory only). Known before anything loads."""
-    return {
+    """What changes the pixels of ``entry``'s images: model, steps, guidance, dtype, the speed
+    LoRA and the reference encoding size (not the device or offloading, which change speed and
+    memory only). Known before anything loads. The last two are listed only when in use, so the
+    images of earlier runs keep their hashes."""
+    sampling = sampling_for(entry, settings.speed, settings.steps, settings.guidance)
+    fingerprint: dict[str, object] = {
         "model": entry.name,
         "source": entry.hf_id,
-        "steps": settings.steps or entry.default_steps,
-        "guidance": settings.guidance if settings.guidance is not None else entry.default_guidance,
+        "steps": sampling.steps,
+        "guidance": sampling.guidance,
         "dtype": settings.dtype,
         "version": GENERATOR_VERSION,
     }
+    if sampling.lora is not None:
+        fingerprint["lora"] = f"{sampling.lora.repo}/{sampling.lora.weight_name}"
+    if entry.reference_pixels_constant and settings.reference_pixels:
+        fingerprint["reference_pixels"] = settings.reference_pixels
+    return fingerprint
 
 
 class ImageGenerator:
@@ -66,8 +77,8 @@ class ImageGenerator:
     def __init__(self, entry: ImageModel, settings: KeyframeSettings):
         self.entry = entry
         self.settings = settings
-        fingerprint = image_fingerprint(entry, settings)
-        self.steps, self.guidance = fingerprint["steps"], fingerprint["guidance"]
+        sampling = sampling_for(entry, settings.speed, settings.steps, settings.guidance)
+        self.steps, self.guidance, self.lora = sampling.steps, sampling.guidance, sampling.lora
         self.offload = settings.offload
         self.warnings: list[str] = []
         self._pipe: Any = None
@@ -100,6 +111,10 @@ class ImageGenerator:
                     ) from None
             raise load_error(self.entry.hf_id, "image", _FLAGS[self.entry.task], error) from None
         self._pipe.set_progress_bar_config(disable=True)
+        if self.lora is not None:
+            self._fuse(self.lora)
+        if self.settings.reference_pixels and self.entry.task == "edit" and self.entry.reference_pixels_constant is None:
+            log.warning("%s has no setting for the reference encoding size; keyframes.reference_pixels ignored", self.entry.name)
         if self.settings.vae_tiling and hasattr(self._pipe.vae, "enable_tiling"):
             self._pipe.vae.enable_tiling()
         log.info(
@@ -108,6 +123,41 @@ class ImageGenerator:
             time.perf_counter() - started, self.offload,
         )  # fmt: skip
         return self
+
+    def _fuse(self, lora: SpeedLora) -> None:
+        """Fuse a few-step LoRA into the transformer and set the scheduler it was distilled with.
+
+        Fused (diffusers' documented way: load, fuse, unload), the steps cost what the base
+        model's do; on a GPU without offload the pipeline moves there first, so the fusing runs
+        on the GPU rather than the CPU.
+        """
+        if importlib.util.find_spec("peft") is None:
+            raise ModelLoadError(
+                f"keyframes.speed = {self.settings.speed!r} loads a LoRA, which diffusers does through 'peft': "
+                "pip install peft (part of the video extra), or set keyframes.speed = \"full\""
+            )
+        from diffusers import FlowMatchEulerDiscreteScheduler
+
+        started = time.perf_counter()
+        if lora.scheduler:
+            self._pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(self._pipe.scheduler.config, **lora.scheduler)
+        if self.offload == "none" and self._device is not None and self._device.type != "cpu":
+            self._place()
+        subfolder, _, weight_name = lora.weight_name.rpartition("/")
+        try:
+            self._pipe.load_lora_weights(lora.repo, weight_name=weight_name, subfolder=subfolder or None, adapter_name="speed")
+        except Exception as error:  # hub, file and key-mismatch errors all mean "cannot load"
+            raise ModelLoadError(
+                f"cannot load the {self.settings.speed} LoRA for {self.entry.name} ({lora.repo}, {lora.weight_name}): "
+                f"{str(error).splitlines()[0] if str(error) else type(error).__name__}; set keyframes.speed = \"full\" "
+                "to run without it"
+            ) from None
+        self._pipe.fuse_lora(adapter_names=["speed"])
+        self._pipe.unload_lora_weights()
+        log.info(
+            "%s: fused %s (%s) in %.1f s: %d steps, guidance %g",
+            self.entry.name, lora.weight_name, self.settings.speed, time.perf_counter() - started, self.steps, self.guidance,
+        )  # fmt: skip
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -175,8 +225,9 @@ class ImageGenerator:
             "output_type": "pil",
             **entry.extra_call_arguments,
         }
-        if entry.negative_prompt:
-            # Qwen runs classifier-free guidance only when a negative prompt is given (" " will do).
+        if entry.negative_prompt and self.guidance > 1:
+            # Qwen runs classifier-free guidance only when a negative prompt is given (" " will do)
+            # and true_cfg_scale > 1; at 1 (the speed LoRAs) there is no second pass to feed.
             arguments["negative_prompt"] = negative or " "
         if entry.max_sequence_length is not None:
             arguments["max_sequence_length"] = entry.max_sequence_length
@@ -184,7 +235,8 @@ class ImageGenerator:
             if not images:
                 raise ValueError(f"{entry.name} composes from reference images; none were given")
             arguments["image"] = images if entry.max_references > 1 else images[0]
-        image = self._pipe(**arguments).images[0]
+        with reference_pixels(entry, self.settings.reference_pixels):
+            image = self._pipe(**arguments).images[0]
         if image.size != (width, height):
             # A pipeline that rounds the size (to its own multiple) says so here, not silently.
             log.warning("%s returned %dx%d for %dx%d asked; resized", entry.pipeline, *image.size, width, height)
@@ -204,6 +256,34 @@ class ImageGenerator:
         else:
             self._pipe.enable_sequential_cpu_offload(device=device)
         self._placed = self.offload
+
+
+@contextlib.contextmanager
+def reference_pixels(entry: ImageModel, pixels: int | None) -> Iterator[None]:
+    """Encode the edit model's references at ``pixels`` for the calls inside (None: as the pipeline does).
+
+    diffusers' QwenImageEditPlusPipeline takes no argument for it: the size is a module
+    constant, set here for the call and restored after. The risk: the constant is the whole
+    process's, so another QwenImageEditPlusPipeline called from another thread meanwhile would
+    see it (the keyframes stage calls one model at a time), and a diffusers release that renames
+    it makes this setting fail with a message rather than be silently ignored.
+    """
+    if not pixels or entry.reference_pixels_constant is None:
+        yield
+        return
+    module_name, _, name = entry.reference_pixels_constant.partition(":")
+    module = importlib.import_module(module_name)
+    if not hasattr(module, name):
+        raise Music2VideoError(
+            f"keyframes.reference_pixels: this diffusers version has no {entry.reference_pixels_constant} to set; "
+            "remove the setting"
+        )
+    previous = getattr(module, name)
+    setattr(module, name, pixels)
+    try:
+        yield
+    finally:
+        setattr(module, name, previous)
 
 
 class ImageModels:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,43 @@ from music2video.errors import Music2VideoError
 log = logging.getLogger(__name__)
 
 Task = Literal["text-to-image", "edit"]
+Speed = Literal["full", "lightning-8", "lightning-4"]
+
+
+@dataclass(frozen=True)
+class SpeedLora:
+    """A few-step distilled LoRA that a speed setting fuses into a model's transformer."""
+
+    repo: str = field(metadata={"doc": "Hugging Face id (or local folder) that holds the weights."})
+    weight_name: str = field(metadata={"doc": "File inside it (subfolder/file.safetensors), as load_lora_weights takes it."})
+    steps: int = field(metadata={"doc": "The step count it was distilled for."})
+    guidance: float = field(default=1.0, metadata={"doc": "1: no classifier-free guidance, one transformer pass per step."})
+    scheduler: Mapping[str, object] = field(
+        default_factory=lambda: MappingProxyType({}), metadata={"doc": "Scheduler config values it was distilled with."}
+    )
+    licence: str = ""
+
+
+# lightx2v's Qwen-Image-Lightning (github.com/ModelTC/Qwen-Image-Lightning, Apache-2.0) was
+# distilled with a fixed timestep shift of 3: its diffusers example sets these on
+# FlowMatchEulerDiscreteScheduler (the Qwen models' own config shifts by image size, 0.5 to 0.9,
+# and stretches the last step with shift_terminal).
+LIGHTNING_SCHEDULER = MappingProxyType({
+    "base_image_seq_len": 256, "base_shift": math.log(3), "max_image_seq_len": 8192, "max_shift": math.log(3),
+    "shift": 1.0, "shift_terminal": None, "time_shift_type": "exponential", "use_dynamic_shifting": True,
+})  # fmt: skip
+LIGHTNING_REPO = "lightx2v/Qwen-Image-Lightning"
+
+
+def _lightning(file_for_steps: str) -> Mapping[str, SpeedLora]:
+    """The 8- and 4-step entries of one model (``file_for_steps`` has a ``{steps}`` field)."""
+    return MappingProxyType({
+        f"lightning-{steps}": SpeedLora(
+            repo=LIGHTNING_REPO, weight_name=file_for_steps.format(steps=steps), steps=steps, guidance=1.0,
+            scheduler=LIGHTNING_SCHEDULER, licence="Apache-2.0",
+        )
+        for steps in (8, 4)
+    })  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -50,6 +88,13 @@ class ImageModel:
     max_sequence_length: int | None = field(default=None, metadata={"doc": "Prompt tokens the text encoder reads (None: the pipeline's default)."})
     extra_call_arguments: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
     needs: tuple[str, ...] = field(default=(), metadata={"doc": "Python packages its processor needs beyond the video extra."})
+    speed_loras: Mapping[str, SpeedLora] = field(
+        default_factory=lambda: MappingProxyType({}), metadata={"doc": "keyframes.speed -> its distilled LoRA."}
+    )
+    reference_pixels_constant: str | None = field(
+        default=None,
+        metadata={"doc": "module:NAME of the diffusers constant that fixes the pixels each reference is encoded at (edit models)."},
+    )
     commercial_use: bool = True
     licence: str = ""
     notes: str = ""
@@ -70,6 +115,7 @@ IMAGE_MODELS: dict[str, ImageModel] = {
             default_steps=50,
             default_guidance=4.0,
             guidance_argument="true_cfg_scale",
+            speed_loras=_lightning("Qwen-Image-Lightning-{steps}steps-V2.0-bf16.safetensors"),
             licence="Apache-2.0",
             notes="20B MMDiT with a Qwen2.5-VL 7B text encoder: about 57 GB in bf16; offload below 80 GB.",
         ),
@@ -83,6 +129,10 @@ IMAGE_MODELS: dict[str, ImageModel] = {
             guidance_argument="true_cfg_scale",
             max_references=3,
             needs=_QWEN_EDIT_NEEDS,
+            speed_loras=_lightning("Qwen-Image-Edit-2509/Qwen-Image-Edit-2509-Lightning-{steps}steps-V1.0-bf16.safetensors"),
+            # diffusers 0.42 encodes every reference at this many pixels (1024 x 1024), whatever
+            # its size, and offers no argument for it.
+            reference_pixels_constant="diffusers.pipelines.qwenimage.pipeline_qwenimage_edit_plus:VAE_IMAGE_SIZE",
             licence="Apache-2.0",
             notes="Composes a new image from 1-3 reference images (people, places, objects) and a prompt.",
         ),
@@ -135,6 +185,24 @@ def resolve_image_model(name_or_id_or_path: str, task: Task) -> ImageModel:
             f"{choice!r} is {_TASK_WORDS[entry.task]} ({entry.pipeline}); {setting} needs {_TASK_WORDS[task]}: {fitting}"
         )
     return entry
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How one model samples under the settings: steps, guidance and the speed LoRA, if any."""
+
+    steps: int
+    guidance: float
+    lora: SpeedLora | None = None
+
+
+def sampling_for(entry: ImageModel, speed: str, steps: int | None, guidance: float | None) -> Sampling:
+    """Steps and guidance for ``entry`` under ``keyframes.speed`` (``steps`` and ``guidance``:
+    the settings' own, which win when given). A model without a LoRA for that speed samples as
+    at ``full`` (FLUX.1-schnell is distilled already)."""
+    lora = entry.speed_loras.get(speed)
+    default_steps, default_guidance = (lora.steps, lora.guidance) if lora else (entry.default_steps, entry.default_guidance)
+    return Sampling(steps or default_steps, guidance if guidance is not None else default_guidance, lora)
 
 
 def warn_about_licence(entry: ImageModel) -> str | None:
