@@ -467,4 +467,33 @@ def test_encoders_leave_out_x264_avx512_code_only_where_the_cpu_has_it(monkeypat
     assert videofile.encoder_options()["x264-params"] == "me=dia:subme=1:asm=AVX2"
     assert videofile.encoder_options({"x264-params": ""})["x264-params"] == "asm=AVX2"
     monkeypatch.setattr(videofile, "_cpu_flags", lambda: {"sse4_2", "avx", "avx2", "fma", "bmi1", "bmi2"})
-    assert videofile.encoder_options() == videofile.X264_OPTIONS  # x264's own choice: it has no AVX-512 to use
+    assert videofile.encoder_options()["x264-params"] == "me=dia:subme=1"  # x264's own choice: it has no AVX-512 to use
+
+
+def test_a_clip_does_not_depend_on_the_cores_the_encoder_may_use(tmp_path: Path):
+    """x264 cuts each frame into one slice per core it may use, unless told: pinned to one core,
+    the same frames must still give the same clip."""
+    import os
+
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs a Linux process allowed on two cores or more")
+    from music2video.videofile import ClipWriter
+
+    renderer = AnimaticRenderer(320, 180, 24, workers=1)
+    shot = make_shot(0, 0.0, 0.5, "rings")
+    frames = [planes.copy() for planes in renderer.frames(shot, make_storyboard([shot]), make_analysis(), 6, "yuv420p")]
+
+    def encode(path: Path) -> bytes:
+        with ClipWriter(path, 320, 180, 24) as writer:
+            for planes in frames:
+                writer.write_yuv420p(planes)
+        return path.read_bytes()
+
+    allowed = os.sched_getaffinity(0)
+    everywhere = encode(tmp_path / "all-cores.mp4")
+    os.sched_setaffinity(0, {min(allowed)})
+    try:
+        one_core = encode(tmp_path / "one-core.mp4")
+    finally:
+        os.sched_setaffinity(0, allowed)
+    assert one_core == everywhere

@@ -38,6 +38,12 @@ X264_OPTIONS = {"crf": "20", "preset": "veryfast", "bf": "0", "x264-params": "me
 # code give the same bitstream as each other, every time, so a clip's hash names one picture.
 # Capped per machine at encoder start, outside X264_OPTIONS (and so outside the clip hash).
 X264_ASM_BELOW_AVX512 = "AVX2"
+# x264's slices, fixed: left to x264, there is one per core the encoding thread may run on, and
+# the slices change the picture (one CPU against two: up to 87 levels apart at 320x180), so a
+# clip would depend on the machine (a 16-core GPU host, a Ray node, a process pinned to one
+# core). Two is what x264 chose on the 2-core machines clips were made on so far: their bytes
+# and hashes stay as they were.
+X264_THREADS = "2"
 
 
 def _cpu_flags() -> set[str]:
@@ -53,9 +59,10 @@ def _cpu_flags() -> set[str]:
 
 
 def encoder_options(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """X264_OPTIONS (plus ``extra``) as every encoder here opens them: on a CPU with AVX-512,
-    x264 uses its AVX2 code instead (see :data:`X264_ASM_BELOW_AVX512`)."""
-    options = {**X264_OPTIONS, **(extra or {})}
+    """X264_OPTIONS (plus ``extra``) as every encoder here opens them: :data:`X264_THREADS`
+    slices whatever the cores, and on a CPU with AVX-512, x264's AVX2 code instead (see
+    :data:`X264_ASM_BELOW_AVX512`)."""
+    options = {"threads": X264_THREADS, **X264_OPTIONS, **(extra or {})}
     flags = _cpu_flags()
     if "avx512f" in flags and {"avx2", "fma", "bmi1", "bmi2"} <= flags:
         params = options.get("x264-params", "")
