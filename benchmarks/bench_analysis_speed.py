@@ -40,17 +40,21 @@ import build as devset  # noqa: E402
 
 TRACER = r"""
 import sys, json
-import numba.core.dispatcher as dispatcher
-import numba.np.ufunc.ufuncbuilder as ufuncbuilder
 compiled = []
-def traced(original, kind):
-    def compile(self, *args, **kwargs):
-        compiled.append(f"{self.py_func.__module__}.{self.py_func.__name__}{kind}")
-        return original(self, *args, **kwargs)
-    return compile
-dispatcher.Dispatcher.compile = traced(dispatcher.Dispatcher.compile, "")
-for builder in (ufuncbuilder.UFuncBuilder, ufuncbuilder.GUFuncBuilder):  # eagerly compiled (g)ufuncs
-    builder.add = traced(builder.add, " (ufunc)")
+try:
+    import numba.core.dispatcher as dispatcher
+    import numba.np.ufunc.ufuncbuilder as ufuncbuilder
+except ImportError:  # a core install: nothing can compile
+    compiled.append("(numba is not installed)")
+else:
+    def traced(original, kind):
+        def compile(self, *args, **kwargs):
+            compiled.append(f"{self.py_func.__module__}.{self.py_func.__name__}{kind}")
+            return original(self, *args, **kwargs)
+        return compile
+    dispatcher.Dispatcher.compile = traced(dispatcher.Dispatcher.compile, "")
+    for builder in (ufuncbuilder.UFuncBuilder, ufuncbuilder.GUFuncBuilder):  # eagerly compiled (g)ufuncs
+        builder.add = traced(builder.add, " (ufunc)")
 from music2video.cli import main
 sys.argv = ["music2video", "analyze", sys.argv[1], "-o", sys.argv[2]]
 try:
