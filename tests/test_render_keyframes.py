@@ -371,3 +371,16 @@ def test_bench_tiny_runs_every_part(monkeypatch, capsys, tmp_path):
     # 180 s in 2.5 s shots: 72 keyframes, 72 clips of 41 frames (2.5 s at 16 fps, 4k+1).
     assert (projection["shots"], projection["frames_per_shot"]) == (72, 41)
     assert projection["keyframes_s"] == pytest.approx(72 * results["keyframe"]["projected_s"])
+
+
+@pytest.mark.slow  # about 10 s on 2 cores: two tiny image models
+def test_bench_times_the_keyframe_speed_options(monkeypatch, tmp_path):
+    import json
+
+    report = tmp_path / "bench.json"
+    arguments = ["--tiny", "--parts", "reference,keyframe", "--keyframe-speed", "lightning-4", "--json", str(report)]
+    assert run_bench(monkeypatch, *arguments) == 0
+    results = json.loads(report.read_text())["results"]
+    # Projected to the LoRAs' 4 steps, timed at guidance 1 (one transformer pass a step).
+    for part in ("reference", "keyframe"):
+        assert results[part]["default_steps"] == 4 and "lightning-4 (4 steps, guidance 1)" in results[part]["what"]

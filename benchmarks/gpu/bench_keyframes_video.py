@@ -27,6 +27,7 @@ The image models' names, pipelines and default steps come from the keyframes sta
 
     PYTHONPATH=src python benchmarks/gpu/bench_keyframes_video.py            # 8 steps each, ~5 min on an H100
     PYTHONPATH=src python benchmarks/gpu/bench_keyframes_video.py --tiny     # tiny configs, CPU is fine
+    PYTHONPATH=src python benchmarks/gpu/bench_keyframes_video.py --parts reference,keyframe --keyframe-speed lightning-8 --reference-pixels 262144
 
 Without a CUDA GPU (and without --tiny) it says so and exits 0.
 """
@@ -34,6 +35,7 @@ Without a CUDA GPU (and without --tiny) it says so and exits 0.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import math
@@ -116,6 +118,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--frames", type=int, default=81, help="frames of the timed clip, 4k+1 (81 = 5 s at 16 fps)")
     parser.add_argument("--shot-s", type=float, default=2.5, help="mean shot length of the projected song, seconds")
     parser.add_argument("--references", type=int, default=6, help="references of the projected song (cast, places, props)")
+    parser.add_argument(
+        "--keyframe-speed", default="full", choices=("full", "lightning-8", "lightning-4"),
+        help="keyframes.speed: lightning-* times one transformer pass a step (guidance 1) and projects to the LoRA's steps "
+        "(a fused LoRA costs nothing per step, so random weights time it truly)",
+    )  # fmt: skip
+    parser.add_argument("--reference-pixels", type=int, default=None, help="keyframes.reference_pixels for the keyframe (default: 1024x1024)")
     parser.add_argument("--tiny", action="store_true", help="tiny configs (CPU is fine): checks that the script works")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     return parser.parse_args()
@@ -274,16 +282,17 @@ def bench_reference(args, device, dtype, parse_resolution) -> dict:
     from music2video.settings import KeyframeSettings
 
     entry = resolve_image_model(KeyframeSettings().reference_model, "text-to-image")  # the default
+    sampling = speed_sampling(entry, args)
     width, height = parse_resolution(args.reference_size)
     pipe = QwenImagePipeline(**qwen_components(args, device, dtype))
     pipe.set_progress_bar_config(disable=True)
-    embeds = qwen_embeddings(QWEN_PROMPT_TOKENS, args, device, dtype)
-    call = dict(**embeds, true_cfg_scale=TRUE_CFG, height=height, width=width, output_type="pil")
+    embeds = guided(qwen_embeddings(QWEN_PROMPT_TOKENS, args, device, dtype), sampling.guidance)
+    call = dict(**embeds, true_cfg_scale=sampling.guidance, height=height, width=width, output_type="pil")
     timed_call(pipe, device, 2, **call)  # warm-up: CUDA context, kernels, allocator (2 steps: 1 divides by 0 in the scheduler)
     result = timed_call(pipe, device, args.steps, **call)
     result.pop("output")
     del pipe
-    return finish(result, entry.name, entry.default_steps, f"{width}x{height}")
+    return finish(result, entry.name, sampling.steps, f"{width}x{height}{speed_note(args, sampling)}")
 
 
 def bench_keyframe(args, device, dtype, parse_resolution) -> dict:
@@ -293,28 +302,50 @@ def bench_keyframe(args, device, dtype, parse_resolution) -> dict:
     from music2video.settings import KeyframeSettings
 
     entry = resolve_image_model(KeyframeSettings().keyframe_model, "edit")  # the default
+    sampling = speed_sampling(entry, args)
     width, height = parse_resolution(args.size)
     reference_width, reference_height = parse_resolution(args.reference_size)
     from diffusers.pipelines.qwenimage import pipeline_qwenimage_edit_plus as edit_plus
 
+    from music2video.keyframes.generator import reference_pixels
+
     pipe = QwenImageEditPlusPipeline(**qwen_components(args, device, dtype), processor=None)
     pipe.set_progress_bar_config(disable=True)
-    embeds = qwen_embeddings(QWEN_EDIT_PROMPT_TOKENS, args, device, dtype)
+    embeds = guided(qwen_embeddings(QWEN_EDIT_PROMPT_TOKENS, args, device, dtype), sampling.guidance)
     references = [picture(reference_width, reference_height, seed) for seed in (1, 2)]
-    call = dict(**embeds, image=references, true_cfg_scale=TRUE_CFG, height=height, width=width, output_type="pil")
+    call = dict(**embeds, image=references, true_cfg_scale=sampling.guidance, height=height, width=width, output_type="pil")
     sizes = edit_plus.VAE_IMAGE_SIZE, edit_plus.CONDITION_IMAGE_SIZE
     try:
         if args.tiny:
             # The pipeline encodes each reference at about 1024x1024 whatever its size: far too slow
             # for a CPU check with tiny models (the keyframes tests shrink it the same way).
             edit_plus.VAE_IMAGE_SIZE = edit_plus.CONDITION_IMAGE_SIZE = 32 * 32
-        timed_call(pipe, device, 2, **call)
-        result = timed_call(pipe, device, args.steps, **call)
+        with reference_pixels(entry, None if args.tiny else args.reference_pixels):  # as the keyframes stage sets it
+            timed_call(pipe, device, 2, **call)
+            result = timed_call(pipe, device, args.steps, **call)
     finally:
         edit_plus.VAE_IMAGE_SIZE, edit_plus.CONDITION_IMAGE_SIZE = sizes
     result.pop("output")
     del pipe
-    return finish(result, entry.name, entry.default_steps, f"{width}x{height} from 2 references")
+    encoded = f", references encoded at {args.reference_pixels} px" if args.reference_pixels and not args.tiny else ""
+    return finish(result, entry.name, sampling.steps, f"{width}x{height} from 2 references{encoded}{speed_note(args, sampling)}")
+
+
+def speed_sampling(entry, args):
+    """Steps and guidance of ``entry`` under --keyframe-speed (the keyframes stage's rule)."""
+    from music2video.keyframes.image_models import sampling_for
+
+    sampling = sampling_for(entry, args.keyframe_speed, None, None)
+    return sampling if sampling.lora else dataclasses.replace(sampling, guidance=TRUE_CFG)
+
+
+def guided(embeds: dict, guidance: float) -> dict:
+    """The prompt embeddings a call at ``guidance`` gets: without the negative ones at 1 (one pass a step)."""
+    return embeds if guidance > 1 else {k: v for k, v in embeds.items() if not k.startswith("negative_")}
+
+
+def speed_note(args, sampling) -> str:
+    return f", {args.keyframe_speed} ({sampling.steps} steps, guidance {sampling.guidance:g})" if sampling.lora else ""
 
 
 def bench_video(args, device, dtype, parse_resolution) -> dict:
