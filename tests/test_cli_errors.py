@@ -98,6 +98,13 @@ def test_a_bad_flag_value_names_the_flag(song):
     one_line(music2video(song, "--pipeline", "fast"), 2, "--pipeline", "'preview'")
 
 
+def test_a_bad_video_option_names_the_flag(song):
+    one_line(music2video(song, "--colour-match", "rgb"), 2, "--colour-match", "'lab'")
+    one_line(music2video(song, "--vae-float32", "maybe"), 2, "--vae-float32", "boolean")
+    one_line(music2video(song, "--image-conditioning", "last-frame"), 2, "--image-conditioning", "'first-frame'")
+    one_line(music2video(song, "--video-speed", "turbo"), 2, "--video-speed", "'distilled'")
+
+
 def test_make_without_a_song():
     one_line(music2video("make"), 2, "Missing argument 'SONG'")
 
@@ -230,3 +237,14 @@ def test_analyze_runs_in_a_core_install_without_any_extra(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "out.music2video" / "analysis.json").is_file()
+
+
+def test_the_video_flags_reach_the_video_settings(tmp_path, monkeypatch):
+    from music2video.cli.flags import split_settings, to_keywords
+    from music2video.settings import load_settings
+
+    monkeypatch.chdir(tmp_path)  # no music2video.toml of the developer's
+    given = {"colour_match": "none", "vae_float32": "off", "image_conditioning": "reference", "video_speed": "distilled"}
+    fields, _others = split_settings(to_keywords(given))
+    video = load_settings(**fields).video
+    assert (video.colour_match, video.vae_float32, video.image_conditioning, video.speed) == ("none", False, "reference", "distilled")

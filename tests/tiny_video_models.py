@@ -322,3 +322,23 @@ def build_tiny_ltx_condition(folder: Path, seed: int = 0) -> Path:
     pipe = LTXPipeline.from_pretrained(folder)
     LTXConditionPipeline(**pipe.components).save_pretrained(folder)
     return Path(folder)
+
+
+def save_tiny_wan_lora(path: Path, num_layers: int, dim: int = 24, rank: int = 4, seed: int = 0) -> Path:
+    """Save a random LoRA for a tiny Wan transformer (``dim`` = heads x head size) in the original
+    Wan key layout that published Wan LoRAs use (CausVid, lightx2v: ``diffusion_model.blocks.N.
+    self_attn.q.lora_down.weight`` with an ``alpha``); diffusers converts it on loading."""
+    import torch
+    from safetensors.torch import save_file
+
+    generator = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for block in range(num_layers):
+        for attention in ("self_attn", "cross_attn"):
+            for projection in ("q", "k", "v", "o"):
+                key = f"diffusion_model.blocks.{block}.{attention}.{projection}"
+                tensors[f"{key}.lora_down.weight"] = torch.randn(rank, dim, generator=generator) * 0.5
+                tensors[f"{key}.lora_up.weight"] = torch.randn(dim, rank, generator=generator) * 0.5
+                tensors[f"{key}.alpha"] = torch.tensor(float(rank))
+    save_file(tensors, str(path))
+    return Path(path)

@@ -192,6 +192,16 @@ class VideoModelSettings(ModelSettings):
     colour_match: Literal["lab", "none"] = Field(
         "lab", description="Match each clip's colours to its scene's first keyframe (Lab mean and spread per frame), or not."
     )
+    speed: Literal["full", "distilled"] = Field(
+        "full",
+        description="distilled: fuse the model's few-step distillation LoRA (render/video_models.py) and sample "
+        "with its steps and guidance 1 (no negative pass); full: the model's own sampling.",
+    )
+    distill_lora: str | None = Field(
+        None,
+        description="For speed = distilled: a LoRA .safetensors file, or a Hugging Face id (id/file.safetensors) "
+        "in place of the model's registry LoRA.",
+    )
 
     @field_validator("generation_size")
     @classmethod

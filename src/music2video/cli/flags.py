@@ -209,6 +209,15 @@ FLAGS: tuple[Flag, ...] = (
         MODELS, "keyframes", to=("keyframes.keyframe_model",), metavar="MODEL",
     ),
     Flag("video_model", str, "Video model (text or keyframe to video): registry name, Hugging Face id or local folder.", MODELS, "render", to=("video.model",), metavar="MODEL"),
+    Flag(
+        "image_conditioning", str, "How Wan VACE takes a shot's keyframe: first-frame (the clip starts on it exactly) "
+        "or reference (its look and cast, freer motion).", MODELS, "render", to=("video.image_conditioning",),
+        metavar="first-frame|reference",
+    ),
+    Flag(
+        "colour_match", str, "Match each clip's colours to its scene's first keyframe (lab: Lab mean and spread "
+        "per frame) or leave them as generated (none).", LOOK, "render", to=("video.colour_match",), metavar="lab|none",
+    ),
     # -- speed
     Flag(
         "keyframe_speed", str, "full, or lightning-8 / lightning-4: few-step LoRAs (Apache-2.0) fused into the Qwen image "
@@ -218,6 +227,15 @@ FLAGS: tuple[Flag, ...] = (
     Flag(
         "dtype", str, "Precision for every model: auto, float32, float16 or bfloat16.", SPEED, "listen",
         to=_model_paths("dtype"), metavar="DTYPE",
+    ),
+    Flag(
+        "video_speed", str, "distilled: the video model's few-step distillation LoRA, 4-8 steps at guidance 1 "
+        "(about 10x faster; a different look); full: its own 50-step sampling.", SPEED, "render",
+        to=("video.speed",), metavar="full|distilled",
+    ),
+    Flag(
+        "vae_float32", str, "Decode video in a float32 VAE (truer colours, more memory) or in the model's dtype.",
+        ADVANCED, "render", to=("video.vae_float32",), metavar="on|off", default_text="on",
     ),
     Flag("executor", str, "Who renders the shots: local (this process) or ray (one actor per GPU; the ray extra).", SPEED, "render", metavar="local|ray"),
     Flag("ray_address", str, "Ray cluster to render on (HOST:6379, ray://HOST:10001, auto).", SPEED, "render", to=("ray.address",), metavar="ADDRESS", default_text="a local one on this machine"),

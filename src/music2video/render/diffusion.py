@@ -68,7 +68,7 @@ from music2video.optional import require
 from music2video.preflight import is_disk_full
 from music2video.render import colour
 from music2video.render.conditioning import ShotImages
-from music2video.render.video_models import VideoModel, resolve_video_model
+from music2video.render.video_models import VIDEO_MODELS, DistillLora, VideoModel, resolve_video_model
 from music2video.settings import VideoModelSettings
 from music2video.videofile import ClipWriter
 
@@ -99,6 +99,9 @@ FIRST_BLOCK_CACHE_THRESHOLD = 0.05
 
 # Segments made without image-to-video crossfade over this long, seconds (at least 2 frames).
 CROSSFADE_SECONDS = 0.25
+# Steps for a distillation LoRA given in video.distill_lora for a model whose entry names none
+# (published few-step Wan LoRAs are used at 4-8 steps).
+DISTILLED_STEPS = 6
 # Frames retimed and scaled at once: bounds the extra float32 copies to ~100 MB at 720p.
 RESIZE_CHUNK_FRAMES = 16
 # What VACE generates where no picture is given: mid grey, mask white (the diffusers example).
@@ -303,8 +306,12 @@ class DiffusersRenderer:
         self.takes_images = self.entry.takes_images
         self.takes_last_frame = self.entry.takes_images and self.entry.last_frame
         self.needs_images = not self.entry.text_to_video
-        self.steps = settings.steps or self.entry.default_steps
-        self.guidance = settings.guidance if settings.guidance is not None else self.entry.default_guidance
+        self.distill = self._distill_lora() if settings.speed == "distilled" else None
+        # speed = distilled: the LoRA's few steps and guidance 1, unless steps or guidance are set by hand.
+        self.steps = settings.steps or (self.distill.steps if self.distill else self.entry.default_steps)
+        self.guidance = settings.guidance if settings.guidance is not None else (
+            self.distill.guidance if self.distill else self.entry.default_guidance
+        )
         self.generation_size = generation_size(self.entry, settings, width, height)
         self.offload: OffloadLevel = settings.offload
 
@@ -346,10 +353,51 @@ class DiffusersRenderer:
             "extend": self.extend,
             "cache": self.cache,
             "cache_threshold": self.cache_threshold,
+            "distill_lora": self.distill.source if self.distill else None,
             "vae_float32": self._vae_float32(),
             "image_conditioning": self.settings.image_conditioning if self.takes_images else None,
             "colour_match": self.settings.colour_match if self.takes_images else None,
         }
+
+    def _distill_lora(self) -> DistillLora:
+        """The step-distillation LoRA for ``speed = "distilled"``: ``video.distill_lora`` or the registry's."""
+        entry, chosen = self.entry, self.settings.distill_lora
+        if chosen:
+            registry = entry.distill_lora
+            return DistillLora(source=chosen, steps=registry.steps if registry else DISTILLED_STEPS)
+        if entry.distill_lora is None:
+            with_lora = ", ".join(name for name, model in VIDEO_MODELS.items() if model.distill_lora)
+            raise Music2VideoError(
+                f"{entry.name} has no step-distillation LoRA for video.speed = distilled; use {with_lora}, "
+                "or name a LoRA file or Hugging Face id in video.distill_lora"
+            )
+        return entry.distill_lora
+
+    def _fuse_distill_lora(self, pipe: Any) -> None:
+        """Load the distillation LoRA into the transformer, fuse it into the weights and drop the
+        adapter layers (diffusers' documented fuse_lora + unload_lora_weights), so step caches,
+        torch.compile and the image-to-video pipeline that shares the transformer see plain weights."""
+        assert self.distill is not None
+        source = self.distill.source
+        arguments: dict[str, Any] = {}
+        local = Path(source).expanduser()
+        if local.is_file():
+            source = str(local)
+        elif source.endswith(".safetensors") and source.count("/") >= 2:  # owner/name/path/in/repo.safetensors
+            owner, name, weight_name = source.split("/", 2)
+            source, arguments["weight_name"] = f"{owner}/{name}", weight_name
+        try:
+            pipe.load_lora_weights(source, adapter_name="distill", **arguments)
+            pipe.fuse_lora(lora_scale=1.0)
+            pipe.unload_lora_weights()
+        except Exception as error:  # hub, file and key-layout errors all mean "cannot use this LoRA"
+            raise Music2VideoError(
+                f"cannot load the step-distillation LoRA {self.distill.source} into {self.entry.name} "
+                f"({_first_line(error)}); set video.distill_lora to a Wan LoRA file, or video.speed = full"
+            ) from None
+        log.info(
+            "fused step-distillation LoRA %s: %d steps at guidance %g", self.distill.source, self.steps, self.guidance
+        )
 
     def _vae_float32(self) -> bool:
         return self.settings.vae_float32 and self.entry.vae_float32
@@ -379,6 +427,8 @@ class DiffusersRenderer:
         except Exception as error:  # hub, file, config and import errors all mean "cannot load"
             raise load_error(entry.hf_id, "video", "--video-model", error) from None
         self._pipe.set_progress_bar_config(disable=True)
+        if self.distill is not None:
+            self._fuse_distill_lora(self._pipe)
         self._configure(self._pipe)
         if self.compile:
             self._compile_transformer()

@@ -54,6 +54,35 @@ ImageInput = Literal["image", "vace", "conditions"]
 
 
 @dataclass(frozen=True)
+class DistillLora:
+    """A published step-distillation LoRA for a model: ``video.speed = "distilled"`` fuses it and
+    samples with its few steps at guidance 1 (no negative-prompt pass)."""
+
+    source: str = field(metadata={"doc": "Hugging Face id (or id/file.safetensors), or a local .safetensors file."})
+    steps: int = field(metadata={"doc": "Denoising steps it is used with."})
+    guidance: float = 1.0
+    licence: str = ""
+    notes: str = ""
+
+
+# CausVid (Yin et al., "From Slow Bidirectional to Fast Autoregressive Video Diffusion Models"):
+# Wan 2.1 T2V 1.3B distilled by DMD to a few steps without guidance; weights MIT on
+# tianweiy/CausVid. Kijai extracted its difference from Wan 2.1 1.3B as a LoRA for ComfyUI;
+# AlekseyCalvin converted it to the key layout diffusers' Wan LoRA loader reads (its model card:
+# WanPipeline.load_lora_weights on Wan2.1-T2V-1.3B, "for Wan2.1 1.3B family models"). diffusers'
+# converter names CausVid LoRAs explicitly (loaders/lora_conversion_utils.py). Used at 4-8
+# steps, CFG 1 in the community's workflows; 6 here. No published 1.3B lightx2v LoRA exists
+# (lightx2v ships full distilled 1.3B weights, lightx2v/Wan2.1-T2V-1.3B-Distill-Models).
+CAUSVID_1_3B = DistillLora(
+    source="AlekseyCalvin/Wan1.3B_CausVid_LoRA_MisubiDiffusers_Conversion",
+    steps=6,
+    guidance=1.0,
+    licence="CausVid weights MIT (tianweiy/CausVid); read the LoRA's model card before commercial use",
+    notes="CausVid (DMD) LoRA for Wan 2.1 1.3B; the VACE 1.3B model shares its 30 base blocks.",
+)
+
+
+@dataclass(frozen=True)
 class VideoModel:
     """One text-to-video model and the rules its pipeline imposes.
 
@@ -109,6 +138,9 @@ class VideoModel:
     index_config: Mapping[str, object] = field(
         default_factory=lambda: MappingProxyType({}),
         metadata={"doc": "model_index.json values that tell this entry apart from others of the same class."},
+    )
+    distill_lora: DistillLora | None = field(
+        default=None, metadata={"doc": "Step-distillation LoRA for video.speed = 'distilled'; None: the model has none."}
     )
     licence: str = ""
     notes: str = ""
@@ -177,6 +209,7 @@ VIDEO_MODELS: dict[str, VideoModel] = {
             default_guidance=5.0,
             negative_prompt=WAN_NEGATIVE_PROMPT,
             vae_float32=True,
+            distill_lora=CAUSVID_1_3B,
             licence="Apache-2.0",
             notes=(
                 "Text only, about 8 GB of GPU memory at 832x480. It cannot start from a keyframe (Wan 2.1 VACE "
@@ -202,6 +235,7 @@ VIDEO_MODELS: dict[str, VideoModel] = {
             image_input="vace",
             last_frame=True,
             vae_float32=True,
+            distill_lora=CAUSVID_1_3B,
             licence="Apache-2.0",
             notes=(
                 "The light default: Wan 2.1 1.3B with VACE context blocks, about 10 GB of GPU memory at 832x480. "
