@@ -62,6 +62,24 @@ def test_dry_run_estimate_reads_the_settings_the_run_will_use():
     assert "ltx-video" in other
 
 
+def test_distilled_speed_is_few_steps_in_one_pass_and_the_dry_run_shows_both_speeds():
+    wan = VIDEO_MODELS["wan2.1-vace-1.3b"]
+    full = estimate_render_seconds(wan, [81], 50, RTX_4090)
+    # 6 steps at guidance 1: 6 of 50 steps, one transformer pass of two; no cache gain counted.
+    assert estimate_render_seconds(wan, [81], 6, RTX_4090, guidance=1.0) == pytest.approx(full * 6 / 50 / 2)
+    assert estimate_render_seconds(wan, [81], 6, RTX_4090, guidance=1.0, cache="taylorseer") == pytest.approx(
+        full * 6 / 50 / 2
+    )
+    plan = plan_of(4.0, 6.0, 2.5)
+    common = {"pipeline": "preview", "renderer": "diffusers", "fps": 24.0}
+    as_is = estimate_render(plan, load_settings(None, **common, video={"device": "cpu"}))
+    fast = estimate_render(plan, load_settings(None, **common, video={"device": "cpu", "speed": "distilled"}))
+    assert "50 steps" in as_is and "with --video-speed distilled ≈" in as_is
+    assert "6 steps, guidance 1 (no negative pass)" in fast and "with --video-speed full ≈" in fast
+    no_lora = estimate_render(plan, load_settings(None, **common, video={"device": "cpu", "model": "ltx-video"}))
+    assert "--video-speed" not in no_lora  # LTX has no distillation LoRA in the registry
+
+
 def test_animatic_estimate_follows_the_output_size():
     plan = plan_of(5.0, 5.0)
     line = estimate_render(plan, load_settings(None, pipeline="preview", width=320, height=180))

@@ -82,3 +82,16 @@ def test_a_lora_that_does_not_fit_is_one_line(tiny_models, tmp_path):
     with pytest.raises(Music2VideoError, match="step-distillation LoRA") as error:
         renderer.__enter__()
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.slow  # about 10 s on 2 cores: the tiny VACE pipeline, three timed calls
+def test_the_gpu_benchmark_projects_the_distilled_video(monkeypatch, tmp_path):
+    import json
+
+    from test_render_keyframes import run_bench
+
+    report = tmp_path / "bench.json"
+    assert run_bench(monkeypatch, "--tiny", "--parts", "video", "--distilled", "--json", str(report)) == 0
+    video = json.loads(report.read_text())["results"]["video"]
+    assert video["distilled_steps"] == VIDEO_MODELS["wan2.1-vace-1.3b"].distill_lora.steps
+    assert video["distilled_s_per_step"] > 0 and video["distilled_projected_s"] > 0  # timings: benchmarks only

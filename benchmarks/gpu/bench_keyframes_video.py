@@ -113,6 +113,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=None, help="denoising steps timed per model (default 8; 2 with --tiny)")
     parser.add_argument("--parts", default="reference,keyframe,video", help="comma-separated subset of reference, keyframe, video")
     parser.add_argument("--taylorseer", action="store_true", help="also time the video with the TaylorSeer step cache")
+    parser.add_argument(
+        "--distilled", action="store_true",
+        help="also time the video as video.speed = distilled samples it: guidance 1 (one pass), projected to the LoRA's steps",
+    )
     parser.add_argument("--reference-size", default="1024x1024", help="WxH of a reference (keyframes.reference_size)")
     parser.add_argument("--size", default="832x480", help="WxH of keyframes and video (VACE 1.3B's 480p)")
     parser.add_argument("--frames", type=int, default=81, help="frames of the timed clip, 4k+1 (81 = 5 s at 16 fps)")
@@ -388,6 +392,15 @@ def bench_video(args, device, dtype, parse_resolution) -> dict:
         cached.pop("output")
         transformer.disable_cache()
         result["taylorseer_speedup"] = result["total_s"] / cached["total_s"]
+    if args.distilled:
+        # A fused LoRA leaves the transformer's shapes and work as they were: random weights time
+        # it exactly. What changes is one pass per step (guidance 1) and the LoRA's few steps.
+        lora = entry.distill_lora
+        one_pass = timed_call(pipe, device, args.steps, **{**call, "guidance_scale": lora.guidance})
+        one_pass.pop("output")
+        result["distilled_steps"] = lora.steps
+        result["distilled_s_per_step"] = one_pass["s_per_step"]
+        result["distilled_projected_s"] = one_pass["s_per_step"] * lora.steps + one_pass["outside_loop_s"]
     result.update(outside_the_model(frames, keyframe, entry.native_fps, width, height))
     del pipe, transformer, vae
     return result
@@ -458,6 +471,8 @@ def project_song(results: dict, args) -> dict | None:
     }
     if speedup:
         projection["video_taylorseer_s"] = video_s / speedup
+    if "distilled_projected_s" in video:
+        projection["video_distilled_s"] = generated_s * video["distilled_projected_s"] / video["clip_s"]
     projection["outside_share"] = outside_s / projection["total_s"]
     return projection
 
@@ -492,6 +507,7 @@ def print_summary(results: dict, projection: dict | None, args) -> None:
         f"{projection['shots']} keyframes {minutes['keyframes_s']:.1f} min, video ({projection['shots']} shots of "
         f"{projection['frames_per_shot']} frames) {minutes['video_s']:.1f} min"
         + (f" ({minutes['video_taylorseer_s']:.1f} min with TaylorSeer)" if "video_taylorseer_s" in minutes else "")
+        + (f" ({minutes['video_distilled_s']:.1f} min distilled)" if "video_distilled_s" in minutes else "")
         + f", outside the models {minutes['outside_s']:.1f} min ({100 * projection['outside_share']:.1f} %): "
         f"total {minutes['total_s']:.1f} min (target: keyframes + video <= 15 min with the speed options on)"
     )

@@ -92,6 +92,8 @@ CPU_SLOWDOWN = 200.0
 # TaylorSeer: benchmarks/gpu/bench_wan.py on an H100 (random weights, so indicative); the
 # others are estimates until measured the same way.
 CACHE_SPEEDUP: dict[str, float] = {"none": 1.0, "taylorseer": 2.8, "first-block": 1.5, "pab": 1.3}
+# Fewer steps than this (a distilled schedule): no cache speed-up is counted (none measured).
+CACHE_MIN_STEPS = 20
 
 # -- the keyframes stage (image models) ------------------------------------------------------
 
@@ -271,9 +273,28 @@ def estimate_render(plan: ShotPlan, settings: Settings) -> str:
     video = settings.video
     entry = resolve_video_model(video.model)
     size = generation_size(entry, video, settings.width, settings.height)
-    return describe_render_estimate(
-        entry, frames, video.steps, device_name(video.device), output_fps=settings.fps, size=size, cache=video.cache
+    device = device_name(video.device)
+    steps, guidance = _sampling(entry, video)
+    line = describe_render_estimate(
+        entry, frames, steps, device, guidance=guidance, output_fps=settings.fps, size=size, cache=video.cache
     )
+    # The same plan at the other speed, so the choice is made before the run.
+    other = video.model_copy(update={"speed": "full" if video.speed == "distilled" else "distilled"})
+    if other.speed == "distilled" and entry.distill_lora is None and not video.distill_lora:
+        return line
+    steps, guidance = _sampling(entry, other)
+    seconds = estimate_render_seconds(
+        entry, frames, steps, device, guidance=guidance, output_fps=settings.fps, size=size, cache=video.cache
+    )
+    flag = "--video-speed full" if other.speed == "full" else "--video-speed distilled"
+    return f"{line}; with {flag} ≈ {format_duration(seconds)}"
+
+
+def _sampling(entry: VideoModel, video: object) -> tuple[int, float]:
+    from music2video.render.diffusion import sampling
+
+    steps, guidance, _lora = sampling(entry, video)
+    return steps, guidance
 
 
 def seconds_per_frame_step(model: VideoModel, device: str) -> tuple[float, str]:
@@ -295,6 +316,7 @@ def estimate_render_seconds(
     steps: int | None = None,
     device: str | None = None,
     *,
+    guidance: float | None = None,
     output_fps: float | None = None,
     size: tuple[int, int] | None = None,
     cache: str = "none",
@@ -306,6 +328,8 @@ def estimate_render_seconds(
         plan_frames: frames per shot: output frames at ``output_fps`` when it is given, else
             frames at the model's native rate.
         steps: denoising steps (None: the model's default).
+        guidance: guidance scale (None: the model's default); at 1 or less the pipeline skips the
+            negative-prompt pass, half the work of the table's figures.
         device: a GPU name as ``torch.cuda.get_device_name()`` gives it, or ``cpu``; None asks
             torch (``cpu`` without torch or CUDA).
         size: the generation size (width, height); None: the model's first bucket. Time scales
@@ -320,8 +344,10 @@ def estimate_render_seconds(
     from music2video.render.diffusion import native_frames_needed, plan_generation
 
     steps = steps or model_entry.default_steps
+    guidance = model_entry.default_guidance if guidance is None else guidance
     device = device or device_name("auto")
     per_frame_step, _source = seconds_per_frame_step(model_entry, device)
+    passes = 1 if guidance <= 1 else 2  # the diffusers pipelines skip the negative pass at guidance <= 1
     bucket_width, bucket_height = model_entry.buckets[0]
     width, height = size or (bucket_width, bucket_height)
     pixel_ratio = width * height / (bucket_width * bucket_height)
@@ -330,7 +356,9 @@ def estimate_render_seconds(
     for frames in plan_frames:
         needed = native_frames_needed(frames, output_fps, model_entry.native_fps) if output_fps else frames
         generated += plan_generation(model_entry, needed, can_extend).generated_frames
-    return generated * steps * per_frame_step * pixel_ratio / CACHE_SPEEDUP.get(cache, 1.0)
+    # CACHE_SPEEDUP was measured over 50 steps; a few-step schedule leaves a cache little to skip.
+    speedup = CACHE_SPEEDUP.get(cache, 1.0) if steps >= CACHE_MIN_STEPS else 1.0
+    return generated * steps * per_frame_step * pixel_ratio * passes / 2 / speedup
 
 
 def describe_render_estimate(
@@ -339,21 +367,25 @@ def describe_render_estimate(
     steps: int | None = None,
     device: str | None = None,
     *,
+    guidance: float | None = None,
     output_fps: float | None = None,
     size: tuple[int, int] | None = None,
     cache: str = "none",
 ) -> str:
     """One line for ``--dry-run``: shots, model, size, steps, cache and expected diffusion time, with the figure's source."""
     steps = steps or model_entry.default_steps
+    guidance = model_entry.default_guidance if guidance is None else guidance
     device = device or device_name("auto")
     size = size or model_entry.buckets[0]
     seconds = estimate_render_seconds(
-        model_entry, plan_frames, steps, device, output_fps=output_fps, size=size, cache=cache
+        model_entry, plan_frames, steps, device, guidance=guidance, output_fps=output_fps, size=size, cache=cache
     )
     _per_frame_step, source = seconds_per_frame_step(model_entry, device)
-    cached = "" if cache == "none" else f", {cache} cache (≈{CACHE_SPEEDUP.get(cache, 1.0):g}x)"
+    speedup = CACHE_SPEEDUP.get(cache, 1.0) if steps >= CACHE_MIN_STEPS else 1.0
+    cached = "" if cache == "none" else f", {cache} cache (≈{speedup:g}x)"
+    one_pass = f", guidance {guidance:g} (no negative pass)" if guidance <= 1 else ""
     return (
-        f"render: {len(plan_frames)} shots with {model_entry.name} at {size[0]}x{size[1]}, {steps} steps{cached}; "
+        f"render: {len(plan_frames)} shots with {model_entry.name} at {size[0]}x{size[1]}, {steps} steps{cached}{one_pass}; "
         f"≈ {format_duration(seconds)} of diffusion on {device} ({source})"
     )
 

@@ -230,7 +230,7 @@ FLAGS: tuple[Flag, ...] = (
     ),
     Flag(
         "video_speed", str, "distilled: the video model's few-step distillation LoRA, 4-8 steps at guidance 1 "
-        "(about 10x faster; a different look); full: its own 50-step sampling.", SPEED, "render",
+        "(about 16x less diffusion; a different look); full: its own 50-step sampling.", SPEED, "render",
         to=("video.speed",), metavar="full|distilled",
     ),
     Flag(

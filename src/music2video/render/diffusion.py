@@ -146,6 +146,33 @@ def generation_size(model: VideoModel, settings: VideoModelSettings, width: int,
     return model.pick_bucket(width, height)
 
 
+def sampling(entry: VideoModel, settings: VideoModelSettings) -> tuple[int, float, DistillLora | None]:
+    """(steps, guidance, distillation LoRA or None) a run samples with.
+
+    ``speed = "distilled"``: the LoRA's few steps at its guidance (1: no negative-prompt pass),
+    unless ``steps`` or ``guidance`` are set by hand; else the model's defaults.
+    """
+    distill = distill_lora(entry, settings) if settings.speed == "distilled" else None
+    steps = settings.steps or (distill.steps if distill else entry.default_steps)
+    if settings.guidance is not None:
+        return steps, settings.guidance, distill
+    return steps, distill.guidance if distill else entry.default_guidance, distill
+
+
+def distill_lora(entry: VideoModel, settings: VideoModelSettings) -> DistillLora:
+    """The step-distillation LoRA for ``speed = "distilled"``: ``video.distill_lora`` or the registry's."""
+    if settings.distill_lora:
+        registry = entry.distill_lora
+        return DistillLora(source=settings.distill_lora, steps=registry.steps if registry else DISTILLED_STEPS)
+    if entry.distill_lora is None:
+        with_lora = ", ".join(name for name, model in VIDEO_MODELS.items() if model.distill_lora)
+        raise Music2VideoError(
+            f"{entry.name} has no step-distillation LoRA for video.speed = distilled; use {with_lora}, "
+            "or name a LoRA file or Hugging Face id in video.distill_lora"
+        )
+    return entry.distill_lora
+
+
 def native_frames_needed(frame_count: int, fps: float, native_fps: float) -> int:
     """Frames at ``native_fps`` that cover ``frame_count`` output frames at ``fps``, both ends included."""
     seconds = frame_count / fps
@@ -306,12 +333,13 @@ class DiffusersRenderer:
         self.takes_images = self.entry.takes_images
         self.takes_last_frame = self.entry.takes_images and self.entry.last_frame
         self.needs_images = not self.entry.text_to_video
-        self.distill = self._distill_lora() if settings.speed == "distilled" else None
-        # speed = distilled: the LoRA's few steps and guidance 1, unless steps or guidance are set by hand.
-        self.steps = settings.steps or (self.distill.steps if self.distill else self.entry.default_steps)
-        self.guidance = settings.guidance if settings.guidance is not None else (
-            self.distill.guidance if self.distill else self.entry.default_guidance
-        )
+        self.steps, self.guidance, self.distill = sampling(self.entry, settings)
+        if self.distill and self.cache:
+            log.warning(
+                "step cache %s with %d distilled steps: caches skip steps of long schedules; expect little gain",
+                self.cache,
+                self.steps,
+            )
         self.generation_size = generation_size(self.entry, settings, width, height)
         self.offload: OffloadLevel = settings.offload
 
@@ -358,20 +386,6 @@ class DiffusersRenderer:
             "image_conditioning": self.settings.image_conditioning if self.takes_images else None,
             "colour_match": self.settings.colour_match if self.takes_images else None,
         }
-
-    def _distill_lora(self) -> DistillLora:
-        """The step-distillation LoRA for ``speed = "distilled"``: ``video.distill_lora`` or the registry's."""
-        entry, chosen = self.entry, self.settings.distill_lora
-        if chosen:
-            registry = entry.distill_lora
-            return DistillLora(source=chosen, steps=registry.steps if registry else DISTILLED_STEPS)
-        if entry.distill_lora is None:
-            with_lora = ", ".join(name for name, model in VIDEO_MODELS.items() if model.distill_lora)
-            raise Music2VideoError(
-                f"{entry.name} has no step-distillation LoRA for video.speed = distilled; use {with_lora}, "
-                "or name a LoRA file or Hugging Face id in video.distill_lora"
-            )
-        return entry.distill_lora
 
     def _fuse_distill_lora(self, pipe: Any) -> None:
         """Load the distillation LoRA into the transformer, fuse it into the weights and drop the
