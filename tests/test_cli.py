@@ -283,9 +283,16 @@ def test_the_api_stops_after_the_stage_asked_for(demo_song, tmp_path):
     from music2video import make_video
 
     song, _ = demo_song
-    result = make_video(song, tmp_path / "api.mp4", pipeline="preview", width=128, height=72, fps=12, until="write")
+    last: dict[str, tuple[int, int]] = {}  # each stage's last progress report: (done, total)
+
+    class Recording:
+        def stage(self, name):
+            return lambda done, total, message="": last.__setitem__(name, (done, total))
+
+    result = make_video(song, tmp_path / "api.mp4", pipeline="preview", width=128, height=72, fps=12, until="write", progress=Recording())
     assert result.storyboard is not None and result.video is None
     assert len(result.storyboard.shots) == len(result.plan.shots)
+    assert last["write"] == (len(result.plan.shots), len(result.plan.shots))  # the bar ends full, not at 0/?
     shutil.rmtree(result.run_folder)
 
 

@@ -280,6 +280,15 @@ class Run:
             existing = self._load_storyboard(key, plan)
             if existing is not None:
                 return existing
+            # The llm writer reports its passes; the template writer nothing: the bar ends full
+            # either way, in the writer's own count if it gave one, else in shots.
+            report, passes = self.progress.stage("write"), [0]
+
+            def report_passes(done: int, total: int, message: str = "") -> None:
+                passes[0] = total
+                report(done, total, message)
+
+            report(0, len(plan.shots), f"{self.backends['writer']} writer")
             storyboard = write_storyboard(
                 analysis,
                 plan,
@@ -291,8 +300,10 @@ class Run:
                 seed=settings.seed,
                 lyrics_by_shot=lyrics_by_shot(lyrics, plan) if lyrics is not None and lyrics.lines else None,
                 log_dir=self.run.path("llm"),
-                progress=self.progress.stage("write"),
+                progress=report_passes,
             )
+            total = passes[0] or len(plan.shots)
+            report(total, total, f"{len(storyboard.shots)} shots")
             if any(shot.locked for shot in plan.shots):
                 from music2video.edit import keep_locked_entries
 
