@@ -84,8 +84,9 @@ PHASE_JUMP_PROBABILITY = 1e-3
 METER_CHANGE_PROBABILITY = 1e-5
 BAR_REPHASE_MARGIN = 1.25
 """How much more (factor) consecutive bars must differ in harmony at another bar phase to
-replace the decoded one. On the 37 design pieces any value from 1.2 to 1.3 gives downbeat F
-0.875 (1.5: 0.855, 2: 0.842, never: 0.805); leave-one-out over that grid: 0.875."""
+replace the decoded one. On the dev set's 37 design pieces any value from 1.2 to 1.3 gives
+downbeat F 0.878 (1.5: 0.857, 2: 0.850, never: 0.812; leave-one-out over that grid: 0.878);
+on the 19 held-out pieces 0.645 (never: 0.604)."""
 DOWNBEAT_EVIDENCE_SLOPE = 2.0
 """Steepness of the logistic mapping standardised downbeat evidence to a probability."""
 
@@ -642,7 +643,7 @@ FALLBACK_BEATS_PER_BAR = 4
 MIN_PULSE_CLARITY = 0.15
 """Below this periodicity of the onsets (see ``pulse_clarity``) the audio counts as beatless.
 Measured: white noise of 5-20 s 0.07-0.12, drones and silence under 0.05; the dev set's music
-0.35 and up, except a slow organ hymn at 0.19 (which 0.2 had turned into a 120 bpm clock)."""
+0.33 and up, except a slow organ hymn at 0.19 (which 0.2 had turned into a 120 bpm clock)."""
 
 
 def estimate_grid(features: GridFeatures, settings: GridSettings | None = None) -> Grid:
