@@ -10,7 +10,8 @@ benchmarks/gpu/bench_keyframes_video.py. Runs on any machine, in a second.
 Prints, for the default models at 832x480 (references at 1024x1024): references and keyframes
 at full speed (Qwen-Image 50 steps, Qwen-Image-Edit-2509 40 steps, true CFG) and with
 ``keyframes.speed`` lightning-8 / lightning-4 and ``keyframes.reference_pixels``; then the video
-(Wan 2.1 VACE 1.3B, 50 steps, with and without the TaylorSeer cache) and the totals against the
+(Wan 2.1 VACE 1.3B, 50 steps, with and without the TaylorSeer cache, and with
+``video.speed`` distilled: the CausVid LoRA's few steps at guidance 1) and the totals against the
 issue's target of 15 minutes for keyframes + video.
 """
 
@@ -44,16 +45,21 @@ def main() -> int:
         cache: estimate_render_seconds(video, frames, None, args.device, output_fps=OUTPUT_FPS, size=(832, 480), cache=cache)
         for cache in ("none", "taylorseer")
     }
+    lora = video.distill_lora  # --video-speed distilled: the LoRA's steps in one pass (guidance 1)
+    video_s["distilled"] = estimate_render_seconds(
+        video, frames, lora.steps, args.device, guidance=lora.guidance, output_fps=OUTPUT_FPS, size=(832, 480)
+    )
     print(f"ESTIMATES (model-size and scaled figures, not measurements) on {args.device}: a 3-minute song, {shots} shots, 832x480")
-    print(f"video: {video.name}, {video.default_steps} steps: {video_s['none'] / 60:.1f} min; TaylorSeer cache {video_s['taylorseer'] / 60:.1f} min\n")
-    header = f"{'keyframes option':<45} {'refs':>6} {'keyframes':>10} {'+ video':>8} {'+ video (TaylorSeer)':>21}"
+    print(f"video: {video.name}, {video.default_steps} steps: {video_s['none'] / 60:.1f} min; TaylorSeer cache {video_s['taylorseer'] / 60:.1f} min; "
+          f"distilled ({lora.steps} steps, guidance {lora.guidance:g}) {video_s['distilled'] / 60:.1f} min\n")
+    header = f"{'keyframes option':<45} {'refs':>6} {'keyframes':>10} {'+ video':>8} {'+ video (TaylorSeer)':>21} {'+ video (distilled)':>20}"
     print(header)
     print("-" * len(header))
     for name, references_s, keyframes_s in rows:
         images_min = (references_s + keyframes_s) / 60
         print(
             f"{name:<45} {references_s / 60:>5.1f}m {keyframes_s / 60:>9.1f}m {images_min + video_s['none'] / 60:>7.1f}m "
-            f"{images_min + video_s['taylorseer'] / 60:>20.1f}m"
+            f"{images_min + video_s['taylorseer'] / 60:>20.1f}m {images_min + video_s['distilled'] / 60:>19.1f}m"
         )
     print(f"\ntarget: keyframes + video <= {TARGET_MIN:g} min with the speed options on")
     return 0
