@@ -183,7 +183,7 @@ def mfcc(log_mel: np.ndarray, n_mfcc: int = 20) -> np.ndarray:
     return scipy.fft.dct(log_mel, axis=-2, type=2, norm="ortho")[:n_mfcc]
 
 
-def hpss_masks(spectrogram: np.ndarray, kernel_size: int | tuple[int, int] = 31) -> tuple[np.ndarray, np.ndarray]:
+def hpss(spectrogram: np.ndarray, kernel_size: int | tuple[int, int] = 31) -> tuple[np.ndarray, np.ndarray]:
     """Harmonic and percussive parts of a magnitude spectrogram by median filtering along time
     and frequency and soft (Wiener, power 2) masks: ``librosa.decompose.hpss(S, kernel_size)``."""
     harmonic_size, percussive_size = (kernel_size, kernel_size) if np.isscalar(kernel_size) else kernel_size

@@ -237,7 +237,7 @@ def _song_features(y: np.ndarray, sr: int) -> SongFrames:
 
     # HPSS on the mel magnitude instead of the full STFT: 16x fewer rows, ~10x faster, and
     # all we need is the harmonic share of each frame's energy.
-    harmonic_mel, percussive_mel = spectral.hpss_masks(np.sqrt(mel), kernel_size=HPSS_KERNEL_FRAMES)
+    harmonic_mel, percussive_mel = spectral.hpss(np.sqrt(mel), kernel_size=HPSS_KERNEL_FRAMES)
     harmonic = (harmonic_mel**2).sum(axis=0)
     percussive = (percussive_mel**2).sum(axis=0)
 
