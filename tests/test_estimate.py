@@ -145,3 +145,22 @@ def test_keyframe_speed_options_cut_the_estimate(monkeypatch):
     # The 3-minute projection: the options in order of speed, full far over the 15-minute budget.
     rows = {name: references + keyframes for name, references, keyframes in estimate.keyframe_projection(h100)}
     assert rows["full (defaults)"] > 15 * 60 > rows["lightning-8"] > rows["lightning-4"] > rows["lightning-4, references encoded at 512x512"]
+
+
+def test_render_estimate_shares_the_time_among_ray_workers():
+    plan = plan_of(60.0, 60.0, 60.0, 60.0)
+    local = estimate_render(plan, load_settings(None, pipeline="preview", width=640, height=360))
+    on_ray = estimate_render(plan, load_settings(None, pipeline="preview", width=640, height=360, executor="ray", ray={"workers": 2}))
+    more_than_shots = estimate_render(plan, load_settings(None, pipeline="preview", width=640, height=360, executor="ray", ray={"workers": 9}))
+    unset = estimate_render(plan, load_settings(None, pipeline="preview", width=640, height=360, executor="ray"))
+
+    def seconds(line: str) -> float:
+        return float(line.split("≈ ")[1].split(" s")[0])
+
+    assert seconds(on_ray) == pytest.approx(seconds(local) / 2, abs=1) and "with 2 Ray workers" in on_ray
+    assert "with 4 Ray workers" in more_than_shots  # at most one worker per shot
+    assert seconds(unset) == seconds(local) and "--ray-workers not set" in unset
+    common = {"pipeline": "preview", "renderer": "diffusers", "fps": 24.0, "video": {"device": "cpu"}}
+    one = estimate_render(plan, load_settings(None, **common))
+    two = estimate_render(plan, load_settings(None, **common, executor="ray", ray={"workers": 2}))
+    assert "with 2 Ray workers" in two and one.split("≈ ")[1] != two.split("≈ ")[1]

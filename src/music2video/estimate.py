@@ -260,12 +260,13 @@ def estimate_render(plan: ShotPlan, settings: Settings) -> str:
     frames = [shot.frame_count(settings.fps) for shot in plan.shots]
     total_frames = sum(frames)
     renderer = settings.backends()["renderer"]
+    workers, on_ray = ray_share(settings, len(frames))
     if renderer == "animatic":
         pixels_ratio = settings.width * settings.height / (640 * 360)
-        seconds = total_frames * ANIMATIC_MS_PER_FRAME_640x360 * pixels_ratio / 1000
+        seconds = total_frames * ANIMATIC_MS_PER_FRAME_640x360 * pixels_ratio / 1000 / workers
         return (
             f"render: {len(frames)} shots, {total_frames} frames at {settings.width}x{settings.height}; "
-            f"animatic ≈ {seconds:.0f} s on a 2-core CPU"
+            f"animatic ≈ {seconds:.0f} s on a 2-core CPU{on_ray}"
         )
     from music2video.render.diffusion import generation_size
     from music2video.render.video_models import resolve_video_model
@@ -276,8 +277,8 @@ def estimate_render(plan: ShotPlan, settings: Settings) -> str:
     device = device_name(video.device)
     steps, guidance = _sampling(entry, video)
     line = describe_render_estimate(
-        entry, frames, steps, device, guidance=guidance, output_fps=settings.fps, size=size, cache=video.cache
-    )
+        entry, frames, steps, device, guidance=guidance, output_fps=settings.fps, size=size, cache=video.cache, workers=workers
+    ) + on_ray
     # The same plan at the other speed, so the choice is made before the run.
     other = video.model_copy(update={"speed": "full" if video.speed == "distilled" else "distilled"})
     if other.speed == "distilled" and entry.distill_lora is None and not video.distill_lora:
@@ -287,7 +288,22 @@ def estimate_render(plan: ShotPlan, settings: Settings) -> str:
         entry, frames, steps, device, guidance=guidance, output_fps=settings.fps, size=size, cache=video.cache
     )
     flag = "--video-speed full" if other.speed == "full" else "--video-speed distilled"
-    return f"{line}; with {flag} ≈ {format_duration(seconds)}"
+    return f"{line}; with {flag} ≈ {format_duration(seconds / workers)}"
+
+
+def ray_share(settings: Settings, shots: int) -> tuple[int, str]:
+    """(actors the render time is shared by, what the estimate line says of it).
+
+    With ``executor = "ray"`` and ``[ray] workers`` set, shots spread over that many actors (at
+    most one per shot), each rendering as one machine would; the time divides. Left unset, the
+    cluster decides when it starts, so the line gives one actor's time and says so.
+    """
+    if settings.executor != "ray":
+        return 1, ""
+    if settings.ray.workers is None:
+        return 1, " for one Ray worker (--ray-workers not set: the cluster decides how many)"
+    workers = max(1, min(settings.ray.workers, shots))
+    return workers, f" with {workers} Ray workers (one worker's time / {workers})"
 
 
 def _sampling(entry: VideoModel, video: object) -> tuple[int, float]:
@@ -371,15 +387,17 @@ def describe_render_estimate(
     output_fps: float | None = None,
     size: tuple[int, int] | None = None,
     cache: str = "none",
+    workers: int = 1,
 ) -> str:
-    """One line for ``--dry-run``: shots, model, size, steps, cache and expected diffusion time, with the figure's source."""
+    """One line for ``--dry-run``: shots, model, size, steps, cache and expected diffusion time
+    (shared by ``workers`` devices rendering shots at once), with the figure's source."""
     steps = steps or model_entry.default_steps
     guidance = model_entry.default_guidance if guidance is None else guidance
     device = device or device_name("auto")
     size = size or model_entry.buckets[0]
     seconds = estimate_render_seconds(
         model_entry, plan_frames, steps, device, guidance=guidance, output_fps=output_fps, size=size, cache=cache
-    )
+    ) / max(1, workers)
     _per_frame_step, source = seconds_per_frame_step(model_entry, device)
     speedup = CACHE_SPEEDUP.get(cache, 1.0) if steps >= CACHE_MIN_STEPS else 1.0
     cached = "" if cache == "none" else f", {cache} cache (≈{speedup:g}x)"
