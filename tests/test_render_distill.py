@@ -68,6 +68,7 @@ def test_steps_and_guidance_set_by_hand_win_over_the_loras(tiny_models):
     assert (renderer.steps, renderer.guidance) == (4, 1.5)
     full = make_renderer(tiny_models["wan"], settings={"steps": 4, "guidance": 1.5})
     assert renderer.settings_fingerprint() != full.settings_fingerprint()  # the LoRA changes the pixels
+    assert "distill_lora" not in full.settings_fingerprint()  # clips made at full speed keep their hashes
 
 
 def test_a_model_without_a_distillation_lora_says_which_have_one(tmp_path):

@@ -363,7 +363,7 @@ class DiffusersRenderer:
         Device and offloading are left out: they change speed and memory, not the picture.
         """
         entry = self.entry
-        return {
+        fingerprint = {
             "renderer": self.name,
             "version": RENDERER_VERSION,
             "model": entry.name,
@@ -381,11 +381,13 @@ class DiffusersRenderer:
             "extend": self.extend,
             "cache": self.cache,
             "cache_threshold": self.cache_threshold,
-            "distill_lora": self.distill.source if self.distill else None,
             "vae_float32": self._vae_float32(),
             "image_conditioning": self.settings.image_conditioning if self.takes_images else None,
             "colour_match": self.settings.colour_match if self.takes_images else None,
         }
+        if self.distill:  # only then: clips made at full speed keep their hashes
+            fingerprint["distill_lora"] = self.distill.source
+        return fingerprint
 
     def _fuse_distill_lora(self, pipe: Any) -> None:
         """Load the distillation LoRA into the transformer, fuse it into the weights and drop the
