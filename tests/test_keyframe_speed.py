@@ -187,11 +187,13 @@ def test_the_fused_weights_are_the_base_plus_the_lora(edit_model, tmp_path):
             assert torch.allclose(layer.weight, expected, atol=1e-5)
 
 
-def test_a_lora_that_cannot_load_is_one_clear_error(edit_model, tmp_path):
+def test_a_lora_that_cannot_load_is_one_clear_error_and_frees_the_model(edit_model, tmp_path):
     entry = with_local_lora(resolve_image_model(str(edit_model), "edit"), tmp_path)  # a folder without the file
+    generator = ImageGenerator(entry, settings(speed="lightning-8"))
     with pytest.raises(ModelLoadError, match=r"cannot load the lightning-8 LoRA .*keyframes.speed = \"full\""):
-        with ImageGenerator(entry, settings(speed="lightning-8")):
+        with generator:
             pass
+    assert generator._pipe is None
 
 
 def test_references_are_encoded_at_the_pixels_asked_for_then_the_constant_is_restored(edit_model):

@@ -112,7 +112,11 @@ class ImageGenerator:
             raise load_error(self.entry.hf_id, "image", _FLAGS[self.entry.task], error) from None
         self._pipe.set_progress_bar_config(disable=True)
         if self.lora is not None:
-            self._fuse(self.lora)
+            try:
+                self._fuse(self.lora)
+            except BaseException:
+                self.__exit__(None, None, None)  # no 'with' block holds it yet: free the model here
+                raise
         if self.settings.reference_pixels and self.entry.task == "edit" and self.entry.reference_pixels_constant is None:
             log.warning("%s has no setting for the reference encoding size; keyframes.reference_pixels ignored", self.entry.name)
         if self.settings.vae_tiling and hasattr(self._pipe.vae, "enable_tiling"):
