@@ -96,3 +96,14 @@ def test_the_gpu_benchmark_projects_the_distilled_video(monkeypatch, tmp_path):
     video = json.loads(report.read_text())["results"]["video"]
     assert video["distilled_steps"] == VIDEO_MODELS["wan2.1-vace-1.3b"].distill_lora.steps
     assert video["distilled_s_per_step"] > 0 and video["distilled_projected_s"] > 0  # timings: benchmarks only
+
+
+def test_without_peft_the_distilled_speed_names_the_extra(tiny_models, monkeypatch):
+    import sys
+
+    from music2video.errors import MissingDependencyError
+
+    renderer = make_renderer(tiny_models["wan"], settings={"speed": "distilled", "distill_lora": str(tiny_models["wan_lora"])})
+    monkeypatch.setitem(sys.modules, "peft", None)  # makes 'import peft' fail
+    with pytest.raises(MissingDependencyError, match=r"music2video\[video\]"):
+        renderer.__enter__()

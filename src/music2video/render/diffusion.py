@@ -429,6 +429,8 @@ class DiffusersRenderer:
 
     def __enter__(self) -> DiffusersRenderer:
         require("torch", "diffusers", extra="video", purpose="The diffusers renderer")
+        if self.distill is not None:  # before the model loads: diffusers loads LoRAs through peft
+            require("peft", extra="video", purpose="video.speed = distilled")
         import diffusers
         from music2video.torch_device import resolve_device, resolve_dtype
 
