@@ -68,10 +68,11 @@ class DistillLora:
 # CausVid (Yin et al., "From Slow Bidirectional to Fast Autoregressive Video Diffusion Models"):
 # Wan 2.1 T2V 1.3B distilled by DMD to a few steps without guidance; weights MIT on
 # tianweiy/CausVid. Kijai extracted its difference from Wan 2.1 1.3B as a LoRA for ComfyUI;
-# AlekseyCalvin converted it to the key layout diffusers' Wan LoRA loader reads (its model card:
-# WanPipeline.load_lora_weights on Wan2.1-T2V-1.3B, "for Wan2.1 1.3B family models"). diffusers'
-# converter names CausVid LoRAs explicitly (loaders/lora_conversion_utils.py). Used at 4-8
-# steps, CFG 1 in the community's workflows; 6 here. No published 1.3B lightx2v LoRA exists
+# AlekseyCalvin converted it to the musubi-tuner format (its model card: load_lora_weights on
+# Wan2.1-T2V-1.3B, "for Wan2.1 1.3B family models"). diffusers' Wan LoRA converter names CausVid
+# LoRAs explicitly (loaders/lora_conversion_utils.py). Used at 4-8 steps, CFG 1 in the
+# community's workflows; 6 here. The scheduler's flow shift is left as the model ships it (no
+# source documents another for this LoRA); not yet run with the real weights. No published 1.3B lightx2v LoRA exists
 # (lightx2v ships full distilled 1.3B weights, lightx2v/Wan2.1-T2V-1.3B-Distill-Models).
 CAUSVID_1_3B = DistillLora(
     source="AlekseyCalvin/Wan1.3B_CausVid_LoRA_MisubiDiffusers_Conversion",
