@@ -230,6 +230,10 @@ def test_crossfade_join_and_cover_crop():
     frames = np.random.default_rng(0).random((3, 32, 32, 3), dtype=np.float32)
     out = cover_and_crop(frames, 48, 20)
     assert out.shape == (3, 20, 48, 3) and out.dtype == np.uint8
+    # Already wide enough (no scaling): the centre rows, quantised, out-of-range values clipped.
+    frames = np.random.default_rng(1).uniform(-0.1, 1.1, (20, 32, 40, 3)).astype(np.float32)
+    out = cover_and_crop(frames, 40, 30)
+    assert np.array_equal(out, (np.clip(frames[:, 1:31], 0, 1) * 255).round().astype(np.uint8))
 
 
 # --------------------------------------------------------------------------------------------
