@@ -8,10 +8,60 @@ and how to work offline with a local folder.
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Protocol, TypeVar
 
-from music2video.errors import ModelLoadError
+from music2video.errors import ModelLoadError, Music2VideoError
+
+
+class RegistryEntry(Protocol):
+    hf_id: str
+
+
+Entry = TypeVar("Entry", bound=RegistryEntry)
+
+
+def lookup_registry(
+    choice: str, registry: Mapping[str, Entry], kind: str, for_folder: Callable[[Path, dict], Entry]
+) -> Entry:
+    """The entry of a model registry (video or image models) named by ``choice``.
+
+    ``choice`` is a registry name or a known Hugging Face id (any case), or a local diffusers
+    folder, which ``for_folder`` maps from its ``model_index.json`` to an entry. Anything else is
+    one error listing what is valid.
+    """
+    choice = choice.strip()
+    by_name = {name.lower(): entry for name, entry in registry.items()}
+    if choice.lower() in by_name:
+        return by_name[choice.lower()]
+    for entry in registry.values():
+        if choice.lower() == entry.hf_id.lower():
+            return entry
+    path = Path(choice).expanduser()
+    if path.is_dir():
+        return for_folder(path, read_model_index(path))
+    raise Music2VideoError(
+        f"unknown {kind} model {choice!r}; choose one of {', '.join(registry)}, one of their Hugging Face ids "
+        f"({', '.join(entry.hf_id for entry in registry.values())}), or a local folder saved with "
+        "save_pretrained (its model_index.json picks the rules)"
+    )
+
+
+def read_model_index(path: Path) -> dict:
+    """A diffusers pipeline folder's ``model_index.json``, or one error saying what the folder lacks."""
+    index_path = path / "model_index.json"
+    try:
+        return json.loads(index_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise Music2VideoError(
+            f"{path} has no model_index.json, so it is not a diffusers pipeline folder; download one with "
+            "'hf download <id> --local-dir <folder>'"
+        ) from None
+    except (OSError, ValueError) as error:
+        raise Music2VideoError(f"cannot read {index_path}: {error}") from None
 
 
 def model_source(model_id: str, kind: str, flag: str) -> str:

@@ -16,7 +16,6 @@ Sizes are ``(width, height)`` in pixels. This module imports nothing heavy: ``--
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from music2video.errors import Music2VideoError
+from music2video.model_source import lookup_registry
 
 log = logging.getLogger(__name__)
 
@@ -215,33 +215,10 @@ def warn_about_licence(entry: ImageModel) -> str | None:
 
 
 def _lookup(choice: str) -> ImageModel:
-    by_name = {name.lower(): model for name, model in IMAGE_MODELS.items()}
-    if choice.lower() in by_name:
-        return by_name[choice.lower()]
-    for model in IMAGE_MODELS.values():
-        if choice.lower() == model.hf_id.lower():
-            return model
-    path = Path(choice).expanduser()
-    if path.is_dir():
-        return _model_for_folder(path)
-    raise Music2VideoError(
-        f"unknown image model {choice!r}; choose one of {', '.join(IMAGE_MODELS)}, one of their Hugging Face ids "
-        f"({', '.join(model.hf_id for model in IMAGE_MODELS.values())}), or a local folder saved with "
-        "save_pretrained (its model_index.json picks the rules)"
-    )
+    return lookup_registry(choice, IMAGE_MODELS, "image", _model_for_folder)
 
 
-def _model_for_folder(path: Path) -> ImageModel:
-    index_path = path / "model_index.json"
-    try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise Music2VideoError(
-            f"{path} has no model_index.json, so it is not a diffusers pipeline folder; download one with "
-            "'hf download <id> --local-dir <folder>'"
-        ) from None
-    except (OSError, ValueError) as error:
-        raise Music2VideoError(f"cannot read {index_path}: {error}") from None
+def _model_for_folder(path: Path, index: dict) -> ImageModel:
     class_name = index.get("_class_name")
     for model in IMAGE_MODELS.values():
         if model.pipeline == class_name:

@@ -29,7 +29,6 @@ This module imports nothing heavy: the CLI's ``--dry-run`` uses it without torch
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from music2video.errors import Music2VideoError
+from music2video.model_source import lookup_registry
 
 # The negative prompt that Wan's authors ship with their examples (English translation of the
 # Chinese original): it steers away from the artefacts the model is known for.
@@ -385,34 +385,10 @@ def resolve_video_model(name_or_id_or_path: str) -> VideoModel:
     renderer loads from disk. Raises :class:`Music2VideoError` listing the valid names when the
     choice matches nothing.
     """
-    choice = name_or_id_or_path.strip()
-    by_name = {name.lower(): model for name, model in VIDEO_MODELS.items()}
-    if choice.lower() in by_name:
-        return by_name[choice.lower()]
-    for model in VIDEO_MODELS.values():
-        if choice.lower() == model.hf_id.lower():
-            return model
-    path = Path(choice).expanduser()
-    if path.is_dir():
-        return _model_for_folder(path)
-    raise Music2VideoError(
-        f"unknown video model {choice!r}; choose one of {', '.join(VIDEO_MODELS)}, one of their Hugging Face ids "
-        f"({', '.join(model.hf_id for model in VIDEO_MODELS.values())}), or a local folder saved with "
-        "save_pretrained (its model_index.json picks the rules)"
-    )
+    return lookup_registry(name_or_id_or_path, VIDEO_MODELS, "video", _model_for_folder)
 
 
-def _model_for_folder(path: Path) -> VideoModel:
-    index_path = path / "model_index.json"
-    try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise Music2VideoError(
-            f"{path} has no model_index.json, so it is not a diffusers pipeline folder; download one with "
-            "'huggingface-cli download <id> --local-dir <folder>'"
-        ) from None
-    except (OSError, ValueError) as error:
-        raise Music2VideoError(f"cannot read {index_path}: {error}") from None
+def _model_for_folder(path: Path, index: dict) -> VideoModel:
     class_name = index.get("_class_name")
     candidates = [model for model in VIDEO_MODELS.values() if model.pipeline == class_name]
     # Prefer the entry whose distinguishing config values the folder has (Wan 2.2 TI2V's
