@@ -172,6 +172,19 @@ def test_a_usage_error_needs_no_click(song):
     one_line(done, 2, "No such command 'publish'")
 
 
+def test_starting_the_cli_imports_no_numerical_or_web_library():
+    """`music2video --help` and every usage error pay only for the CLI itself: the commands import
+    numpy, torch, the run folder and the web servers when they run, not when the CLI is built."""
+    code = (
+        "import sys; import music2video.cli.app; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'torch', 'fastapi', 'ray', 'opentimelineio') "
+        "or m in ('music2video.runfolder', 'music2video.pipeline')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=os.environ)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 # -- help -----------------------------------------------------------------------------------------
 
 

@@ -18,8 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from music2video.cli.show import console
-from music2video.study.prescreen import DEFAULT_FRAMES, DEFAULT_MODEL
-from music2video.study.server import DEFAULT_HOST, DEFAULT_PORT
+from music2video.study import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_PRESCREEN_FRAMES, DEFAULT_PRESCREEN_MODEL
 
 STUDY_EXAMPLES = """[bold]Examples[/bold]
 
@@ -150,8 +149,8 @@ def results(
 @study_app.command()
 def prescreen(
     study: StudyFolder,
-    model: Annotated[str, typer.Option(help="Vision-language model: Hugging Face id or local folder.", metavar="MODEL")] = DEFAULT_MODEL,
-    frames: Annotated[int, typer.Option(help="Frames sampled evenly through each video.", metavar="N")] = DEFAULT_FRAMES,
+    model: Annotated[str, typer.Option(help="Vision-language model: Hugging Face id or local folder.", metavar="MODEL")] = DEFAULT_PRESCREEN_MODEL,
+    frames: Annotated[int, typer.Option(help="Frames sampled evenly through each video.", metavar="N")] = DEFAULT_PRESCREEN_FRAMES,
     device: Annotated[str, typer.Option(help="auto, cuda, cuda:1, mps or cpu.", metavar="DEVICE")] = "auto",
 ) -> None:
     """Score the videos on the study's criteria with a vision-language model: a first look, NOT a substitute for people."""

@@ -10,3 +10,10 @@
 - ``prescreen.py``: a vision-language model's scores on the same criteria, a first look that is
   not a substitute for people (``music2video study prescreen``).
 """
+
+# The commands' defaults live here, not in server.py / prescreen.py, so that building the CLI
+# (every `music2video` start) does not import numpy, the run folder and the study modules.
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8766  # beside the studio (8765), so both can run
+DEFAULT_PRESCREEN_MODEL = "HuggingFaceTB/SmolVLM-Instruct"
+DEFAULT_PRESCREEN_FRAMES = 8

@@ -37,12 +37,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from music2video.errors import InputError, MissingDependencyError, Music2VideoError
 from music2video.runfolder import write_json_atomic
+from music2video.study import DEFAULT_PRESCREEN_FRAMES, DEFAULT_PRESCREEN_MODEL
 from music2video.study.design import StudyVideo, load_study
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "HuggingFaceTB/SmolVLM-Instruct"
-DEFAULT_FRAMES = 8
 FRAME_SIZE_PX = 448  # longest side of each frame handed to the model
 PRESCREEN_FILE = "prescreen.json"
 NOT_A_SUBSTITUTE = (
@@ -134,8 +133,8 @@ def audio_description(video: StudyVideo) -> str | None:
 def prescreen_study(
     folder: Path,
     *,
-    model: str = DEFAULT_MODEL,
-    frames: int = DEFAULT_FRAMES,
+    model: str = DEFAULT_PRESCREEN_MODEL,
+    frames: int = DEFAULT_PRESCREEN_FRAMES,
     device: str = "auto",
     dtype: str = "auto",
     progress: Callable[[int, int], None] | None = None,

@@ -26,9 +26,8 @@ from music2video.errors import MissingDependencyError, Music2VideoError
 from music2video.study.design import Study, load_study
 from music2video.study.store import AnswerError, AnswerStore, Participant
 from music2video.studio.safety import LOOPBACK_HOSTS, Guard, is_loopback
+from music2video.study import DEFAULT_HOST, DEFAULT_PORT
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8766  # beside the studio (8765), so both can run
 STATIC_FILES = ("index.html", "study.js", "study.css")
 
 
