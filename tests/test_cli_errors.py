@@ -96,6 +96,12 @@ def test_a_bad_flag_value_names_the_flag(song):
     one_line(music2video(song, "--fps", "0"), 2, "--fps", "greater than 0")
     one_line(music2video(song, "--resolution", "big"), 2, "--resolution", "WIDTHxHEIGHT")
     one_line(music2video(song, "--pipeline", "fast"), 2, "--pipeline", "'preview'")
+    assert "did you mean" not in music2video(song, "--pipeline", "fast").stderr  # nothing close to 'fast'
+
+
+def test_a_misspelt_choice_gets_a_did_you_mean(song):
+    one_line(music2video(song, "--pipeline", "previw"), 2, "--pipeline", "did you mean preview?")
+    one_line(music2video(song, "--keyframe-speed", "lightning8"), 2, "--keyframe-speed", "did you mean lightning-8?")
 
 
 def test_a_bad_video_option_names_the_flag(song):

@@ -7,14 +7,16 @@ turns the flags a user gave into keyword arguments named like the Settings field
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import typer
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from music2video.errors import Music2VideoError
 from music2video.settings import Settings, SettingsError, parse_resolution
@@ -74,16 +76,22 @@ class Flag:
         return inspect.Parameter(self.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
 
 
+def _settings_field(path: str) -> FieldInfo | None:
+    """The Settings field at a dotted path; None for a make_video keyword."""
+    model: type[BaseModel] = Settings
+    field = None
+    for part in path.split("."):
+        if not isinstance(model, type) or not issubclass(model, BaseModel) or part not in model.model_fields:
+            return None
+        field = model.model_fields[part]
+        model = field.annotation
+    return field
+
+
 def _settings_default(path: str) -> str | None:
     """The default of a Settings field as --help shows it; None for fields left unset."""
-    model: type[BaseModel] = Settings
-    value: Any = None
-    for part in path.split("."):
-        field = model.model_fields.get(part)
-        if field is None:
-            return None  # a make_video keyword, not a setting
-        value = field.get_default(call_default_factory=True)
-        model = type(value) if isinstance(value, BaseModel) else model
+    field = _settings_field(path)
+    value = field.get_default(call_default_factory=True) if field is not None else None
     if value in (None, "") or isinstance(value, BaseModel):
         return None
     return f"{value:g}" if isinstance(value, float) else str(value)
@@ -306,4 +314,13 @@ def flag_error(error: SettingsError, flags: dict[str, Any]) -> Exception:
     if not blamed or any(flag is None for flag, _ in blamed):
         return error
     flag, what = blamed[0]
-    return typer.BadParameter(f"{flags[flag.name]!r}: {what}", param_hint=flag.option_name)
+    return typer.BadParameter(f"{flags[flag.name]!r}: {what}{_did_you_mean(flag, flags[flag.name])}", param_hint=flag.option_name)
+
+
+def _did_you_mean(flag: Flag, value: Any) -> str:
+    """"; did you mean X?" when ``value`` is a near miss of one of the flag's fixed choices."""
+    field = _settings_field(flag.targets[0])
+    if field is None or get_origin(field.annotation) is not Literal or not isinstance(value, str):
+        return ""
+    close = difflib.get_close_matches(value.lower(), [str(choice) for choice in get_args(field.annotation)], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
