@@ -1,4 +1,4 @@
-"""Colour that stays put: match a clip's colours to a reference picture, and measure how far they drift.
+r"""Colour that stays put: match a clip's colours to a reference picture, and measure how far they drift.
 
 Video models drift in colour: over a clip the picture slowly warms, fades or greys, and a shot
 extended from its own last frame carries the drift further. Each clip is therefore matched to
