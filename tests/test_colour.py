@@ -98,3 +98,34 @@ def test_the_lookup_table_matches_the_exact_transform():
         levels = np.abs(fast - exact) * 255
         assert fast.dtype == np.float32 and fast.shape == frames[2:].shape
         assert levels.max() < colour.LUT_TOLERANCE_LEVELS and levels.mean() < 0.35, (levels.max(), levels.mean())
+
+
+def torch_devices() -> list[str]:
+    torch = pytest.importorskip("torch")
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", torch_devices())
+def test_frames_as_a_torch_tensor_match_as_numpy_frames_do(device):
+    """The renderer's GPU path (frames kept on the device as a tensor) gives the numpy path's statistics,
+    transform and matched pixels, within TORCH_TOLERANCE_LEVELS, and leaves the result on the device."""
+    import torch
+
+    reference = textured_picture(height=96, width=128)
+    cast = np.clip(textured_picture(108, 96, 128)[None] * np.array([0.22, 0.47, 1.17], np.float32) + 0.05, 0, 1)
+    for frames in (with_cast(reference, 12), cast.repeat(3, axis=0)):
+        tensor = torch.from_numpy(frames.copy()).to(device)
+        stats, stats_t = colour.frame_stats(frames), colour.frame_stats(tensor)
+        assert isinstance(stats_t.mean, np.ndarray)
+        np.testing.assert_allclose(stats_t.mean, stats.mean, atol=1e-3)
+        np.testing.assert_allclose(stats_t.std, stats.std, atol=1e-3)
+        assert colour.colour_drift(tensor, reference) == pytest.approx(colour.colour_drift(frames, reference), abs=1e-3)
+        transform, transform_t = colour.fit_transform(frames, reference, 16.0), colour.fit_transform(tensor, reference, 16.0)
+        np.testing.assert_allclose(transform_t.scale, transform.scale, rtol=1e-4)
+        matched = transform.apply(frames[2:], first=2)
+        matched_t = transform_t.apply(tensor[2:], first=2)
+        assert matched_t.device.type == device and matched_t.dtype == torch.float32 and matched_t.shape == matched.shape
+        levels = np.abs(matched_t.cpu().numpy() - matched) * 255
+        assert levels.max() < colour.TORCH_TOLERANCE_LEVELS, levels.max()
+        # And it still removes the cast, as the numpy path does.
+        assert colour.colour_drift(matched_t, reference) < colour.colour_drift(tensor[2:], reference) / 2

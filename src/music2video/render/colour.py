@@ -26,18 +26,31 @@ clip, within :data:`LUT_TOLERANCE_LEVELS` of it (mean under 0.35 levels) (:meth:
 in tests/test_colour.py). Interpolating sRGB output instead would be off by up to 16 levels where
 a channel clips at 0 or the sRGB curve is steep near black; linear light avoids both.
 
+**On the GPU.** Frames given as a torch tensor (the renderer keeps a clip on its device) are matched
+there: the Lab statistics, the tables and the lookup run in torch on the tensor's device, with the
+same tables and arithmetic as the numpy path, and agree with it within
+:data:`TORCH_TOLERANCE_LEVELS` (tests/test_colour.py). Only the per-frame statistics, (frames, 3)
+values, go to the CPU, where the smoothing and the scale bounds are computed as for numpy frames.
+
 **Drift** is measured as the CIE76 colour difference (Delta E, Lab units: 1 is about the
 smallest difference a viewer sees side by side; 2-10 is noticeable at a glance) between a frame's
 mean Lab colour and the reference's, averaged over the clip's frames.
 
-All pictures here are float arrays in [0, 1], shape (..., 3) RGB.
+All pictures here are float arrays in [0, 1], shape (..., 3) RGB; a clip's frames may also be a
+float torch tensor of that shape, on any device.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 METHOD = "lab-mean-std"
 """Name of the matching method, as it appears in clips.json and the report."""
@@ -58,6 +71,12 @@ Measured: at most 1.4 on a drifting clip and on noise; up to 3.6 (mean 0.33) und
 (channel gains 0.2-1.6, Lab spread scaled up to :data:`MAX_STD_RATIO`), where the table's
 interpolation error is stretched with the colours. A 65-point table halves that for 8x the
 table-building time."""
+
+TORCH_TOLERANCE_LEVELS = 0.5
+"""Largest difference (levels of 255) between a clip matched as a torch tensor and as a numpy array.
+
+Both read the same tables; float32 sums in another order move a value across a table entry now
+and then. Measured on the CPU: at most 0.05 levels on the tests' drifting, cast and noise clips."""
 
 STATS_MAX_PIXELS = 64 * 64
 """Statistics are taken on at most about this many pixels per frame (a strided subsample)."""
@@ -113,6 +132,52 @@ def lab_to_linear(lab: np.ndarray) -> np.ndarray:
     return xyz @ _FROM_XYZ_N
 
 
+def is_tensor(frames: object) -> bool:
+    """Whether ``frames`` is a torch tensor (without importing torch where nothing has)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(frames, torch.Tensor)
+
+
+@lru_cache(maxsize=4)
+def _tables_on(device: torch.device) -> dict[str, torch.Tensor]:
+    """The curve tables and matrices above as float32 tensors on ``device`` (copied there once)."""
+    import torch
+
+    arrays = {
+        "decode": _DECODE, "encode": _ENCODE, "lab_f": _LAB_F, "to_xyz": _TO_XYZ_N, "from_xyz": _FROM_XYZ_N,
+        "grid_lab": _lut_grid_lab(),
+    }  # fmt: skip
+    return {name: torch.tensor(array, device=device) for name, array in arrays.items()}
+
+
+def _table_torch(table: torch.Tensor, values: torch.Tensor, top: float = 1.0) -> torch.Tensor:
+    """:func:`_table` for tensors: the same index arithmetic, read with index_select."""
+    import torch
+
+    index = (values * ((_TABLE_SIZE - 1) / top) + 0.5).clamp_(0, _TABLE_SIZE - 1).to(torch.int32)
+    return table.index_select(0, index.reshape(-1)).reshape(index.shape)
+
+
+def rgb_to_lab_torch(rgb: torch.Tensor) -> torch.Tensor:
+    """:func:`rgb_to_lab` for a float tensor (..., 3), computed on its device."""
+    import torch
+
+    tables = _tables_on(rgb.device)
+    f = _table_torch(tables["lab_f"], _table_torch(tables["decode"], rgb.float()) @ tables["to_xyz"], _CBRT_TOP)
+    return torch.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], dim=-1)
+
+
+def lab_to_linear_torch(lab: torch.Tensor) -> torch.Tensor:
+    """:func:`lab_to_linear` for a float tensor (..., 3), computed on its device."""
+    import torch
+
+    fy = (lab[..., 0] + 16) / 116
+    f = torch.stack([fy + lab[..., 1] / 500, fy, fy - lab[..., 2] / 200], dim=-1)
+    cube = f * f * f
+    xyz = torch.where(cube > _EPSILON, cube, (116 * f - 16) / _KAPPA)
+    return xyz @ _tables_on(lab.device)["from_xyz"]
+
+
 def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
     """CIE L*a*b* (..., 3) -> sRGB in [0, 1] (..., 3), float32, clipped to the gamut."""
     return _table(_ENCODE, lab_to_linear(lab))
@@ -139,8 +204,13 @@ def picture_stats(picture: np.ndarray) -> LabStats:
     return LabStats(lab.mean(axis=0), lab.std(axis=0))
 
 
-def frame_stats(frames: np.ndarray) -> LabStats:
-    """Lab mean and spread of every frame of (frames, H, W, 3)."""
+def frame_stats(frames: np.ndarray | torch.Tensor) -> LabStats:
+    """Lab mean and spread of every frame of (frames, H, W, 3), as numpy arrays.
+
+    A tensor's statistics are computed on its device; only the (frames, 3) results are copied back."""
+    if is_tensor(frames):
+        lab = rgb_to_lab_torch(_subsample(frames)).reshape(len(frames), -1, 3)
+        return LabStats(lab.mean(dim=1).cpu().numpy(), lab.std(dim=1, correction=0).cpu().numpy())
     lab = rgb_to_lab(_subsample(frames)).reshape(len(frames), -1, 3)
     return LabStats(lab.mean(axis=1), lab.std(axis=1))
 
@@ -173,30 +243,53 @@ class ColourTransform:
         rows = slice(first, first + len(frames))
         return lab_to_rgb(self._lab(rgb_to_lab(frames), rows))
 
-    def apply(self, frames: np.ndarray, first: int = 0) -> np.ndarray:
+    def apply(self, frames: Any, first: int = 0) -> Any:
         """Match ``frames`` (a chunk of (frames, H, W, 3) float RGB) whose first frame is frame ``first`` of the clip.
 
         Through a per-frame lookup table (see the module docstring); needs torch (the video extra).
+        A numpy chunk gives a numpy result; a torch tensor gives a float32 tensor on its device,
+        computed there.
         """
         import torch
         import torch.nn.functional as F
 
         rows = slice(first, first + len(frames))
-        axis = np.linspace(0.0, 1.0, LUT_SIZE, dtype=np.float32)
-        blue, green, red = np.meshgrid(axis, axis, axis, indexing="ij")  # grid_sample's (D, H, W) = (b, g, r)
-        grid_lab = rgb_to_lab(np.stack([red, green, blue], axis=-1))
-        tables = lab_to_linear(self._lab(np.broadcast_to(grid_lab, (len(frames), *grid_lab.shape)), rows))
-        tables_t = torch.from_numpy(np.ascontiguousarray(tables, dtype=np.float32)).permute(0, 4, 1, 2, 3)
+        on_device = is_tensor(frames)
+        if on_device:
+            device = frames.device
+            shape = (-1, 1, 1, 1, 3)
+            mean, scale, target = (torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in (self.source_mean[rows], self.scale[rows], self.target_mean))
+            lab = (_tables_on(device)["grid_lab"].unsqueeze(0) - mean.reshape(shape)) * scale.reshape(shape) + target
+            tables_t = lab_to_linear_torch(lab).permute(0, 4, 1, 2, 3)
+            pixels = frames.float()
+            encode = _tables_on(device)["encode"]
+        else:
+            grid_lab = _lut_grid_lab()
+            tables = lab_to_linear(self._lab(np.broadcast_to(grid_lab, (len(frames), *grid_lab.shape)), rows))
+            tables_t = torch.from_numpy(np.ascontiguousarray(tables, dtype=np.float32)).permute(0, 4, 1, 2, 3)
+            pixels = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))
+            encode = torch.from_numpy(_ENCODE)
         # grid_sample's coordinates run from -1 to 1, (x, y, z) = (red, green, blue): the pixel itself.
-        where = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).mul(2).sub_(1).unsqueeze(1)
+        where = pixels.mul(2).sub_(1).unsqueeze(1)
         linear = F.grid_sample(tables_t, where, mode="bilinear", padding_mode="border", align_corners=True)
         linear = linear[:, :, 0].permute(0, 2, 3, 1).contiguous()
         index = linear.clamp_(0, 1).mul_(_TABLE_SIZE - 1).add_(0.5).to(torch.int32)
         # index_select on a flat index: twice as fast as indexing with an int32 tensor (torch 2.x CPU).
-        return torch.from_numpy(_ENCODE).index_select(0, index.view(-1)).view(index.shape).numpy()
+        matched = encode.index_select(0, index.view(-1)).view(index.shape)
+        return matched if on_device else matched.numpy()
 
 
-def fit_transform(frames: np.ndarray, reference: np.ndarray, fps: float) -> ColourTransform:
+@lru_cache(maxsize=1)
+def _lut_grid_lab() -> np.ndarray:
+    """Lab of the table's :data:`LUT_SIZE` ** 3 sRGB grid points, (b, g, r, 3) (grid_sample's (D, H, W) order)."""
+    axis = np.linspace(0.0, 1.0, LUT_SIZE, dtype=np.float32)
+    blue, green, red = np.meshgrid(axis, axis, axis, indexing="ij")
+    grid_lab = rgb_to_lab(np.stack([red, green, blue], axis=-1))
+    grid_lab.flags.writeable = False  # shared by every call
+    return grid_lab
+
+
+def fit_transform(frames: np.ndarray | torch.Tensor, reference: np.ndarray, fps: float) -> ColourTransform:
     """The :data:`METHOD` transform that moves the clip ``frames`` (at ``fps``) onto ``reference``'s colours."""
     stats = frame_stats(frames)
     target = picture_stats(reference)
@@ -207,7 +300,7 @@ def fit_transform(frames: np.ndarray, reference: np.ndarray, fps: float) -> Colo
     return ColourTransform(mean, scale, target.mean.astype(np.float32))
 
 
-def colour_drift(frames: np.ndarray, reference: np.ndarray) -> float:
+def colour_drift(frames: np.ndarray | torch.Tensor, reference: np.ndarray) -> float:
     """Mean over frames of the CIE76 Delta E between each frame's mean Lab colour and the reference's."""
     means = frame_stats(frames).mean
     return float(np.linalg.norm(means - picture_stats(reference).mean, axis=1).mean())
