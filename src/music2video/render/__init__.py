@@ -188,11 +188,20 @@ def render_one(renderer: ShotRenderer, job: ShotJob, storyboard: Storyboard, ana
     except Exception as error:
         if is_disk_full(error):
             raise
-        if isinstance(error, Music2VideoError):
-            return str(error)
-        log.exception("rendering %s failed", job.shot.id)  # one broken shot must not sink the others
-        return f"{type(error).__name__}: {error}"
+        if not isinstance(error, Music2VideoError):
+            log.exception("rendering %s failed", job.shot.id)  # one broken shot must not sink the others
+        return failure_reason(error)
     return None
+
+
+def failure_reason(error: Exception) -> str:
+    """Why a shot failed, in one line, as clips.json and the report give it: a Music2VideoError's own
+    message, else the exception's type and the first line of its message. Renderers that write clips in the background report them so too."""
+    text = str(error).strip()
+    line = text.splitlines()[0] if text else ""
+    if isinstance(error, Music2VideoError):
+        return line or type(error).__name__
+    return f"{type(error).__name__}: {line}"
 
 
 def render_storyboard(

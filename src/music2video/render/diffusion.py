@@ -35,6 +35,21 @@ How one shot is made (see :meth:`DiffusersRenderer.render_shot`):
    goes to ``clips/<shot>-<hash>.colour.json`` and on to clips.json and the report.
 6. **Write** with :class:`~music2video.videofile.ClipWriter`.
 
+Steps 3-6 run beside the next shot's generation, so that the GPU waits for none of them:
+
+* on a CUDA device the pipeline hands its frames over as a tensor on the GPU, and colour, retime
+  and scale run there (milliseconds); only the finished uint8 frames are copied to the CPU, and
+  a background thread encodes them (x264 in PyAV, which lets go of the GIL while it encodes);
+* on the CPU all of 3-6 run in the background thread, on numpy arrays.
+
+The background thread holds one clip at most (:data:`MAX_PENDING_WRITES`): before the next clip
+is handed over, the one before must be written, so memory stays at two shots' frames and a clip
+is never far behind its generation. A clip that fails to write fails its shot alone, with the
+same one-line reason as a failure in the generation (:func:`music2video.render.failure_reason`),
+reported when the driver next hears from the renderer; a full disk stops the run. Clips are
+written atomically: a run stopped or killed keeps every finished clip, and the clip being
+written when it is stopped is finished first (killed: lost, and made again by the next run).
+
 The VAE runs in float32 where the pipeline allows it (``video.vae_float32``, the diffusers
 guidance for Wan: a bfloat16 VAE bands and shifts colours); the transformer keeps ``video.dtype``.
 
@@ -74,6 +89,8 @@ from music2video.videofile import ClipWriter
 
 if TYPE_CHECKING:
     import torch
+
+    Frames = np.ndarray | torch.Tensor  # a clip's frames: an array on the CPU, or a tensor on the model's device
 
 log = logging.getLogger(__name__)
 
@@ -208,17 +225,26 @@ def plan_generation(model: VideoModel, needed: int, can_extend_with_i2v: bool) -
     return GenerationPlan(needed, tuple(segments), overlap, method)
 
 
-def join_segments(segments: list[np.ndarray], overlap: int) -> np.ndarray:
-    """Concatenate (frames, H, W, 3) float arrays; over ``overlap`` shared frames, fade linearly to the next."""
+def join_segments(segments: list[Frames], overlap: int) -> Frames:
+    """Concatenate (frames, H, W, 3) float arrays (or tensors); over ``overlap`` shared frames, fade linearly to the next."""
+    on_device = colour.is_tensor(segments[0])
+    if on_device:
+        import torch
+
+        concatenate = torch.cat
+    else:
+        concatenate = np.concatenate
     joined = segments[0]
     for segment in segments[1:]:
         if overlap:
             # Weights of the incoming segment: 1/(n+1) ... n/(n+1), never a hard 0 or 1.
             weights = (np.arange(1, overlap + 1, dtype=np.float32) / (overlap + 1))[:, None, None, None]
+            if on_device:
+                weights = torch.from_numpy(weights).to(segment.device)
             mixed = joined[-overlap:] * (1 - weights) + segment[:overlap] * weights
-            joined = np.concatenate([joined[:-overlap], mixed, segment[overlap:]])
+            joined = concatenate([joined[:-overlap], mixed, segment[overlap:]])
         else:
-            joined = np.concatenate([joined, segment])
+            joined = concatenate([joined, segment])
     return joined
 
 
@@ -245,18 +271,20 @@ def retime_plan(
     return plan
 
 
-def retime_frames(frames: np.ndarray, plan: list[tuple[int, int, float]]) -> np.ndarray:
-    """Apply :func:`retime_plan` to (frames, H, W, 3) float frames."""
-    out = np.empty((len(plan), *frames.shape[1:]), dtype=np.float32)
+def retime_frames(frames: Frames, plan: list[tuple[int, int, float]]) -> Frames:
+    """Apply :func:`retime_plan` to (frames, H, W, 3) float frames (a numpy array, or a float32 tensor on its device)."""
+    shape = (len(plan), *frames.shape[1:])
+    out = frames.new_empty(shape) if colour.is_tensor(frames) else np.empty(shape, dtype=np.float32)
     for index, (a, b, weight) in enumerate(plan):
         out[index] = frames[a] if weight == 0.0 else frames[a] * (1 - weight) + frames[b] * weight
     return out
 
 
-def cover_and_crop(frames: np.ndarray, width: int, height: int) -> np.ndarray:
+def cover_and_crop(frames: Frames, width: int, height: int) -> Frames:
     """Scale (frames, H, W, 3) float [0, 1] frames to cover ``width`` x ``height``, centre-crop, return uint8.
 
-    Bilinear with antialiasing (torch), in chunks of :data:`RESIZE_CHUNK_FRAMES` frames.
+    Bilinear with antialiasing (torch), in chunks of :data:`RESIZE_CHUNK_FRAMES` frames. A tensor is
+    scaled on its device and comes back as a uint8 tensor there; an array as a uint8 array.
     """
     import torch
     import torch.nn.functional as F
@@ -267,13 +295,19 @@ def cover_and_crop(frames: np.ndarray, width: int, height: int) -> np.ndarray:
     scaled_height = max(height, round(source_height * scale))
     left = (scaled_width - width) // 2
     top = (scaled_height - height) // 2
-    out = np.empty((len(frames), height, width, 3), dtype=np.uint8)
+    on_device = colour.is_tensor(frames)
+    if on_device:
+        out_t = torch.empty((len(frames), height, width, 3), dtype=torch.uint8, device=frames.device)
+    else:
+        out = np.empty((len(frames), height, width, 3), dtype=np.uint8)
+        out_t = torch.from_numpy(out)
     same_size = (scaled_height, scaled_width) == (source_height, source_width)
     for start in range(0, len(frames), RESIZE_CHUNK_FRAMES):
-        chunk = torch.from_numpy(np.ascontiguousarray(frames[start : start + RESIZE_CHUNK_FRAMES]))
+        part = frames[start : start + RESIZE_CHUNK_FRAMES]
+        chunk = part if on_device else torch.from_numpy(np.ascontiguousarray(part))
         if same_size:  # the model made the output size: crop and quantise in place, half the time of the path below
             chunk = chunk[:, top : top + height, left : left + width].float().clamp(0, 1).mul_(255).round_()
-            out[start : start + len(chunk)] = chunk.to(torch.uint8).numpy()
+            out_t[start : start + len(chunk)] = chunk.to(torch.uint8)
             continue
         chunk = chunk.permute(0, 3, 1, 2).float()
         chunk = F.interpolate(
@@ -281,8 +315,8 @@ def cover_and_crop(frames: np.ndarray, width: int, height: int) -> np.ndarray:
         )
         chunk = chunk[:, :, top : top + height, left : left + width]
         chunk = (chunk.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
-        out[start : start + len(chunk)] = chunk.numpy()
-    return out
+        out_t[start : start + len(chunk)] = chunk
+    return out_t if on_device else out
 
 
 # --------------------------------------------------------------------------------------------
@@ -309,6 +343,9 @@ class DiffusersRenderer:
             a library knob, not a setting.
         video_model: a registry entry to use instead of resolving ``settings.model`` (tests and
             library users with their own entries).
+        write_in_background: write each clip in a background thread while the next shot
+            generates (the default); False writes it before ``render_shot`` returns (a library
+            knob for benchmarks; the clip's bytes are the same either way).
 
     Use as a context manager: the pipeline loads on enter and is freed on exit.
     """
@@ -324,6 +361,7 @@ class DiffusersRenderer:
         *,
         cache_threshold: float | None = None,
         video_model: VideoModel | None = None,
+        write_in_background: bool = True,
     ):
         self.settings = settings
         self.entry = video_model or resolve_video_model(settings.model)
@@ -355,6 +393,9 @@ class DiffusersRenderer:
         self._device: torch.device | None = None
         self._dtype: torch.dtype | None = None
         self._writer: ThreadPoolExecutor | None = None
+        self.write_in_background = write_in_background
+        # Colour, retime and scale on the model's device, with the frames as a tensor there (CUDA).
+        self._frames_on_device = False
         self._compiled = False
         self._pending_writes: list[tuple[str, Future[None]]] = []
         self._earlier_write_failures: dict[str, str] = {}
@@ -441,6 +482,7 @@ class DiffusersRenderer:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clip-writer")
         self._device = resolve_device(self.settings.device)
         self._dtype = resolve_dtype(self.settings.dtype, self._device)
+        self._frames_on_device = self._device.type == "cuda"
         entry = self.entry
         started = time.perf_counter()
         pipeline_class = getattr(diffusers, entry.pipeline, None) or diffusers.DiffusionPipeline
@@ -505,15 +547,19 @@ class DiffusersRenderer:
         return failed
 
     def _wait_for_writes(self) -> dict[str, str]:
+        from music2video.render import failure_reason
+
         failed = {}
-        for shot_id, future in self._pending_writes:
+        pending, self._pending_writes = self._pending_writes, []
+        for shot_id, future in pending:
             try:
                 future.result()
-            except Exception as error:  # reported per shot, like a failed generation
+            except Exception as error:  # reported per shot, as if render_shot had raised it
                 if is_disk_full(error):
                     raise  # no room for any clip: the driver stops the run, keeping finished clips
-                failed[shot_id] = f"writing the clip failed: {type(error).__name__}: {error}"
-        self._pending_writes = []
+                if not isinstance(error, Music2VideoError):
+                    log.error("writing the clip of %s failed", shot_id, exc_info=error)
+                failed[shot_id] = failure_reason(error)
         return failed
 
     def render_shot(
@@ -566,14 +612,41 @@ class DiffusersRenderer:
             time.perf_counter() - started,
         )
 
-        # 3-5. Retime, scale and write in the background while the GPU makes the next shot.
+        # 3-6. Colour, retime, scale and write, beside the next shot's generation (module docstring).
+        reference = images.colour_reference
+        if colour.is_tensor(frames):  # on the GPU: only the finished uint8 frames go to the CPU
+            write, arguments = self._encode_clip, (self._finish_on_device(frames, frame_count, output, reference), output)
+        else:
+            write, arguments = self._write_clip, (frames, frame_count, output, reference)
+        del frames  # the writer holds the clip from here
+        if not self.write_in_background:
+            write(*arguments)
+            return
         # One clip at most waits in line, so at most two shots' frames are held in memory.
         failed = self._wait_for_writes() if len(self._pending_writes) >= MAX_PENDING_WRITES else {}
         assert self._writer is not None  # made in __enter__, like the pipeline
-        future = self._writer.submit(self._write_clip, frames, frame_count, output, images.colour_reference)
-        self._pending_writes.append((shot.id, future))
+        self._pending_writes.append((shot.id, self._writer.submit(write, *arguments)))
         if failed:
             self._earlier_write_failures.update(failed)
+
+    def _finish_on_device(self, frames: torch.Tensor, frame_count: int, output: Path, reference: Path | None) -> np.ndarray:
+        """Steps 3-5 on the frames' device (colour, retime, scale): the clip's uint8 frames, on the CPU."""
+        import torch
+
+        if reference is not None and self.settings.colour_match != "none":
+            self._match_colour(frames, reference, output)
+        timing = retime_plan(frame_count, self.fps, self.entry.native_fps, len(frames), self.retime)
+        chunks = [
+            cover_and_crop(retime_frames(frames, timing[start : start + RESIZE_CHUNK_FRAMES]), self.width, self.height)
+            for start in range(0, frame_count, RESIZE_CHUNK_FRAMES)
+        ]
+        return torch.cat(chunks).cpu().numpy()
+
+    def _encode_clip(self, pixels: np.ndarray, output: Path) -> None:
+        """Step 6 alone: (frames, height, width, 3) uint8 frames to ``output``."""
+        with ClipWriter(output, self.width, self.height, self.fps) as writer:
+            for frame in pixels:
+                writer.write(frame)
 
     def _write_clip(self, frames: np.ndarray, frame_count: int, output: Path, reference: Path | None = None) -> None:
         # 5 (before 3). Colour: match the clip to its scene's first keyframe.
@@ -591,7 +664,7 @@ class DiffusersRenderer:
                 for frame in pixels:
                     writer.write(frame)
 
-    def _match_colour(self, frames: np.ndarray, reference: Path, output: Path) -> None:
+    def _match_colour(self, frames: Frames, reference: Path, output: Path) -> None:
         """Match ``frames`` in place to ``reference``'s Lab colours; record the drift beside ``output``."""
         from music2video.artifacts import ClipColour
         from music2video.render import colour_sidecar
@@ -610,7 +683,7 @@ class DiffusersRenderer:
 
     # -- generation --------------------------------------------------------------------------
 
-    def _generate_with_memory_fallback(self, shot: StoryboardShot, plan: GenerationPlan, images: ShotImages) -> np.ndarray:
+    def _generate_with_memory_fallback(self, shot: StoryboardShot, plan: GenerationPlan, images: ShotImages) -> Frames:
         while True:
             out_of_memory = False
             try:
@@ -643,7 +716,7 @@ class DiffusersRenderer:
                 )
                 self.offload = more
 
-    def _generate_shot(self, shot: StoryboardShot, plan: GenerationPlan, images: ShotImages | None = None) -> np.ndarray:
+    def _generate_shot(self, shot: StoryboardShot, plan: GenerationPlan, images: ShotImages | None = None) -> Frames:
         """All segments of one shot, joined: (frames, H, W, 3) float32 in [0, 1] at the generation size.
 
         The first segment starts from the keyframe, an extension from the previous segment's last
@@ -653,7 +726,7 @@ class DiffusersRenderer:
         prompt = shot.prompt
         negative = shot.negative_prompt or self.entry.negative_prompt
         width, height = self.generation_size
-        segments: list[np.ndarray] = []
+        segments: list[Frames] = []
         for index, length in enumerate(plan.segments):
             first = last = None
             if index == 0 and images.first is not None:
@@ -688,8 +761,9 @@ class DiffusersRenderer:
         image: Any = None,
         last_image: Any = None,
         as_reference: bool = False,
-    ) -> np.ndarray:
-        """One pipeline call: (frames, H, W, 3) float32 in [0, 1].
+    ) -> Frames:
+        """One pipeline call: (frames, H, W, 3) float32 in [0, 1]: a tensor on the model's device where
+        clips are finished there (CUDA), else a numpy array.
 
         ``image`` / ``last_image``: PIL pictures at the generation size for the first / last
         frame, given to the pipeline the way its registry entry says (``image_input``).
@@ -709,7 +783,7 @@ class DiffusersRenderer:
             "num_inference_steps": self.steps,
             "guidance_scale": self.guidance,
             "generator": generator,
-            "output_type": "np",
+            "output_type": "pt" if self._frames_on_device else "np",
             **entry.extra_call_arguments,
         }
         if entry.frame_rate_argument:
@@ -721,7 +795,10 @@ class DiffusersRenderer:
             output = pipe(**arguments)
         finally:
             self._running = None
-        video = np.asarray(output.frames[0], dtype=np.float32)
+        if self._frames_on_device:  # (frames, 3, H, W), as the "np" output but not copied to the CPU
+            video = output.frames[0].permute(0, 2, 3, 1).float()
+        else:
+            video = np.asarray(output.frames[0], dtype=np.float32)
         if video.ndim != 4 or video.shape[-1] != 3:
             raise Music2VideoError(
                 f"{entry.pipeline} returned frames of shape {video.shape}; expected (frames, H, W, 3)"
@@ -964,9 +1041,11 @@ def _fit_picture(path: Path, width: int, height: int) -> Any:
     return PIL.ImageOps.fit(_load_picture(path), (width, height), method=PIL.Image.Resampling.LANCZOS)
 
 
-def _to_pil(frame: np.ndarray) -> Any:
+def _to_pil(frame: Frames) -> Any:
     import PIL.Image
 
+    if colour.is_tensor(frame):
+        frame = frame.float().cpu().numpy()
     return PIL.Image.fromarray((np.clip(frame, 0, 1) * 255).round().astype(np.uint8))
 
 
