@@ -68,7 +68,13 @@ class GridSettings(SettingsSection):
         "CC BY-NC-SA: non-commercial use only); beat_this (needs beat_this and beat_this_checkpoint; MIT).",
     )
     bpm: float | None = Field(None, ge=20, le=400, description="Your tempo in beats per minute: a steady grid at it.")
-    meter: int | None = Field(None, ge=1, le=16, description="Beats per bar (e.g. 3 for a waltz, 4 for most songs).")
+    meter: int | None = Field(
+        None,
+        ge=1,
+        le=16,
+        description="Beats per bar (e.g. 3 for a waltz, 4 for most songs), or a time signature: 2/4, 3/4, 4/4; "
+        "6/8, 9/8 and 12/8 count dotted quarters (2, 3 and 4 beats per bar).",
+    )
     first_downbeat_s: float | None = Field(None, ge=0, description="Time of a bar's first beat, seconds: fixes the bar phase.")
     beats_file: Path | None = Field(
         None,
@@ -76,6 +82,26 @@ class GridSettings(SettingsSection):
         "gives the beats (a DAW's export). Replaces the tracker.",
     )
     beat_this_checkpoint: Path | None = Field(None, description="Local Beat This! checkpoint file (.ckpt) for tracker=beat_this.")
+
+    @field_validator("meter", mode="before")
+    @classmethod
+    def _time_signature(cls, value: Any) -> Any:
+        return beats_per_bar(value) if isinstance(value, str) else value
+
+
+def beats_per_bar(meter: str) -> int:
+    """Beats per bar of ``meter``: a number ("3") or a time signature ("3/4", "6/8").
+
+    A compound signature (6/8, 9/8, 12/8: eighths in threes) counts its dotted quarters, as
+    the dev set's ground truth and most listeners do: 6/8 is two beats per bar.
+    """
+    text = meter.strip()
+    match = re.fullmatch(r"(\d+)(?:\s*/\s*(\d+))?", text)
+    if match is None or (match.group(2) is not None and int(match.group(2)) not in (1, 2, 4, 8, 16, 32)):
+        raise ValueError("not a number of beats per bar or a time signature such as 3/4 or 6/8")
+    count, unit = int(match.group(1)), int(match.group(2) or 4)
+    compound = unit >= 8 and count > 3 and count % 3 == 0
+    return count // 3 if compound else count
 
 
 class ModelSettings(SettingsSection):
@@ -515,4 +541,8 @@ def _problems(error: ValueError) -> list[tuple[str, str]]:
     errors = getattr(error, "errors", None)
     if not callable(errors):
         return [("settings", str(error))]
-    return [(".".join(str(p) for p in item.get("loc", ())) or "settings", item.get("msg", "")) for item in errors()]
+    # pydantic prefixes a validator's own message with "Value error, ": the message says enough.
+    return [
+        (".".join(str(p) for p in item.get("loc", ())) or "settings", item.get("msg", "").removeprefix("Value error, "))
+        for item in errors()
+    ]

@@ -137,7 +137,10 @@ FLAGS: tuple[Flag, ...] = (
         "bpm", float, "Your tempo in beats per minute: a steady grid at it replaces the tracked beats.", MUSIC, "structure",
         to=("grid.bpm",), metavar="BPM", default_text="tracked",
     ),
-    Flag("meter", int, "Beats per bar (3 for a waltz, 4 for most songs).", MUSIC, "structure", to=("grid.meter",), metavar="N", default_text="detected"),
+    Flag(
+        "meter", str, "Beats per bar (3 for a waltz, 4 for most songs) or a time signature (2/4, 3/4, 6/8: two dotted-quarter beats).",
+        MUSIC, "structure", to=("grid.meter",), metavar="N|N/D", default_text="detected",
+    ),
     Flag(
         "first_downbeat", float, "Time of a bar's first beat, seconds: fixes where bars start.", MUSIC, "structure",
         to=("grid.first_downbeat_s",), metavar="SECONDS", default_text="detected",
