@@ -21,7 +21,9 @@ computes anyway:
    faster level's beats would sit are clearly weaker wins. A beat sequence at half the true
    tempo has halfway points as strong as its beats; one at double tempo has every other beat
    weak; a 3:2 or 2:3 sequence has both faults. A broad log-normal prior (``TEMPO_PRIOR_*``)
-   breaks near-ties and weighs the evidence for a faster level by how plausible it is.
+   breaks near-ties and weighs the evidence for a faster level by how plausible it is. Among
+   the winner and the candidates at its level (tempo within ``LOCAL_TEMPO_RANGE``), the one
+   whose beats make the clearest bars in harmony is kept.
 5. **Meter and downbeats**: per beat, evidence of a bar start (harmonic change, low-frequency
    onset, loudness step), decoded by Viterbi over (meter, position in bar) for 3 and 4 beats
    per bar; then the bar phase whose whole bars differ most in harmony from their neighbours
@@ -141,7 +143,10 @@ class _Candidate:
 
 
 def track_beats(
-    envelope: np.ndarray, frame_rate_hz: float, low_envelope: np.ndarray | None = None
+    envelope: np.ndarray,
+    frame_rate_hz: float,
+    low_envelope: np.ndarray | None = None,
+    chroma: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float] | None:
     """Beat frames and tempo (bpm) from an onset-strength envelope; None without a pulse.
 
@@ -150,6 +155,8 @@ def track_beats(
         frame_rate_hz: frames per second of ``envelope``.
         low_envelope: onset strength of the low frequencies (kick drum, bass) per frame, same
             frames; where given it decides the phase of each metrical level (see ``_phase_shift``).
+        chroma: (12, frames) pitch-class energy, same frames; where given it chooses between
+            beat sequences at the same metrical level (see ``_bar_clarity``).
     """
     envelope = np.asarray(envelope, dtype=np.float64)
     if envelope.size < 4 or not np.any(envelope > 0):
@@ -179,6 +186,15 @@ def track_beats(
     for candidate in candidates:
         _score_level(candidate, detrended, frame_rate_hz)
     best = max(candidates, key=lambda c: c.score)
+    if chroma is not None:
+        # Candidates within the local tempo's range of the best one are the same metrical
+        # level tracked along other tempo paths (e.g. 76 and 81 bpm in a slow hymn); the
+        # level evidence barely tells them apart, the harmony does: the right one's bars
+        # start where the chords change.
+        ratio = {id(c): c.period_frames / best.period_frames for c in candidates}
+        same_level = [c for c in candidates if 1 / LOCAL_TEMPO_RANGE < ratio[id(c)] < LOCAL_TEMPO_RANGE]
+        if len(same_level) > 1:
+            best = max(same_level, key=lambda c: _bar_clarity(chroma, c.beats))
     log.debug(
         "metrical levels: %s",
         "; ".join(
@@ -410,6 +426,26 @@ def _score_level(candidate: _Candidate, detrended: np.ndarray, frame_rate_hz: fl
     )
     bpm = 60.0 * frame_rate_hz / np.median(spans)
     candidate.score = np.log(_prior_weight(bpm)) + HITS_WEIGHT * candidate.hits - SUBDIVISION_WEIGHT * candidate.subdivision
+
+
+def _bar_clarity(chroma: np.ndarray, beat_frames: np.ndarray) -> float:
+    """How clearly the harmony marks bars of 3 or 4 of these beats: the harmonic change into
+    the beats at the best bar phase minus that into the other beats, over its spread."""
+    bounds = np.clip(np.asarray(beat_frames, dtype=np.int64), 0, chroma.shape[1] - 1)
+    if len(bounds) < 8:
+        return 0.0
+    sums = np.add.reduceat(chroma, bounds, axis=1)[:, :-1]  # span of each beat to the next
+    spans = sums / (np.linalg.norm(sums, axis=0, keepdims=True) + 1e-9)
+    change = 1.0 - np.sum(spans[:, 1:] * spans[:, :-1], axis=0)
+    spread = change.std()
+    if spread <= 1e-9:
+        return 0.0
+    best = 0.0
+    for meter in (3, 4):
+        for phase in range(meter):
+            on_bar = (np.arange(len(change)) - phase) % meter == 0
+            best = max(best, float(change[on_bar].mean() - change[~on_bar].mean()))
+    return best / spread
 
 
 def _prior_weight(bpm: float) -> float:
@@ -775,7 +811,7 @@ def _run_tracker(features: GridFeatures, settings: GridSettings, frame_rate_hz: 
     if settings.tracker == "dsp":
         if pulse_clarity(features.onset_envelope, frame_rate_hz) < MIN_PULSE_CLARITY:
             return None
-        tracked = track_beats(features.onset_envelope, frame_rate_hz, features.low_onset_envelope)
+        tracked = track_beats(features.onset_envelope, frame_rate_hz, features.low_onset_envelope, features.chroma)
         return None if tracked is None else features.times(tracked[0])
     from music2video import beat_backends
 
