@@ -18,6 +18,7 @@ cache folders of the cold runs are checked for anything written. The machine's l
 printed beside the figures: the machine may be shared.
 
     python benchmarks/bench_analysis_speed.py [--song SONG] [--duration 180] [--runs 3] [--baseline-src DIR]
+        [--tracker beatnet]
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ else:
     for builder in (ufuncbuilder.UFuncBuilder, ufuncbuilder.GUFuncBuilder):  # eagerly compiled (g)ufuncs
         builder.add = traced(builder.add, " (ufunc)")
 from music2video.cli import main
-sys.argv = ["music2video", "analyze", sys.argv[1], "-o", sys.argv[2]]
+sys.argv = ["music2video", "analyze", sys.argv[1], "-o", sys.argv[2], *sys.argv[3:]]
 try:
     main()
 except SystemExit as stop:
@@ -103,7 +104,7 @@ def joined_devset(path: Path, duration_s: float) -> Path:
     return path
 
 
-def measure(song: Path, root: Path, runs: int, tag: str, src: str | None) -> dict:
+def measure(song: Path, root: Path, runs: int, tag: str, src: str | None, extra: list[str]) -> dict:
     """Cold and warm runs of one code version (``src``: a ``src`` folder put first on PYTHONPATH)."""
     def env_of(name: str) -> dict[str, str]:
         env = fresh_caches(root, f"{tag}-{name}")
@@ -113,11 +114,11 @@ def measure(song: Path, root: Path, runs: int, tag: str, src: str | None) -> dic
 
     result: dict = {"cold": [], "warm": []}
     for i in range(runs):
-        result["cold"].append(timed([*console_script(), "analyze", str(song), "-o", str(root / f"{tag}-cold{i}.mp4")], env_of(f"cold{i}")))
+        result["cold"].append(timed([*console_script(), "analyze", str(song), "-o", str(root / f"{tag}-cold{i}.mp4"), *extra], env_of(f"cold{i}")))
     for i in range(runs):
-        result["warm"].append(timed([*console_script(), "analyze", str(song), "-o", str(root / f"{tag}-warm{i}.mp4")], env_of("cold0")))
+        result["warm"].append(timed([*console_script(), "analyze", str(song), "-o", str(root / f"{tag}-warm{i}.mp4"), *extra], env_of("cold0")))
     result["written"] = sorted(str(p.relative_to(root)) for i in range(runs) for p in (root / f"{tag}-cold{i}-numba").rglob("*") if p.is_file())
-    traced = subprocess.run([sys.executable, "-c", TRACER, str(song), str(root / f"{tag}-traced.mp4")], env=env_of("traced"), capture_output=True, text=True, check=True)
+    traced = subprocess.run([sys.executable, "-c", TRACER, str(song), str(root / f"{tag}-traced.mp4"), *extra], env=env_of("traced"), capture_output=True, text=True, check=True)
     result["compiled"] = json.loads(traced.stdout.strip().splitlines()[-1])
     return result
 
@@ -139,7 +140,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=180.0, help="seconds of the joined dev set")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--baseline-src", help="also measure the code in this src folder (e.g. `git archive` of an older commit), right after ours")
+    parser.add_argument("--tracker", help="analyse with --beat-tracker TRACKER (default: the default tracker)")
     args = parser.parse_args()
+    extra = ["--beat-tracker", args.tracker] if args.tracker else []
     import soundfile
 
     with tempfile.TemporaryDirectory(prefix="m2v-speed-") as tmp:
@@ -147,14 +150,14 @@ def main() -> None:
         song = args.song or joined_devset(root / "song.wav", args.duration)
         duration_s = soundfile.info(str(song)).duration
         loads = [os.getloadavg()[0]]
-        ours = measure(song, root, args.runs, "ours", None)
+        ours = measure(song, root, args.runs, "ours", None, extra)
         loads.append(os.getloadavg()[0])
-        baseline = measure(song, root, args.runs, "baseline", args.baseline_src) if args.baseline_src else None
+        baseline = measure(song, root, args.runs, "baseline", args.baseline_src, extra) if args.baseline_src else None
         loads.append(os.getloadavg()[0])
 
     print(f"song: {song.name if args.song else 'dev-set pieces joined'}, {duration_s:.1f} s; {os.cpu_count()} CPUs; "
           f"load average (1 min) at the start, middle and end: {', '.join(f'{x:.2f}' for x in loads)}")  # fmt: skip
-    report("this code:", ours, duration_s)
+    report(f"this code{' with --beat-tracker ' + args.tracker if args.tracker else ''}:", ours, duration_s)
     if baseline:
         report(f"baseline ({args.baseline_src}):", baseline, duration_s)
 

@@ -2,9 +2,11 @@
 
 Scores, on the same files in one run, our analysis (``analyze_structure``, whose grid the shot
 planner uses) beside ``librosa.beat.beat_track`` with its defaults and madmom's RNN + DBN beat
-and downbeat trackers (when ``madmom`` imports; ``make madmom`` installs it), and BeatNet
-when it is installed. Figures, per genre bucket and overall (mir_eval, no trimming of the
-first seconds, so pickups and silent intros count):
+and downbeat trackers (when ``madmom`` imports; ``make madmom`` installs it), our analysis with
+``tracker = "beatnet"`` (column beatnet) and BeatNet as its authors decode it offline, its
+activations through madmom's bar-pointer DBN (column beatnet-dbn; ``benchmarks/beatnet/dbn.py``
+gives the same beats as madmom's decoder does on our numpy activations). Figures, per genre
+bucket and overall (mir_eval, no trimming of the first seconds, so pickups and silent intros count):
 
 * beat F-measure (±70 ms), CMLt and AMLt;
 * downbeat F-measure (±70 ms);
@@ -25,7 +27,7 @@ Baseline outputs are cached per file (``<dev set>/outputs/<tracker>/<id>.json``,
 audio's size and mtime), so reruns only recompute ours (madmom costs ~15 s of CPU per minute of
 audio). Build the set first: ``make devset``.
 
-    python benchmarks/bench_beats.py [--trackers ours librosa madmom beatnet] [--only ID ...]
+    python benchmarks/bench_beats.py [--trackers ours beatnet librosa madmom beatnet-dbn] [--only ID ...]
         [--json results.json]
 """
 
@@ -59,7 +61,7 @@ OUTPUT_VERSION = 1
 # Trackers: each returns {"beats_s", "downbeats_s" (or None), "beats_per_bar" (or None), "seconds"}
 
 
-def run_ours(wav: Path) -> dict:
+def run_ours(wav: Path, grid=None) -> dict:
     from music2video.artifacts import Analysis
     from music2video.decode import ANALYSIS_RATE_HZ, load_audio
     from music2video.settings import ShotSettings
@@ -68,7 +70,7 @@ def run_ours(wav: Path) -> dict:
 
     samples = load_audio(wav, ANALYSIS_RATE_HZ)
     started = time.process_time()
-    analysis: Analysis = analyze_structure(samples, ANALYSIS_RATE_HZ)
+    analysis: Analysis = analyze_structure(samples, ANALYSIS_RATE_HZ, grid=grid)
     seconds = time.process_time() - started
     plan = plan_shots(analysis, ShotSettings())
     return {
@@ -109,25 +111,48 @@ def run_madmom(wav: Path) -> dict:
 
 
 def run_beatnet(wav: Path) -> dict:
-    from BeatNet.BeatNet import BeatNet
+    """Our analysis with ``tracker = "beatnet"`` (BeatNet's activation added to the onsets)."""
+    from music2video.settings import GridSettings
 
+    return run_ours(wav, GridSettings(tracker="beatnet"))
+
+
+def run_beatnet_dbn(wav: Path) -> dict:
+    """BeatNet as its authors decode it offline: activations through the bar-pointer DBN
+    (beats per bar 3 or 4; benchmarks/beatnet/dbn.py, madmom's decoder in numpy)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "beatnet"))
+    import dbn
+
+    from music2video import beatnet
+    from music2video.decode import load_audio
+
+    samples = load_audio(wav, beatnet.RATE_HZ)
     started = time.process_time()
-    output = BeatNet(1, mode="offline", inference_model="DBN", plot=[], thread=False).process(str(wav))
-    positions = output[:, 1].astype(int)
+    bars = dbn.decode_bars(beatnet.activations(samples, beatnet.RATE_HZ), (3, 4))
+    seconds = time.process_time() - started
+    if bars is None:
+        return {"beats_s": [], "downbeats_s": [], "beats_per_bar": None, "seconds": seconds}
     return {
-        "beats_s": [float(t) for t in output[:, 0]],
-        "downbeats_s": [float(t) for t, p in output if int(p) == 1],
-        "beats_per_bar": int(positions.max()) if len(positions) else None,
-        "seconds": time.process_time() - started,
+        "beats_s": [float(t) for t in bars.beats_s],
+        "downbeats_s": [float(t) for t, p in zip(bars.beats_s, bars.positions) if p == 1],
+        "beats_per_bar": bars.beats_per_bar,
+        "seconds": seconds,
     }
 
 
-TRACKERS = {"ours": run_ours, "librosa": run_librosa, "madmom": run_madmom, "beatnet": run_beatnet}
+TRACKERS = {
+    "ours": run_ours,
+    "librosa": run_librosa,
+    "madmom": run_madmom,
+    "beatnet": run_beatnet,
+    "beatnet-dbn": run_beatnet_dbn,
+}
 AVAILABLE = {
     "ours": lambda: True,
     "librosa": lambda: True,
     "madmom": lambda: importlib.util.find_spec("madmom") is not None,
-    "beatnet": lambda: importlib.util.find_spec("BeatNet") is not None,
+    "beatnet": lambda: True,
+    "beatnet-dbn": lambda: True,
 }
 
 
@@ -244,7 +269,7 @@ def table(results: dict[str, dict[str, dict]], pieces: list[dict], trackers: lis
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trackers", nargs="*", default=["ours", "librosa", "madmom", "beatnet"])
+    parser.add_argument("--trackers", nargs="*", default=["ours", "beatnet", "librosa", "madmom", "beatnet-dbn"])
     parser.add_argument("--only", nargs="*", help="piece ids (default: all)")
     parser.add_argument("--no-cache", action="store_true", help="recompute the baselines too")
     parser.add_argument("--json", type=Path, help="write per-piece results here")
@@ -266,7 +291,7 @@ def main() -> None:
     for wav, truth in pieces:
         row = [truth["id"][:34].ljust(34), f"{truth['tempo_bpm']:6.1f} {truth['beats_per_bar']}"]
         for tracker in trackers:
-            output = tracker_output(tracker, wav, out_dir / "outputs", use_cache=not args.no_cache and tracker != "ours")
+            output = tracker_output(tracker, wav, out_dir / "outputs", use_cache=not args.no_cache and tracker in ("librosa", "madmom"))
             seconds[tracker] += output["seconds"]
             result = score(truth, output)
             results[tracker][truth["id"]] = result

@@ -33,7 +33,8 @@ computes anyway:
 
 The user has the last word (``GridSettings``): a beats file replaces the tracker; ``bpm``
 replaces its tempo with a steady grid phased on the music; ``meter`` and ``first_downbeat_s``
-fix the bars. Opt-in backends (madmom, Beat This!) live in ``beat_backends``.
+fix the bars. ``beatnet`` runs the same steps on BeatNet's beat activation added to the onset
+envelope (``music2video.beatnet``); opt-in backends (madmom, Beat This!) live in ``beat_backends``.
 """
 
 from __future__ import annotations
@@ -809,10 +810,16 @@ def estimate_grid(features: GridFeatures, settings: GridSettings | None = None) 
 
 
 def _run_tracker(features: GridFeatures, settings: GridSettings, frame_rate_hz: float) -> np.ndarray | None:
-    if settings.tracker == "dsp":
+    if settings.tracker in ("dsp", "beatnet"):
         if pulse_clarity(features.onset_envelope, frame_rate_hz) < MIN_PULSE_CLARITY:
             return None
-        tracked = track_beats(features.onset_envelope, frame_rate_hz, features.low_onset_envelope, features.chroma)
+        envelope = features.onset_envelope
+        if settings.tracker == "beatnet":  # BeatNet's beat activation added to the onsets (see beatnet.py)
+            from music2video.beatnet import beat_envelope
+
+            times_s = features.times(np.arange(len(envelope)))
+            envelope = beat_envelope(features.samples, features.rate_hz, times_s, envelope)  # type: ignore[attr-defined]
+        tracked = track_beats(envelope, frame_rate_hz, features.low_onset_envelope, features.chroma)
         return None if tracked is None else features.times(tracked[0])
     from music2video import beat_backends
 

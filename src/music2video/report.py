@@ -502,7 +502,12 @@ def _key_figures(art: RunArtifacts) -> list[tuple[str, str, str]]:
     """(name, value, note) of the figures a reader looks for first: the music, the cut, the sync."""
     figures: list[tuple[str, str, str]] = []
     if art.analysis is not None:
-        figures.append(("tempo", f"{art.analysis.tempo_bpm:.1f}", f"BPM, grid from {art.analysis.grid_source}"))
+        source = art.analysis.grid_source
+        if "tracker:beatnet" in source:
+            from music2video.beatnet import ATTRIBUTION
+
+            source += f" ({ATTRIBUTION})"
+        figures.append(("tempo", f"{art.analysis.tempo_bpm:.1f}", f"BPM, grid from {source}"))
         figures.append(("meter", f"{art.analysis.beats_per_bar}/4", f"{len(art.analysis.sections)} sections"))
     if art.duration_s is not None:
         figures.append(("duration", _fmt_time(art.duration_s, digits=0), "min:s"))

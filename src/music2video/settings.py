@@ -62,9 +62,10 @@ class GridSettings(SettingsSection):
     Each given value replaces or constrains the analysis, and every later stage is re-planned
     from it."""
 
-    tracker: Literal["dsp", "madmom", "beat_this"] = Field(
+    tracker: Literal["dsp", "beatnet", "madmom", "beat_this"] = Field(
         "dsp",
-        description="dsp (built in, usable commercially); madmom (needs madmom installed; its models are "
+        description="dsp (built in, usable commercially); beatnet (built in: BeatNet's network, weights CC BY 4.0, "
+        "usable commercially with attribution, adds its beat activation to dsp's onsets); madmom (needs madmom installed; its models are "
         "CC BY-NC-SA: non-commercial use only); beat_this (needs beat_this and beat_this_checkpoint; MIT).",
     )
     bpm: float | None = Field(None, ge=20, le=400, description="Your tempo in beats per minute: a steady grid at it.")
