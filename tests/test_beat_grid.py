@@ -15,7 +15,7 @@ import pytest
 from music2video.beat_grid import Grid, check_grid, read_beats_file
 from music2video.decode import ANALYSIS_RATE_HZ, load_audio
 from music2video.errors import Music2VideoError
-from music2video.settings import GridSettings
+from music2video.settings import GridSettings, meter_label
 from music2video.structure import _Features, analyze_structure
 
 RATE = ANALYSIS_RATE_HZ
@@ -174,6 +174,12 @@ def test_bpm_gives_a_steady_grid_at_that_tempo_phased_on_the_music(rock_song):
 def test_meter_takes_a_time_signature(meter, beats_per_bar):
     """--meter 6/8 counts dotted quarters, as the dev set and most listeners do: two per bar."""
     assert GridSettings(meter=meter).meter == beats_per_bar
+
+
+@pytest.mark.parametrize(("beats_per_bar", "label"), [(2, "2/4 or 6/8"), (3, "3/4"), (4, "4/4"), (5, "5 beats a bar")])
+def test_a_meter_reads_as_a_musician_writes_it(beats_per_bar, label):
+    """Two beats a bar must not read "2/4" alone: the tracker cannot tell 2/4 from 6/8."""
+    assert meter_label(beats_per_bar) == label
 
 
 def test_a_bad_time_signature_is_refused():

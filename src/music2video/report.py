@@ -54,6 +54,7 @@ from music2video.artifacts import (
 )
 from music2video.progress import ProgressCallback, no_progress
 from music2video.runfolder import is_temporary, write_text_atomic
+from music2video.settings import meter_label
 
 log = logging.getLogger(__name__)
 
@@ -508,7 +509,7 @@ def _key_figures(art: RunArtifacts) -> list[tuple[str, str, str]]:
 
             source += f" ({ATTRIBUTION})"
         figures.append(("tempo", f"{art.analysis.tempo_bpm:.1f}", f"BPM, grid from {source}"))
-        figures.append(("meter", f"{art.analysis.beats_per_bar}/4", f"{len(art.analysis.sections)} sections"))
+        figures.append(("meter", meter_label(art.analysis.beats_per_bar), f"{len(art.analysis.sections)} sections"))
     if art.duration_s is not None:
         figures.append(("duration", _fmt_time(art.duration_s, digits=0), "min:s"))
     shots = _shot_spans(art)

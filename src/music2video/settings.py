@@ -105,6 +105,12 @@ def beats_per_bar(meter: str) -> int:
     return count // 3 if compound else count
 
 
+def meter_label(beats_per_bar: int) -> str:
+    """How a grid's meter reads to a musician. Two beats a bar is 2/4 or 6/8 (6/8 counted in
+    dotted quarters, as :func:`beats_per_bar` does): the tracker cannot tell them apart."""
+    return {2: "2/4 or 6/8", 3: "3/4", 4: "4/4"}.get(beats_per_bar, f"{beats_per_bar} beats a bar")
+
+
 class ModelSettings(SettingsSection):
     """Where and how a neural model runs. ``auto`` picks CUDA, then MPS, then CPU."""
 

@@ -57,9 +57,11 @@ def print_warnings(*artifacts: Any) -> None:
 
 
 def print_analysis(result) -> None:  # result: RunResult
+    from music2video.settings import meter_label
+
     analysis, plan = result.analysis, result.plan
     console.print(
-        f"{result.audio.duration_s:.1f} s, {analysis.tempo_bpm:.1f} BPM, {analysis.beats_per_bar}/4, "
+        f"{result.audio.duration_s:.1f} s, {analysis.tempo_bpm:.1f} BPM, {meter_label(analysis.beats_per_bar)}, "
         f"{len(analysis.beats_s)} beats, {len(analysis.downbeats_s)} bars, {len(plan.shots)} shots"
     )
     table = Table("section", "label", "role", "start", "end", "energy", "shots")

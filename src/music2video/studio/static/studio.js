@@ -45,6 +45,11 @@ async function api(path, options = {}) {
 const q = (params) => new URLSearchParams(params).toString();
 const fileUrl = (path, extra = {}) => "/api/file?" + q({ path, ...extra });
 
+// Two beats a bar is 2/4 or 6/8 (dotted quarters): the tracker cannot tell them apart (settings.meter_label).
+function meterLabel(beatsPerBar) {
+  return { 2: "2/4 or 6/8", 3: "3/4", 4: "4/4" }[beatsPerBar] || `${beatsPerBar} beats a bar`;
+}
+
 function say(text, isError = false) {
   const box = $("#message");
   box.textContent = text;
@@ -228,7 +233,7 @@ async function openRun(run, { quiet = false } = {}) {
   $("#run-title").textContent = state.title ? `${state.title} (${state.name})` : state.name;
   const facts = [];
   if (state.duration_s) facts.push(`${state.duration_s.toFixed(2)} s`);
-  if (state.tempo_bpm) facts.push(`${state.tempo_bpm.toFixed(1)} BPM, ${state.beats_per_bar}/4`);
+  if (state.tempo_bpm) facts.push(`${state.tempo_bpm.toFixed(1)} BPM, ${meterLabel(state.beats_per_bar)}`);
   if (state.shots.length) facts.push(`${state.shots.length} shots`);
   if (state.pipeline) facts.push(`pipeline ${state.pipeline}`);
   if (state.width) facts.push(`${state.width}×${state.height} @ ${state.fps} fps`);
