@@ -371,6 +371,46 @@ def test_bench_tiny_runs_every_part(monkeypatch, capsys, tmp_path):
     # 180 s in 2.5 s shots: 72 keyframes, 72 clips of 41 frames (2.5 s at 16 fps, 4k+1).
     assert (projection["shots"], projection["frames_per_shot"]) == (72, 41)
     assert projection["keyframes_s"] == pytest.approx(72 * results["keyframe"]["projected_s"])
+    # On the CPU the renderer's writer does all of the work outside the model; the share counts what stays on the critical path.
+    assert video["writer_s"] == video["outside_s"] and video["handoff_s"] == 0.0
+    assert projection["fast_total_s"] == pytest.approx(projection["fast_diffusion_s"] + projection["fast_critical_outside_s"])
+    assert projection["fast_outside_share"] == pytest.approx(projection["fast_critical_outside_s"] / projection["fast_total_s"])
+
+
+# What the H100 measured (kv.json of `--keyframe-speed lightning-8 --distilled --taylorseer`), trimmed to what the projection reads.
+H100_RESULTS = {
+    "reference": {"s_per_step": 0.1954, "projected_s": 1.6821, "default_steps": 8, "model": "qwen-image", "what": "1024x1024", "peak_gib": 42.5},
+    "keyframe": {"s_per_step": 0.4944, "projected_s": 4.0120, "default_steps": 8, "model": "qwen-image-edit-2509", "what": "832x480", "peak_gib": 40.4},
+    "video": {
+        "s_per_step": 2.0682, "projected_s": 107.086, "default_steps": 50, "model": "wan2.1-vace-1.3b", "what": "832x480", "peak_gib": 13.8,
+        "clip_s": 5.0, "s_per_video_s": 21.417, "taylorseer_speedup": 1.495, "distilled_steps": 6, "distilled_projected_s": 9.9431,
+        "colour_match_s": 1.7552, "outside_s": 3.9496,
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("device_path", "in_line", "overlapped"),
+    [
+        # That run's CPU path, all in the writer: 2.0 s a shot hides behind 5.0 s of diffusion; the last clip's waits.
+        ({}, "17.8 % of 13.3 min", "2.0 s on the critical path, 0.30 % of 11.0 min"),
+        # A writer slower than the diffusion (12 s a clip: 6 s a shot) leaves 1.03 s a shot exposed (71 shots), plus 0.05 s of hand-off a shot and the last 6 s.
+        ({"handoff_s": 0.1, "writer_s": 12.0}, "17.8 % of 13.3 min", "82.6 s on the critical path, 11.17 % of 12.3 min"),
+    ],
+)
+def test_bench_projection_counts_what_the_user_waits_for(monkeypatch, capsys, tmp_path, device_path, in_line, overlapped):
+    """--from-json: the share of the work outside the models is taken against the total with the speed
+    options on, written in line and with the background writer (hand-off + the write the next shot does not hide)."""
+    import json
+
+    results = {**H100_RESULTS, "video": {**H100_RESULTS["video"], **device_path}}
+    saved = tmp_path / "kv.json"
+    saved.write_text(json.dumps({"device": "NVIDIA H100 80GB HBM3", "args": {"keyframe_speed": "lightning-8", "frames": "81"}, "results": results}))
+    assert run_bench(monkeypatch, "--from-json", str(saved)) == 0
+    out = capsys.readouterr().out
+    assert "with the speed options on (keyframes lightning-8, video distilled): diffusion 10.9 min" in out
+    assert f"clips written in line: outside the models 2.4 min, {in_line}" in out
+    assert overlapped in out
 
 
 @pytest.mark.slow  # about 10 s on 2 cores: two tiny image models
