@@ -1,7 +1,8 @@
 """Beat, downbeat, tempo and meter accuracy on the real-instrument dev set (issue 11).
 
 Scores, on the same files in one run, our analysis (``analyze_structure``, whose grid the shot
-planner uses) beside ``librosa.beat.beat_track`` with its defaults and madmom's RNN + DBN beat
+planner uses; its default tracker ``hybrid``) and the same with ``tracker = "dsp"`` (column dsp:
+the onsets alone) beside ``librosa.beat.beat_track`` with its defaults and madmom's RNN + DBN beat
 and downbeat trackers (when ``madmom`` imports; ``make madmom`` installs it), our analysis with
 ``tracker = "beatnet"`` (column beatnet) and BeatNet as its authors decode it offline, its
 activations through madmom's bar-pointer DBN (column beatnet-dbn; ``benchmarks/beatnet/dbn.py``
@@ -27,7 +28,7 @@ Baseline outputs are cached per file (``<dev set>/outputs/<tracker>/<id>.json``,
 audio's size and mtime), so reruns only recompute ours (madmom costs ~15 s of CPU per minute of
 audio). Build the set first: ``make devset``.
 
-    python benchmarks/bench_beats.py [--trackers ours beatnet librosa madmom beatnet-dbn] [--only ID ...]
+    python benchmarks/bench_beats.py [--trackers ours dsp beatnet librosa madmom beatnet-dbn] [--only ID ...]
         [--json results.json]
 """
 
@@ -117,6 +118,13 @@ def run_beatnet(wav: Path) -> dict:
     return run_ours(wav, GridSettings(tracker="beatnet"))
 
 
+def run_dsp(wav: Path) -> dict:
+    """Our analysis with ``tracker = "dsp"`` (the onsets alone, no network)."""
+    from music2video.settings import GridSettings
+
+    return run_ours(wav, GridSettings(tracker="dsp"))
+
+
 def run_beatnet_dbn(wav: Path) -> dict:
     """BeatNet as its authors decode it offline: activations through the bar-pointer DBN
     (beats per bar 3 or 4; benchmarks/beatnet/dbn.py, madmom's decoder in numpy)."""
@@ -142,6 +150,7 @@ def run_beatnet_dbn(wav: Path) -> dict:
 
 TRACKERS = {
     "ours": run_ours,
+    "dsp": run_dsp,
     "librosa": run_librosa,
     "madmom": run_madmom,
     "beatnet": run_beatnet,
@@ -149,6 +158,7 @@ TRACKERS = {
 }
 AVAILABLE = {
     "ours": lambda: True,
+    "dsp": lambda: True,
     "librosa": lambda: True,
     "madmom": lambda: importlib.util.find_spec("madmom") is not None,
     "beatnet": lambda: True,
@@ -269,7 +279,7 @@ def table(results: dict[str, dict[str, dict]], pieces: list[dict], trackers: lis
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trackers", nargs="*", default=["ours", "beatnet", "librosa", "madmom", "beatnet-dbn"])
+    parser.add_argument("--trackers", nargs="*", default=["ours", "dsp", "beatnet", "librosa", "madmom", "beatnet-dbn"])
     parser.add_argument("--only", nargs="*", help="piece ids (default: all)")
     parser.add_argument("--no-cache", action="store_true", help="recompute the baselines too")
     parser.add_argument("--json", type=Path, help="write per-piece results here")

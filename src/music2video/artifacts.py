@@ -125,7 +125,7 @@ class Analysis(Artifact):
     onset_strength: list[float] = Field(description="Onset strength envelope, normalised to 0..1.")
     grid_source: str = Field(
         "tracker:dsp",
-        description="Where the beat grid came from: tracker:dsp, tracker:beatnet, tracker:madmom, tracker:beat_this, user:bpm, "
+        description="Where the beat grid came from: tracker:hybrid (the default), tracker:dsp, tracker:beatnet, tracker:madmom, tracker:beat_this, user:bpm, "
         "user:beats_file, fallback:steady; '+user:meter' / '+user:first_downbeat' when those were given.",
     )
     grid_check: GridCheck | None = Field(

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 MADMOM_RATE_HZ = 44_100
 MADMOM_LICENCE_WARNING = (
     "beat tracker madmom: its models are licensed CC BY-NC-SA 4.0 (non-commercial use only); "
-    "do not use videos made with them commercially (the default tracker 'dsp' has no such limit)"
+    "do not use videos made with them commercially (the default tracker 'hybrid' has no such limit)"
 )
 
 
@@ -43,7 +43,7 @@ def track(settings: GridSettings, features: GridFeatures) -> np.ndarray | None:
         return _madmom(samples, features.rate_hz)
     if settings.tracker == "beat_this":
         return _beat_this(samples, features.rate_hz, settings.beat_this_checkpoint)
-    raise Music2VideoError(f"unknown beat tracker {settings.tracker!r}: choose dsp, madmom or beat_this")
+    raise Music2VideoError(f"unknown beat tracker {settings.tracker!r}: choose hybrid, dsp, beatnet, madmom or beat_this")
 
 
 def _madmom(samples: np.ndarray, rate_hz: int) -> np.ndarray | None:

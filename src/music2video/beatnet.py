@@ -18,7 +18,11 @@ Here the network is ported to numpy:
   CC BY 4.0, converted by ``benchmarks/beatnet/convert_weights.py`` to
   ``data/beatnet/beatnet_model3.npz``). Checked against the same network in torch.
 
-The grid (``tracker = "beatnet"`` in ``beat_grid``) does not use madmom's bar-pointer DBN that
+The default tracker (``tracker = "hybrid"`` in ``beat_grid``) keeps the dsp tracker's onset
+envelope and beat candidates and takes ``beat_activation`` as a second family's evidence for
+their metrical level and phase.
+
+The opt-in grid ``tracker = "beatnet"`` does not use madmom's bar-pointer DBN that
 BeatNet's offline mode decodes with: ``beat_envelope`` adds the activation to the onset
 envelope, and the dsp tracker's tempo, metrical-level choice, DP and downbeat model run on
 that. Measured on the dev set's design split, the DBN (ported to numpy in
@@ -188,10 +192,15 @@ place it to the frame and keep the metrical-level evidence (uniform beats, weake
 between them) that the activation, peaked only at the beats it believes in, lacks."""
 
 
+def beat_activation(samples: np.ndarray, rate_hz: int, times_s: np.ndarray) -> np.ndarray:
+    """BeatNet's beat + downbeat activation (the probability of a beat, 0..1) at ``times_s``."""
+    acts = activations(samples, rate_hz)
+    return np.interp(times_s, np.arange(len(acts)) / FPS, acts.sum(axis=1))
+
+
 def beat_envelope(samples: np.ndarray, rate_hz: int, times_s: np.ndarray, onset_envelope: np.ndarray) -> np.ndarray:
     """BeatNet's beat + downbeat activation at ``times_s`` plus ``ONSET_WEIGHT`` times the
     onset envelope sampled at the same times (each over its standard deviation)."""
-    acts = activations(samples, rate_hz)
-    activation = np.interp(times_s, np.arange(len(acts)) / FPS, acts.sum(axis=1))
+    activation = beat_activation(samples, rate_hz, times_s)
     onset = np.asarray(onset_envelope, dtype=np.float64)
     return activation / (activation.std() + 1e-9) + ONSET_WEIGHT * onset / (onset.std() + 1e-9)

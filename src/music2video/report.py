@@ -504,7 +504,7 @@ def _key_figures(art: RunArtifacts) -> list[tuple[str, str, str]]:
     figures: list[tuple[str, str, str]] = []
     if art.analysis is not None:
         source = art.analysis.grid_source
-        if "tracker:beatnet" in source:
+        if "tracker:beatnet" in source or "tracker:hybrid" in source:
             from music2video.beatnet import ATTRIBUTION
 
             source += f" ({ATTRIBUTION})"

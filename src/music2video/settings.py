@@ -62,9 +62,11 @@ class GridSettings(SettingsSection):
     Each given value replaces or constrains the analysis, and every later stage is re-planned
     from it."""
 
-    tracker: Literal["dsp", "beatnet", "madmom", "beat_this"] = Field(
-        "dsp",
-        description="dsp (built in, usable commercially); beatnet (built in: BeatNet's network, weights CC BY 4.0, "
+    tracker: Literal["hybrid", "dsp", "beatnet", "madmom", "beat_this"] = Field(
+        "hybrid",
+        description="hybrid (built in, the default: dsp's onset tracker with BeatNet's beat activation as evidence of "
+        "the metrical level and phase; weights CC BY 4.0, usable commercially with attribution); dsp (built in, onsets "
+        "only, no network, usable commercially); beatnet (built in: BeatNet's network, weights CC BY 4.0, "
         "usable commercially with attribution, adds its beat activation to dsp's onsets); madmom (needs madmom installed; its models are "
         "CC BY-NC-SA: non-commercial use only); beat_this (needs beat_this and beat_this_checkpoint; MIT).",
     )

@@ -150,10 +150,11 @@ FLAGS: tuple[Flag, ...] = (
         MUSIC, "structure", to=("grid.beats_file",), metavar="FILE", default_text="tracked",
     ),
     Flag(
-        "beat_tracker", str, "dsp (built in, commercial use allowed), beatnet (built in, BeatNet's weights CC BY 4.0: "
+        "beat_tracker", str, "hybrid (default, built in: onsets plus BeatNet's beat activation for the level and "
+        "phase; weights CC BY 4.0: commercial use with attribution), dsp (built in, onsets only, commercial use allowed), beatnet (built in, BeatNet's weights CC BY 4.0: "
         "commercial use with attribution), madmom (models CC BY-NC-SA: non-commercial only) "
         "or beat_this (MIT; set grid.beat_this_checkpoint in the config).",
-        MUSIC, "structure", to=("grid.tracker",), metavar="dsp|beatnet|madmom|beat_this",
+        MUSIC, "structure", to=("grid.tracker",), metavar="hybrid|dsp|beatnet|madmom|beat_this",
     ),
     Flag("min_shot", float, "Shortest shot, seconds.", MUSIC, "shots", to=("shots.min_shot_s",), metavar="SECONDS"),
     Flag("max_shot", float, "Longest shot, seconds.", MUSIC, "shots", to=("shots.max_shot_s",), metavar="SECONDS"),

@@ -1,0 +1,68 @@
+"""The default ``hybrid`` beat tracker: the onset tracker's candidates, with a beat activation
+from another family (BeatNet's network) as evidence of their metrical level and phase."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from music2video.beat_grid import _detrend, _phase_shift, track_beats
+from music2video.settings import GridSettings
+from music2video.structure import analyze_structure
+
+FRAME_RATE_HZ = 22_050 / 512
+DURATION_S = 30.0
+N_FRAMES = int(DURATION_S * FRAME_RATE_HZ)
+BEATS_S = 0.5 + np.arange(0.0, DURATION_S - 1.0, 0.6)  # 100 bpm
+OFF_BEATS_S = BEATS_S + 0.3
+
+
+def _pulses(times_s: np.ndarray, width_frames: float = 1.0) -> np.ndarray:
+    frames = np.arange(N_FRAMES)
+    return np.exp(-0.5 * ((frames[:, None] - times_s[None, :] * FRAME_RATE_HZ) / width_frames) ** 2).sum(axis=1)
+
+
+ACTIVATION = 0.8 * _pulses(BEATS_S, 1.5)
+"""A beat activation as the network gives it: peaked on the beats it hears, low between."""
+
+
+def test_the_activation_decides_the_level_that_the_onsets_leave_open():
+    # Even eighth notes: every onset alike, so the onsets say 200 bpm as readily as 100.
+    onsets = _pulses(BEATS_S) + _pulses(OFF_BEATS_S)
+    onsets_only = track_beats(onsets, FRAME_RATE_HZ, onsets)
+    with_activation = track_beats(onsets, FRAME_RATE_HZ, onsets, beat_activation=ACTIVATION)
+    assert onsets_only is not None and with_activation is not None
+    assert onsets_only[1] == pytest.approx(200.0, rel=0.02)  # the onsets' own choice: double time
+    assert with_activation[1] == pytest.approx(100.0, rel=0.02)
+    beats_s = with_activation[0] / FRAME_RATE_HZ
+    assert np.median(np.min(np.abs(beats_s[:, None] - BEATS_S[None, :]), axis=1)) < 0.03
+
+
+def test_the_activation_decides_the_phase_that_the_onsets_leave_open():
+    # Onsets alike on the beats and off them (no bass to tell): the activation says which are beats.
+    onsets, _ = _detrend(_pulses(BEATS_S) + _pulses(OFF_BEATS_S), FRAME_RATE_HZ)
+    low = np.zeros(N_FRAMES)
+    tracked_off_beat = np.round(OFF_BEATS_S * FRAME_RATE_HZ).astype(np.int64)
+    assert np.array_equal(_phase_shift(tracked_off_beat, onsets, low), tracked_off_beat)
+    shifted_s = _phase_shift(tracked_off_beat, onsets, low, ACTIVATION) / FRAME_RATE_HZ
+    assert np.max(np.abs(shifted_s - BEATS_S[1 : len(shifted_s) + 1])) < 0.03
+
+
+def test_hybrid_is_the_default_and_dsp_stays_the_onsets_alone(tmp_path):
+    from music2video.report import RunArtifacts, _key_figures
+
+    assert GridSettings().tracker == "hybrid"
+    rate = 22_050
+    t = np.arange(int(0.1 * rate)) / rate
+    click = (np.sin(2 * np.pi * 80 * t) * np.exp(-t / 0.03)).astype(np.float32)
+    samples = np.zeros(int(DURATION_S * rate), np.float32)
+    for k, time_s in enumerate(BEATS_S):
+        start = int(time_s * rate)
+        samples[start : start + len(click)] += click * (1.0 if k % 4 == 0 else 0.6)
+    default = analyze_structure(samples, rate)
+    onsets_only = analyze_structure(samples, rate, grid=GridSettings(tracker="dsp"))
+    assert default.grid_source == "tracker:hybrid" and onsets_only.grid_source == "tracker:dsp"
+    assert default.tempo_bpm == pytest.approx(100.0, rel=0.04)
+    figures = _key_figures(RunArtifacts(root=tmp_path, analysis=default))
+    tempo_note = next(note for name, _, note in figures if name == "tempo")
+    assert "tracker:hybrid" in tempo_note and "BeatNet" in tempo_note and "CC BY 4.0" in tempo_note
