@@ -321,3 +321,25 @@ def test_real_instrument_pieces(tmp_path):
         if min_downbeat_f is not None:
             assert _f(truth["downbeats_s"], analysis.downbeats_s) >= min_downbeat_f, piece["id"]
         assert analysis.tempo_bpm == pytest.approx(truth["tempo_bpm"], rel=0.04), piece["id"]
+
+
+def test_a_short_four_four_song_keeps_four_beat_bars(tmp_path):
+    """Twelve seconds (six bars) are too few for the two-beat test to speak: 4/4, the common
+    meter, stays (the studio's demo song came out in 2/4 and its longest shot could not split)."""
+    from music2video.demo import synthesize_demo_song
+
+    song = tmp_path / "demo.wav"
+    synthesize_demo_song(song, duration_s=12.0)
+    analysis = analyze_structure(load_audio(song, ANALYSIS_RATE_HZ), ANALYSIS_RATE_HZ)
+    assert analysis.tempo_bpm == pytest.approx(120.0, rel=0.02)
+    assert analysis.beats_per_bar == 4
+
+
+def test_a_tempo_path_at_another_pulse_does_not_win_on_harmony(tmp_path):
+    """The lyrics tests' 120 bpm song is tracked at half tempo (60); a 48 bpm path, inside the
+    local tempo range but with a pulse that loses to other levels, must not win on its bars."""
+    from test_lyrics import SUNG_SPANS_S, instrumental, vocals, write_wav
+
+    song = write_wav(tmp_path / "vocal.wav", instrumental() + vocals(SUNG_SPANS_S))
+    analysis = analyze_structure(load_audio(song, ANALYSIS_RATE_HZ), ANALYSIS_RATE_HZ)
+    assert min(abs(analysis.tempo_bpm - level) for level in (60.0, 120.0)) < 1.0, analysis.tempo_bpm

@@ -220,6 +220,10 @@ def track_beats(
         # start where the chords change.
         ratio = {id(c): c.period_frames / best.period_frames for c in candidates}
         same_level = [c for c in candidates if 1 / LOCAL_TEMPO_RANGE < ratio[id(c)] < LOCAL_TEMPO_RANGE]
+        # The level decision stands: an alternative counts only if it too beats every candidate
+        # at another level (a 48 bpm path in a 60 bpm song has the tempo range but not the pulse).
+        other_levels = [c.score for c in candidates if all(c is not s for s in same_level)]
+        same_level = [c for c in same_level if c.score > max(other_levels, default=-np.inf)]
         if len(same_level) > 1:
             best = max(same_level, key=lambda c: _bar_clarity(chroma, c.beats))
     log.debug(
@@ -627,8 +631,8 @@ def _splits_in_two(features: GridFeatures, beats_s: np.ndarray, evidence: np.nda
     whose bars come in accented pairs (a hypermeter) keeps four-beat bars (downbeat F 0.67).
     """
     downbeats = downbeat_index[downbeat_index + 6 < len(beats_s)]  # three half bars of spans
-    if len(downbeats) < 4:
-        return False
+    if _sign_test(len(downbeats), len(downbeats)) >= SIGNIFICANCE:
+        return False  # too few bars for even a perfect record to speak for 4/4: keep the common meter
     # Chroma of every beat's span, then of each half bar (two beats); the bar's two halves
     # compared with each other (the middle) and its second half with the next half (the bar line).
     beat_chroma = features.segment_means(features.chroma, features.frames(beats_s))[:, :-1]
