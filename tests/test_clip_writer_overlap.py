@@ -123,6 +123,35 @@ def test_a_clip_that_fails_to_write_fails_its_shot_alone_in_one_line(tiny_wan, t
     }
 
 
+def test_ended_writes_hands_out_each_shot_once_its_clip_is_written_or_failed(tiny_wan, tmp_path, monkeypatch):
+    """What a Ray worker reports after each shot: the clips written since it last asked, without
+    waiting for the one still in the writer; ``wait=True`` (the worker's flush) waits for it."""
+    release = threading.Event()
+    original_write = DiffusersRenderer._write_clip
+
+    def held_write(self, frames, frame_count, output, reference=None):
+        if output.name.startswith("shot-003"):
+            raise Music2VideoError("cannot encode shot-003: the encoder is gone")
+        if output.name.startswith("shot-002"):
+            assert release.wait(WAIT_S)
+        original_write(self, frames, frame_count, output, reference)
+
+    monkeypatch.setattr(DiffusersRenderer, "_write_clip", held_write)
+    storyboard = three_shots()
+    with make_renderer(tiny_wan) as renderer:
+        outputs = {shot.id: tmp_path / f"{shot.id}.mp4" for shot in storyboard.shots}
+        for shot in storyboard.shots[:2]:
+            renderer.render_shot(shot, storyboard, make_analysis(3 * SHOT_S), 12, outputs[shot.id])
+        assert renderer.ended_writes() == {"shot-001": None}  # waited for before shot 2 was handed over
+        assert outputs["shot-001"].is_file() and not outputs["shot-002"].exists()
+        assert renderer.ended_writes() == {}  # reported once; shot 2 is still being written
+        release.set()
+        renderer.render_shot(storyboard.shots[2], storyboard, make_analysis(3 * SHOT_S), 12, outputs["shot-003"])
+        assert renderer.ended_writes(wait=True) == {"shot-002": None, "shot-003": "cannot encode shot-003: the encoder is gone"}
+        assert outputs["shot-002"].is_file()
+        assert renderer.finish() == {} and renderer.ended_writes(wait=True) == {}
+
+
 def test_a_stopped_run_keeps_finished_clips_and_the_next_run_renders_the_rest(tiny_wan, tmp_path, monkeypatch):
     """Ctrl-C while shot 3 generates: clip 2, still in the writer then, is finished and kept; nothing half
     written is left; the same command renders shot 3 alone, reusing clips 1 and 2 byte for byte."""

@@ -215,6 +215,149 @@ def test_a_worker_killed_mid_shot_loses_only_that_shot(ray_session, local_clips,
     assert retry_pid != killed[0]  # the retry ran in a new worker process
 
 
+class BackgroundWriter(AnimaticRenderer):
+    """Writes each clip in a background thread, as the diffusers renderer does (``ended_writes``,
+    ``finish``), and logs "generate SHOT PID" and "written SHOT PID" to ``log_file``.
+
+    A clip's write waits until this process starts generating its next shot, or until its last
+    clips are asked for (``ended_writes(wait=True)``): a worker that waited for each clip before
+    its next shot would log every "written" before the next "generate". ``fail_shot``'s write
+    raises; the first write of ``hang_shot`` hangs until the test kills its worker.
+    """
+
+    def __init__(self, log_file: Path, fail_shot: str = "", hang_shot: str = ""):
+        super().__init__(WIDTH, HEIGHT, FPS, workers=1)
+        self.log_file, self.fail_shot, self.hang_shot = log_file, fail_shot, hang_shot
+
+    def __enter__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._writer = ThreadPoolExecutor(max_workers=1)
+        self._writes: dict = {}  # shot id -> future
+        self._release: threading.Event | None = None
+        return super().__enter__()
+
+    def __exit__(self, *exc_info):
+        self._writer.shutdown(wait=True)
+        return super().__exit__(*exc_info)
+
+    def _log(self, event: str, shot_id: str) -> None:
+        with open(self.log_file, "a") as log:
+            log.write(f"{event} {shot_id} {os.getpid()}\n")
+
+    def render_shot(self, shot, storyboard, analysis, frame_count, output):
+        self._log("generate", shot.id)
+        if self._release is not None:
+            self._release.set()  # the clip before may be written now
+        self._release = threading.Event()
+        self._writes[shot.id] = self._writer.submit(self._write, self._release, shot, storyboard, analysis, frame_count, output)
+
+    def _write(self, release, shot, storyboard, analysis, frame_count, output):
+        release.wait(timeout=60)
+        marker = self.log_file.with_suffix(".hanging")
+        if shot.id == self.hang_shot and not marker.exists():
+            marker.write_text(str(os.getpid()))
+            time.sleep(60)  # the test kills this worker long before
+        if shot.id == self.fail_shot:
+            raise Music2VideoError(f"cannot encode {shot.id}: the encoder gave up")
+        super().render_shot(shot, storyboard, analysis, frame_count, output)
+        self._log("written", shot.id)
+
+    def ended_writes(self, wait: bool = False) -> dict[str, str | None]:
+        from music2video.render import failure_reason
+
+        if wait and self._release is not None:
+            self._release.set()
+        ended = {}
+        for shot_id, future in list(self._writes.items()):
+            if wait or future.done():
+                error = future.exception()
+                ended[shot_id] = None if error is None else failure_reason(error)
+                del self._writes[shot_id]
+        return ended
+
+    def finish(self) -> dict[str, str]:
+        return {shot_id: why for shot_id, why in self.ended_writes(wait=True).items() if why is not None}
+
+
+def events(log_file: Path) -> list[tuple[str, str, int]]:
+    return [(event, shot, int(pid)) for event, shot, pid in (line.split() for line in log_file.read_text().splitlines())]
+
+
+def clips_on_disk_when_reported(root: Path) -> tuple[list[tuple[str, bool]], object]:
+    """A progress callback, and what it saw: (shot, its clip on disk) for each shot reported done."""
+    seen: list[tuple[str, bool]] = []
+
+    def progress(done, total, message=""):
+        if message.startswith("rendered "):
+            shot = message.split()[1]
+            seen.append((shot, any((root / "clips").glob(f"{shot}-*.mp4"))))
+
+    return seen, progress
+
+
+def test_ray_workers_write_each_clip_while_rendering_the_next_and_report_it_once_written(ray_session, local_clips, tmp_path):
+    log_file, root = tmp_path / "events.log", tmp_path / "run"
+    seen, progress = clips_on_disk_when_reported(root)
+    with RayExecutor(RaySettings(workers=2)) as executor:
+        result = render(root, executor, BackgroundWriter(log_file), progress=progress)
+    assert_same_clips(root, result, local_clips)
+    assert sorted(seen) == [(shot.id, True) for shot in make_storyboard().shots]  # each reported once, on disk
+    logged = events(log_file)
+    by_worker = {pid: [(event, shot) for event, shot, p in logged if p == pid] for _, _, pid in logged}
+    assert max(sum(event == "generate" for event, _ in lines) for lines in by_worker.values()) >= 2
+    for lines in by_worker.values():
+        generated = [shot for event, shot in lines if event == "generate"]
+        for earlier, later in zip(generated, generated[1:]):
+            # The worker went on to its next shot before the clip of the one before was written.
+            assert lines.index(("generate", later)) < lines.index(("written", earlier)), lines
+
+
+def test_a_clip_that_fails_to_write_on_ray_fails_its_shot_alone(ray_session, tmp_path):
+    root = tmp_path / "run"
+    seen, progress = clips_on_disk_when_reported(root)
+    with RayExecutor(RaySettings(workers=2)) as executor:
+        result = render(root, executor, BackgroundWriter(tmp_path / "events.log", fail_shot="shot-002"), progress=progress)
+    assert result.failed_shots == {"shot-002": "cannot encode shot-002: the encoder gave up"}
+    assert sorted(seen) == [(shot.id, shot.id != "shot-002") for shot in make_storyboard().shots]
+    assert {clip.shot_id: Path(clip.path).name for clip in result.clips}["shot-002"] == "shot-002-failed.mp4"
+    assert "shot-002" not in {time.shot_id for time in result.shot_times}
+
+
+def test_a_worker_killed_while_writing_a_clip_renders_that_shot_again(ray_session, local_clips, tmp_path):
+    log_file, root = tmp_path / "events.log", tmp_path / "run"
+    marker = log_file.with_suffix(".hanging")
+    seen, progress = clips_on_disk_when_reported(root)
+    killed: list[int] = []
+
+    def kill_when_hanging() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if marker.exists() and marker.read_text():
+                killed.append(int(marker.read_text()))
+                os.kill(killed[0], 9)
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_when_hanging)
+    killer.start()
+    with RayExecutor(RaySettings(workers=2, max_restarts=1, max_task_retries=1)) as executor:
+        result = render(root, executor, BackgroundWriter(log_file, hang_shot="shot-002"), progress=progress)
+    killer.join()
+    assert killed, "the write never hung"
+    assert_same_clips(root, result, local_clips)
+    assert sorted(seen) == [(shot.id, True) for shot in make_storyboard().shots]  # each reported once, on disk
+    logged = events(log_file)
+    generated = [shot for event, shot, _ in logged if event == "generate"]
+    assert generated.count("shot-002") == 2
+    # Only shots whose clips the killed worker had not written yet were rendered again.
+    written_by_killed = {shot for event, shot, pid in logged if event == "written" and pid == killed[0]}
+    first_on_killed = {shot for event, shot, pid in logged if event == "generate" and pid == killed[0]}
+    again = {shot for shot in generated if generated.count(shot) > 1}
+    assert "shot-002" in again and again <= first_on_killed - written_by_killed
+    assert all(generated.count(shot) <= 2 for shot in generated)
+
+
 class CannotLoad(AnimaticRenderer):
     def __enter__(self):
         raise Music2VideoError("cannot load the tiny model from /nowhere: no such folder")

@@ -398,7 +398,8 @@ class DiffusersRenderer:
         self._frames_on_device = False
         self._compiled = False
         self._pending_writes: list[tuple[str, Future[None]]] = []
-        self._earlier_write_failures: dict[str, str] = {}
+        # Shots whose clip is written (None) or failed to write (why), not yet handed out by ended_writes.
+        self._ended_writes: dict[str, str | None] = {}
 
     # -- ShotRenderer ------------------------------------------------------------------------
 
@@ -527,13 +528,14 @@ class DiffusersRenderer:
 
         try:
             if exc_type is not None:  # interrupted: let the clip in flight finish, keep nothing else waiting
-                self._wait_for_writes()
+                self._collect_writes(wait=True)
         finally:
             if self._writer is not None:
                 self._writer.shutdown(wait=True)
                 self._writer = None
             self._pipe = self._i2v = self._running = None
             self._placed = None
+            self._pending_writes, self._ended_writes = [], {}
             free_memory()
 
     def finish(self) -> dict[str, str]:
@@ -542,25 +544,37 @@ class DiffusersRenderer:
         Called by the render driver after the last shot, because writing a clip (retime, resize,
         encode) runs in a background thread while the GPU generates the next shot.
         """
-        failed = {**self._earlier_write_failures, **self._wait_for_writes()}
-        self._earlier_write_failures = {}
-        return failed
+        return {shot_id: why for shot_id, why in self.ended_writes(wait=True).items() if why is not None}
 
-    def _wait_for_writes(self) -> dict[str, str]:
+    def ended_writes(self, wait: bool = False) -> dict[str, str | None]:
+        """``{shot id: None when its clip is on disk, else why writing it failed}`` for each shot
+        whose ``render_shot`` returned and whose write has ended since the last call (this or
+        :meth:`finish`); ``wait``: wait for every write first. A Ray worker hands these to the
+        driver, which counts a shot as done only then (:class:`~music2video.render.executors.RenderWorker`).
+        """
+        self._collect_writes(wait)
+        ended, self._ended_writes = self._ended_writes, {}
+        return ended
+
+    def _collect_writes(self, wait: bool) -> None:
+        """Move the background writes that have ended (all of them, waiting, with ``wait``) to
+        ``_ended_writes``. A full disk raises: no room for any clip, the driver stops the run."""
         from music2video.render import failure_reason
 
-        failed = {}
         pending, self._pending_writes = self._pending_writes, []
         for shot_id, future in pending:
+            if not wait and not future.done():
+                self._pending_writes.append((shot_id, future))
+                continue
             try:
                 future.result()
+                self._ended_writes[shot_id] = None
             except Exception as error:  # reported per shot, as if render_shot had raised it
                 if is_disk_full(error):
-                    raise  # no room for any clip: the driver stops the run, keeping finished clips
+                    raise
                 if not isinstance(error, Music2VideoError):
                     log.error("writing the clip of %s failed", shot_id, exc_info=error)
-                failed[shot_id] = failure_reason(error)
-        return failed
+                self._ended_writes[shot_id] = failure_reason(error)
 
     def render_shot(
         self,
@@ -621,13 +635,13 @@ class DiffusersRenderer:
         del frames  # the writer holds the clip from here
         if not self.write_in_background:
             write(*arguments)
+            self._ended_writes[shot.id] = None
             return
         # One clip at most waits in line, so at most two shots' frames are held in memory.
-        failed = self._wait_for_writes() if len(self._pending_writes) >= MAX_PENDING_WRITES else {}
+        if len(self._pending_writes) >= MAX_PENDING_WRITES:
+            self._collect_writes(wait=True)
         assert self._writer is not None  # made in __enter__, like the pipeline
         self._pending_writes.append((shot.id, self._writer.submit(write, *arguments)))
-        if failed:
-            self._earlier_write_failures.update(failed)
 
     def _finish_on_device(self, frames: torch.Tensor, frame_count: int, output: Path, reference: Path | None) -> np.ndarray:
         """Steps 3-5 on the frames' device (colour, retime, scale): the clip's uint8 frames, on the CPU."""

@@ -13,12 +13,18 @@ executor made it, and a run started with one executor resumes with the other.
   display; the actors write clips straight into the run folder, which must therefore sit on a
   file system every Ray node sees at the same path (one machine always does).
 
+An actor writes each clip in the background while it renders its next shot, as the local
+executor does (the diffusers renderer's writer thread): each call returns the shots whose clips
+have been written (or failed to write) since its last call, and the driver counts a shot as done
+only then; once the queue is empty, ``flush`` collects each actor's last clips.
+
 Fault tolerance on Ray: actors restart after dying (``ray.max_restarts``), and the shot a dead
 actor was rendering is retried by Ray on the restarted actor (``ray.max_task_retries``), or by
 the driver on any live actor once Ray's own retries are spent, up to
-:data:`MAX_SHOT_ATTEMPTS` times. Every other shot is unaffected: finished clips are on disk
-before the driver counts them. A driver killed mid-run leaves finished clips in the run folder;
-the next run, with either executor, reuses them.
+:data:`MAX_SHOT_ATTEMPTS` times; so are the shots whose clips it was still writing (each actor
+life has its own id, so the driver sees a restart even when Ray retried the call). Every other
+shot is unaffected: finished clips are on disk before the driver counts them. A driver killed
+mid-run leaves finished clips in the run folder; the next run, with either executor, reuses them.
 
 Memory plan: one model per actor. A stage with another per-shot model (keyframes) runs all of
 its shots through :meth:`RayExecutor.render` first; when the render stage then asks for a
@@ -33,9 +39,11 @@ import math
 import os
 import socket
 import time
+import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -124,10 +132,22 @@ class LocalExecutor:
 # -- Ray -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class WorkerReport:
+    """What a :class:`RenderWorker` call sends back to the driver."""
+
+    worker: str  # the worker's name, for the report
+    life: str  # this life of the actor: a new one after Ray restarted it
+    seconds: float  # the shot's time on the worker, its background write left out (0 for flush)
+    ended: dict[str, str | None]  # shots whose clip ended since the last call: None on disk, else why not
+
+
 class RenderWorker:
     """The body of one Ray actor: one renderer, loaded once, reused for every shot it is given.
 
     Ray restarts the actor after it dies (this constructor runs again and reloads the model).
+    A renderer that writes clips in the background (``ended_writes``, the diffusers renderer's)
+    keeps writing while the actor renders its next shot; its ended writes travel in the reports.
     """
 
     def __init__(self, renderer: ShotRenderer, index: int):
@@ -136,29 +156,39 @@ class RenderWorker:
         if getattr(renderer, "workers", 1) > 1:
             renderer.workers = 1  # type: ignore[attr-defined]
         self.name = f"w{index}@{socket.gethostname()}"
+        self.life = uuid.uuid4().hex
         self.renderer = renderer
+        self.background = callable(getattr(renderer, "ended_writes", None))
         renderer.__enter__()
 
     def pid(self) -> int:
         return os.getpid()
 
-    def render(self, job: ShotJob, storyboard: Storyboard, analysis: Analysis) -> tuple[str | None, float, str]:
-        """(why it failed or None, seconds, this worker's name); the clip is on disk when this returns."""
+    def render(self, job: ShotJob, storyboard: Storyboard, analysis: Analysis) -> WorkerReport:
+        """Render ``job``. It is in this report's ``ended`` if it failed or its clip was written in
+        line; else its clip is being written, and a later report lists it (:meth:`flush`'s at the latest)."""
         started = time.perf_counter()
         run_root = job.path.parent.parent
-        if not run_root.is_dir():
-            return (
+        if run_root.is_dir():
+            failure = render_one(self.renderer, job, storyboard, analysis)
+        else:
+            failure = (
                 f"{self.name} cannot see the run folder {run_root}: on a Ray cluster the run folder must be on "
-                "a file system every node mounts at the same path",
-                time.perf_counter() - started,
-                self.name,
+                "a file system every node mounts at the same path"
             )
-        failure = render_one(self.renderer, job, storyboard, analysis)
-        finish = getattr(self.renderer, "finish", None)
-        if finish is not None:  # wait for a clip written in the background: the driver counts it as done
-            late = finish()
-            failure = failure or late.get(job.shot.id)
-        return failure, time.perf_counter() - started, self.name
+        if self.background:
+            ended = self.renderer.ended_writes()  # type: ignore[attr-defined]
+        else:  # any other renderer's clip is on disk once it has finished
+            finish = getattr(self.renderer, "finish", None)
+            ended = {job.shot.id: failure or (finish().get(job.shot.id) if finish is not None else None)}
+        if failure is not None:
+            ended[job.shot.id] = failure
+        return WorkerReport(self.name, self.life, time.perf_counter() - started, ended)
+
+    def flush(self) -> WorkerReport:
+        """Wait for the clips still being written and report them."""
+        ended = self.renderer.ended_writes(wait=True) if self.background else {}  # type: ignore[attr-defined]
+        return WorkerReport(self.name, self.life, 0.0, ended)
 
 
 class RayExecutor:
@@ -181,7 +211,7 @@ class RayExecutor:
         self._actors: list[Any] = []  # ray actor handles, index = worker number - 1
         self._dead: set[int] = set()
         self._pool_key: str | None = None
-        self._in_flight: dict[Any, tuple[ShotJob, int]] = {}
+        self._in_flight: dict[Any, tuple[ShotJob | None, int]] = {}  # call -> (its shot or None for flush, actor)
 
     # -- the cluster -----------------------------------------------------------------------
 
@@ -244,7 +274,7 @@ class RayExecutor:
     def actor_rendering(self, shot_id: str) -> Any | None:
         """The actor that is rendering ``shot_id`` right now, or None."""
         for job, index in self._in_flight.values():
-            if job.shot.id == shot_id:
+            if job is not None and job.shot.id == shot_id:
                 return self._actors[index]
         return None
 
@@ -309,28 +339,67 @@ class RayExecutor:
         board_ref, analysis_ref = ray.put(storyboard), ray.put(analysis)
         queue = deque(jobs)
         idle = deque(index for index in range(len(self._actors)) if index not in self._dead)
+        # Per actor: the life that holds them, and the shots whose clips it is writing -> (job, seconds, worker).
+        lives: dict[int, str] = {}
+        writing: dict[int, dict[str, tuple[ShotJob, float, str]]] = {index: {} for index in idle}
         attempts: Counter[str] = Counter()  # driver-side tries per shot lost with a dead worker
         actor_failures: Counter[int] = Counter()
         last_death = ""
         failed: dict[str, str] = {}
+
+        def finished(job: ShotJob, failure: str | None, worker: str, seconds: float) -> None:
+            if failure is None and not job.path.exists():
+                failure = (
+                    f"{worker} wrote {job.path.name} where this machine cannot see it: on a Ray cluster the run "
+                    "folder must be on a file system every node mounts at the same path"
+                )
+            if failure is not None:
+                failed[job.shot.id] = failure
+            on_done(job, failure, worker, seconds)
+
+        def lost(job: ShotJob, worker: str) -> None:
+            """``job``'s worker died with it: try it again, up to MAX_SHOT_ATTEMPTS times."""
+            attempts[job.shot.id] += 1
+            if attempts[job.shot.id] < MAX_SHOT_ATTEMPTS:
+                log.warning("%s: its worker died (%s); trying it again", job.shot.id, last_death)
+                queue.appendleft(job)
+            else:
+                why = f"its Ray worker died {attempts[job.shot.id]} times rendering it: {last_death}"
+                failed[job.shot.id] = why
+                on_done(job, why, worker, 0.0)
+
+        def writes_lost(index: int) -> None:
+            """Actor ``index`` died or restarted: the clips it was writing are not coming."""
+            for job, seconds, worker in writing[index].values():
+                if job.path.exists():  # written (clips land atomically) before it died, not yet reported
+                    finished(job, None, worker, seconds)
+                else:
+                    lost(job, worker)
+            writing[index] = {}
+
         try:
-            while queue or self._in_flight:
+            while queue or self._in_flight or any(writing.values()):
                 while queue and idle:
                     index, job = idle.popleft(), queue.popleft()
                     ref = self._actors[index].render.remote(job, board_ref, analysis_ref)
                     self._in_flight[ref] = (job, index)
+                if not queue:  # nothing left to give these actors: collect their last clips
+                    for index in [index for index in idle if writing[index]]:
+                        idle.remove(index)
+                        self._in_flight[self._actors[index].flush.remote()] = (None, index)
                 if not self._in_flight:  # jobs left and no live actor to take them
                     raise Music2VideoError(f"every Ray worker died, {len(queue)} shots unrendered; the last said: {last_death}")
                 ready, _ = ray.wait(list(self._in_flight), num_returns=1, timeout=self.poll_s)
                 for ref in ready:
                     job, index = self._in_flight.pop(ref)
                     try:
-                        failure, seconds, worker = ray.get(ref, timeout=GET_TIMEOUT_S)
+                        report: WorkerReport = ray.get(ref, timeout=GET_TIMEOUT_S)
                     except RayTaskError as error:  # raised past render_one: a full disk
                         cause = getattr(error, "cause", None)
                         if is_disk_full(cause):
                             raise cause from None
-                        raise Music2VideoError(f"{job.shot.id} on a Ray worker: {_first_line(error)}") from None
+                        what = job.shot.id if job is not None else "writing clips"
+                        raise Music2VideoError(f"{what} on a Ray worker: {_first_line(error)}") from None
                     except RayActorError as error:
                         last_death = _first_line(error)
                         actor_failures[index] += 1
@@ -339,30 +408,29 @@ class RayExecutor:
                             log.warning("Ray worker %d is gone: %s", index + 1, last_death)
                         else:
                             idle.append(index)
+                        writes_lost(index)
+                        if job is None:
+                            continue
                         if error.actor_init_failed or actor_failures[index] > 1:
                             # The shot never ran (the model did not load), or its actor was gone
                             # already: no attempt used.
                             queue.appendleft(job)
-                            continue
-                        attempts[job.shot.id] += 1
-                        if attempts[job.shot.id] < MAX_SHOT_ATTEMPTS:
-                            log.warning("%s: its worker died (%s); trying it again", job.shot.id, last_death)
-                            queue.appendleft(job)
                         else:
-                            why = f"its Ray worker died {attempts[job.shot.id]} times rendering it: {last_death}"
-                            failed[job.shot.id] = why
-                            on_done(job, why, f"w{index + 1}", 0.0)
+                            lost(job, f"w{index + 1}")
                         continue
                     actor_failures[index] = 0
                     idle.append(index)
-                    if failure is None and not job.path.exists():
-                        failure = (
-                            f"{worker} wrote {job.path.name} where this machine cannot see it: on a Ray cluster the run "
-                            "folder must be on a file system every node mounts at the same path"
-                        )
-                    if failure is not None:
-                        failed[job.shot.id] = failure
-                    on_done(job, failure, worker, seconds)
+                    if lives.get(index, report.life) != report.life:
+                        writes_lost(index)  # Ray restarted the actor and retried this call there
+                    lives[index] = report.life
+                    if job is not None:
+                        writing[index][job.shot.id] = (job, report.seconds, report.worker)
+                    for shot_id, failure in report.ended.items():
+                        if shot_id in writing[index]:  # else a clip of a render call stopped early (below)
+                            ended_job, seconds, worker = writing[index].pop(shot_id)
+                            finished(ended_job, failure, worker, seconds)
+                    if job is None:  # a flush leaves nothing being written
+                        writes_lost(index)
         except BaseException:
             # Interrupted or stopped: take back the shots still queued on the actors.
             for ref in self._in_flight:
@@ -370,6 +438,10 @@ class RayExecutor:
                     ray.cancel(ref)
                 except Exception as error:  # already finished or its actor gone: nothing to take back
                     log.debug("could not cancel a shot: %s", error)
+            # Clips still being written end in these reports, which nobody reads: an actor runs its
+            # calls in order, so a batch's next song never gets them in its own.
+            for actor in self.actors:
+                actor.flush.remote()
             raise
         finally:
             self._in_flight = {}
