@@ -357,24 +357,24 @@ class RayExecutor:
                 failed[job.shot.id] = failure
             on_done(job, failure, worker, seconds)
 
-        def lost(job: ShotJob, worker: str) -> None:
+        def lost(job: ShotJob, worker: str, death: str) -> None:
             """``job``'s worker died with it: try it again, up to MAX_SHOT_ATTEMPTS times."""
             attempts[job.shot.id] += 1
             if attempts[job.shot.id] < MAX_SHOT_ATTEMPTS:
-                log.warning("%s: its worker died (%s); trying it again", job.shot.id, last_death)
+                log.warning("%s: its worker died (%s); trying it again", job.shot.id, death)
                 queue.appendleft(job)
             else:
-                why = f"its Ray worker died {attempts[job.shot.id]} times rendering it: {last_death}"
+                why = f"its Ray worker died {attempts[job.shot.id]} times rendering it: {death}"
                 failed[job.shot.id] = why
                 on_done(job, why, worker, 0.0)
 
-        def writes_lost(index: int) -> None:
+        def writes_lost(index: int, death: str) -> None:
             """Actor ``index`` died or restarted: the clips it was writing are not coming."""
             for job, seconds, worker in writing[index].values():
                 if job.path.exists():  # written (clips land atomically) before it died, not yet reported
                     finished(job, None, worker, seconds)
                 else:
-                    lost(job, worker)
+                    lost(job, worker, death)
             writing[index] = {}
 
         try:
@@ -408,7 +408,7 @@ class RayExecutor:
                             log.warning("Ray worker %d is gone: %s", index + 1, last_death)
                         else:
                             idle.append(index)
-                        writes_lost(index)
+                        writes_lost(index, last_death)
                         if job is None:
                             continue
                         if error.actor_init_failed or actor_failures[index] > 1:
@@ -416,12 +416,12 @@ class RayExecutor:
                             # already: no attempt used.
                             queue.appendleft(job)
                         else:
-                            lost(job, f"w{index + 1}")
+                            lost(job, f"w{index + 1}", last_death)
                         continue
                     actor_failures[index] = 0
                     idle.append(index)
-                    if lives.get(index, report.life) != report.life:
-                        writes_lost(index)  # Ray restarted the actor and retried this call there
+                    if lives.get(index, report.life) != report.life:  # Ray restarted it and retried this call there
+                        writes_lost(index, "restarted by Ray while writing its clip")
                     lives[index] = report.life
                     if job is not None:
                         writing[index][job.shot.id] = (job, report.seconds, report.worker)
@@ -430,7 +430,7 @@ class RayExecutor:
                             ended_job, seconds, worker = writing[index].pop(shot_id)
                             finished(ended_job, failure, worker, seconds)
                     if job is None:  # a flush leaves nothing being written
-                        writes_lost(index)
+                        writes_lost(index, "its clip was not among those flushed")
         except BaseException:
             # Interrupted or stopped: take back the shots still queued on the actors.
             for ref in self._in_flight:
@@ -440,8 +440,9 @@ class RayExecutor:
                     log.debug("could not cancel a shot: %s", error)
             # Clips still being written end in these reports, which nobody reads: an actor runs its
             # calls in order, so a batch's next song never gets them in its own.
-            for actor in self.actors:
-                actor.flush.remote()
+            busy = {index for _, index in self._in_flight.values()} | {index for index, shots in writing.items() if shots}
+            for index in busy - self._dead:
+                self._actors[index].flush.remote()
             raise
         finally:
             self._in_flight = {}
