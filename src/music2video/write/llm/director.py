@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from music2video.artifacts import (
     Analysis,
@@ -72,6 +72,8 @@ from music2video.write.llm.schema import (
 from music2video.write.template import NEGATIVE_PROMPT, NEGATIVE_PROMPT_CHARACTERS, matching_description, shot_seed
 
 log = logging.getLogger(__name__)
+
+SetEntry = TypeVar("SetEntry", Place, Prop)
 
 # How much of the story so far each shot pass sees. They trade context length against
 # continuity for every model alike, so they are constants rather than settings.
@@ -314,20 +316,10 @@ class Director:
             characters.append(Character(name=name, description=self.fit(
                 f"character {name}", item.description, limits.character_description)))
         taken = {c.name for c in characters}  # one name, one cast member: shots refer to them by name
-        places: list[Place] = []
-        for item in reply.places[: limits.max_places]:
-            name = self.fit("place name", item.name, limits.place_name)
-            if name and name not in taken:
-                taken.add(name)
-                places.append(Place(name=name, description=self.fit(
-                    f"place {name}", item.description, limits.place_description)))
-        props: list[Prop] = []
-        for item in reply.props[: limits.max_props]:
-            name = self.fit("prop name", item.name, limits.prop_name)
-            if name and name not in taken:
-                taken.add(name)
-                props.append(Prop(name=name, description=self.fit(
-                    f"prop {name}", item.description, limits.prop_description)))
+        places = self.set_list(Place, "place", reply.places[: limits.max_places], taken,
+                               limits.place_name, limits.place_description)
+        props = self.set_list(Prop, "prop", reply.props[: limits.max_props], taken,
+                              limits.prop_name, limits.prop_description)
         template_sections = {t.section_index: t for t in self.template.sections}
         treatments: list[SectionTreatment] = []
         stories: list[str] = []
@@ -565,6 +557,20 @@ class Director:
             "seed": shot_seed(self.seed, shot.index),
             "lyrics": self.lyrics_by_shot.get(shot.id, ""),
         })
+
+    def set_list(self, model: type[SetEntry], what: str, items: list[Any], taken: set[str],
+                 name_limit: int, description_limit: int) -> list[SetEntry]:
+        """The set list's places or props from the reply's ``items``, fitted to their limits; an
+        empty name or one ``taken`` already (by a character, place or prop) is left out, and each
+        name kept joins ``taken``."""
+        entries: list[SetEntry] = []
+        for item in items:
+            name = self.fit(f"{what} name", item.name, name_limit)
+            if name and name not in taken:
+                taken.add(name)
+                entries.append(model(name=name, description=self.fit(
+                    f"{what} {name}", item.description, description_limit)))
+        return entries
 
     def fit(self, what: str, text: str, limit: int) -> str:
         """``text`` on one line within ``limit`` characters, cut at a word boundary (and noted)."""
