@@ -9,7 +9,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 # Tests never reach a model hub.
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install install-dev browser demo test test-all bench bench-lyrics devset devset-tools madmom bench-beats clean
+.PHONY: install install-dev browser demo test test-all bench bench-lyrics devset devset-tools madmom bench-beats fof-songs bench-beats-real clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,16 @@ madmom: install
 
 bench-beats: devset madmom
 	$(BIN)/python benchmarks/bench_beats.py
+
+# Acceptance only (never in the test path, never tuned on): eight recorded rock/metal songs whose
+# Frets on Fire charts give the true beats (benchmarks/bench_beats_real.py).
+FOF_APT := fretsonfire-songs-muldjord fretsonfire-songs-sectoid
+fof-songs:
+	@test -d /usr/share/games/fretsonfire/data/songs/sectoid || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(FOF_APT); }
+
+bench-beats-real: install fof-songs madmom
+	$(BIN)/python benchmarks/bench_beats_real.py
 
 clean:
 	rm -rf $(VENV) .numba_cache demo
