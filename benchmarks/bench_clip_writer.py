@@ -74,7 +74,7 @@ def main() -> None:
         width=WIDTH,
         height=HEIGHT,
     )
-    for name in ("_match_colour", "_write_clip", "_finish_on_device", "_encode_clip"):
+    for name in ("_match_colour", "_finished_chunks", "_write_clip", "_finish_on_device", "_encode_clip"):
         setattr(writer, name, partial(getattr(DiffusersRenderer, name), writer))
     methods = {"exact": colour.ColourTransform.apply_exact, "table": colour.ColourTransform.apply}
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs")

@@ -459,7 +459,7 @@ def outside_the_model(frames, keyframe, native_fps: float, width: int, height: i
         settings=SimpleNamespace(colour_match="lab"), entry=SimpleNamespace(native_fps=native_fps),
         fps=OUTPUT_FPS, retime="nearest", width=width, height=height,
     )  # fmt: skip
-    for name in ("_match_colour", "_write_clip", "_finish_on_device", "_encode_clip"):
+    for name in ("_match_colour", "_finished_chunks", "_write_clip", "_finish_on_device", "_encode_clip"):
         setattr(renderer, name, getattr(DiffusersRenderer, name).__get__(renderer))
     frame_count = round((len(frames) - 1) / native_fps * OUTPUT_FPS)
     result = {}

@@ -65,9 +65,11 @@ torch and diffusers are imported only when a renderer is entered.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -643,40 +645,34 @@ class DiffusersRenderer:
         assert self._writer is not None  # made in __enter__, like the pipeline
         self._pending_writes.append((shot.id, self._writer.submit(write, *arguments)))
 
+    def _finished_chunks(self, frames: Frames, frame_count: int, output: Path, reference: Path | None) -> Iterator[Frames]:
+        """Steps 3-5 on the frames' device: the colour match (5, done now, in place: the source
+        frames are what it fits), then retime (3) and scale and crop (4) lazily, a chunk of uint8
+        frames at a time, so that only a few retimed full-size frames exist at once."""
+        if reference is not None and self.settings.colour_match != "none":
+            self._match_colour(frames, reference, output)
+        timing = retime_plan(frame_count, self.fps, self.entry.native_fps, len(frames), self.retime)
+        return (
+            cover_and_crop(retime_frames(frames, timing[start : start + RESIZE_CHUNK_FRAMES]), self.width, self.height)
+            for start in range(0, frame_count, RESIZE_CHUNK_FRAMES)
+        )
+
     def _finish_on_device(self, frames: torch.Tensor, frame_count: int, output: Path, reference: Path | None) -> np.ndarray:
         """Steps 3-5 on the frames' device (colour, retime, scale): the clip's uint8 frames, on the CPU."""
         import torch
 
-        if reference is not None and self.settings.colour_match != "none":
-            self._match_colour(frames, reference, output)
-        timing = retime_plan(frame_count, self.fps, self.entry.native_fps, len(frames), self.retime)
-        chunks = [
-            cover_and_crop(retime_frames(frames, timing[start : start + RESIZE_CHUNK_FRAMES]), self.width, self.height)
-            for start in range(0, frame_count, RESIZE_CHUNK_FRAMES)
-        ]
-        return torch.cat(chunks).cpu().numpy()
+        return torch.cat(list(self._finished_chunks(frames, frame_count, output, reference))).cpu().numpy()
 
-    def _encode_clip(self, pixels: np.ndarray, output: Path) -> None:
-        """Step 6 alone: (frames, height, width, 3) uint8 frames to ``output``."""
+    def _encode_clip(self, pixels: Iterable[np.ndarray], output: Path) -> None:
+        """Step 6 alone: (height, width, 3) uint8 frames to ``output``."""
         with ClipWriter(output, self.width, self.height, self.fps) as writer:
             for frame in pixels:
                 writer.write(frame)
 
     def _write_clip(self, frames: np.ndarray, frame_count: int, output: Path, reference: Path | None = None) -> None:
-        # 5 (before 3). Colour: match the clip to its scene's first keyframe.
-        if reference is not None and self.settings.colour_match != "none":
-            self._match_colour(frames, reference, output)
-        # 3. Retime: which source frame(s) each of the frame_count output frames shows.
-        timing = retime_plan(frame_count, self.fps, self.entry.native_fps, len(frames), self.retime)
-        with ClipWriter(output, self.width, self.height, self.fps) as writer:
-            # A chunk at a time, so that only a few retimed full-size frames exist at once.
-            for start in range(0, frame_count, RESIZE_CHUNK_FRAMES):
-                chunk = retime_frames(frames, timing[start : start + RESIZE_CHUNK_FRAMES])
-                # 4. Scale and crop to the output size.
-                pixels = cover_and_crop(chunk, self.width, self.height)
-                # 6. Write.
-                for frame in pixels:
-                    writer.write(frame)
+        """Steps 3-6 on the CPU, in the background writer."""
+        chunks = self._finished_chunks(frames, frame_count, output, reference)
+        self._encode_clip(itertools.chain.from_iterable(chunks), output)
 
     def _match_colour(self, frames: Frames, reference: Path, output: Path) -> None:
         """Match ``frames`` in place to ``reference``'s Lab colours; record the drift beside ``output``."""
