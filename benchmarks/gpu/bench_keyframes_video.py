@@ -84,6 +84,7 @@ from bench_wan import (  # noqa: E402  (the Wan 1.3B configs and the cast that f
     WAN_1_3B_TRANSFORMER,
     WAN_VAE,
     cast_like_from_pretrained,
+    pick_device,
 )
 
 # Wan-AI/Wan2.1-VACE-1.3B-diffusers transformer/config.json: the 1.3B model plus 15 VACE blocks
@@ -169,19 +170,17 @@ def main() -> int:
         sys.stdout.reconfigure(line_buffering=True)  # a run cut short still shows what it measured
     if args.from_json:
         return reproject(args)
+    picked = pick_device(args.tiny)
+    if picked is None:
+        return 0
+    device, dtype, device_name = picked
     import torch
 
-    if not torch.cuda.is_available() and not args.tiny:
-        print("No CUDA GPU is present: nothing to benchmark (use --tiny for a functional run on the CPU).")
-        return 0
     from music2video.settings import parse_resolution
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     if args.tiny:
         args.reference_size, args.size, args.frames = "32x32", "32x32", 9
     args.steps = args.steps or (2 if args.tiny else 8)
-    device_name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
     print(f"device: {device_name}, dtype {str(dtype).removeprefix('torch.')}, torch {torch.__version__}, {args.steps} steps timed")
     parts = [part.strip() for part in args.parts.split(",") if part.strip()]
     results: dict[str, dict] = {}

@@ -117,20 +117,18 @@ def main() -> int:
     # Line by line, so a run cut short by a time limit still shows what it measured.
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)
+    picked = pick_device(args.tiny)
+    if picked is None:
+        return 0
+    device, dtype, device_name = picked
     import torch
 
-    if not torch.cuda.is_available() and not args.tiny:
-        print("No CUDA GPU is present: nothing to benchmark (use --tiny for a functional run on the CPU).")
-        return 0
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     if args.tiny:
         args.frames, args.width, args.height = 9, 64, 48
         args.output = "64x36"
     if args.steps is None:
         args.steps = 3 if args.tiny else 20
     started = time.perf_counter()
-    device_name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
     print(f"device: {device_name}, dtype {str(dtype).removeprefix('torch.')}, torch {torch.__version__}")
     print(f"clip: {args.width}x{args.height}, {args.frames} frames, {args.steps} steps, guidance {GUIDANCE}")
 
@@ -183,6 +181,19 @@ def main() -> int:
             )
         )
     return 0
+
+
+def pick_device(tiny: bool):
+    """``(device, dtype, device name)``: the CUDA GPU in bfloat16, or with ``tiny`` and no GPU the
+    CPU in float32; None (after saying why) when there is no GPU and no ``tiny``."""
+    import torch
+
+    if not torch.cuda.is_available() and not tiny:
+        print("No CUDA GPU is present: nothing to benchmark (use --tiny for a functional run on the CPU).")
+        return None
+    if torch.cuda.is_available():
+        return torch.device("cuda"), torch.bfloat16, torch.cuda.get_device_name()
+    return torch.device("cpu"), torch.float32, "cpu"
 
 
 def build_pipeline(tiny: bool, device, dtype):
