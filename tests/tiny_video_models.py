@@ -24,6 +24,24 @@ _WORDS = (
     "slow fast camera close wide shot street moon sea fire smoke"
 ).split()
 
+# The T5 / UMT5 text encoder (vocabulary size from the tokenizer) ...
+_T5_ENCODER = dict(d_model=TEXT_DIM, d_kv=8, d_ff=64, num_layers=2, num_heads=4, relative_attention_num_buckets=8)
+# ... and the Wan 2.1 transformer (diffusers' tests/pipelines/wan/test_wan.py); builders change a few.
+_WAN_TRANSFORMER = dict(
+    patch_size=(1, 2, 2),
+    num_attention_heads=2,
+    attention_head_dim=12,
+    in_channels=16,
+    out_channels=16,
+    text_dim=TEXT_DIM,
+    freq_dim=256,
+    ffn_dim=32,
+    num_layers=2,
+    cross_attn_norm=True,
+    qk_norm="rms_norm_across_heads",
+    rope_max_seq_len=32,
+)
+
 
 def tiny_t5_tokenizer():
     """A T5 tokenizer (Unigram + Metaspace) with <pad>=0, </s>=1, <unk>=2, words and letters."""
@@ -39,41 +57,17 @@ def tiny_t5_tokenizer():
 
 def build_tiny_wan(folder: Path, seed: int = 0) -> Path:
     """Save a tiny ``WanPipeline`` (Wan 2.1 layout) to ``folder`` and return it."""
-    import torch
     from diffusers import FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
 
     tokenizer = tiny_t5_tokenizer()
     text_encoder = _tiny_umt5(tokenizer, seed)
     vae = _tiny_wan_vae(seed)
-    torch.manual_seed(seed)
-    transformer = WanTransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
-        in_channels=16,
-        out_channels=16,
-        text_dim=TEXT_DIM,
-        freq_dim=256,
-        ffn_dim=32,
-        num_layers=2,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=32,
-    )
-    pipe = WanPipeline(
-        tokenizer=tokenizer,
-        text_encoder=text_encoder,
-        vae=vae,
-        transformer=transformer,
-        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
-    )
-    pipe.save_pretrained(folder)
-    return Path(folder)
+    transformer = _seeded(seed, WanTransformer3DModel, **_WAN_TRANSFORMER)
+    return _save(WanPipeline, folder, tokenizer, text_encoder, vae, transformer, FlowMatchEulerDiscreteScheduler(shift=7.0))
 
 
 def build_tiny_ltx(folder: Path, seed: int = 0) -> Path:
     """Save a tiny ``LTXPipeline`` to ``folder`` and return it (its VAE compresses 4x in space and time)."""
-    import torch
     from diffusers import (
         AutoencoderKLLTXVideo,
         FlowMatchEulerDiscreteScheduler,
@@ -83,20 +77,10 @@ def build_tiny_ltx(folder: Path, seed: int = 0) -> Path:
     from transformers import T5Config, T5EncoderModel
 
     tokenizer = tiny_t5_tokenizer()
-    torch.manual_seed(seed)
-    text_encoder = T5EncoderModel(
-        T5Config(
-            vocab_size=len(tokenizer),
-            d_model=TEXT_DIM,
-            d_kv=8,
-            d_ff=64,
-            num_layers=2,
-            num_heads=4,
-            relative_attention_num_buckets=8,
-        )
-    )
-    torch.manual_seed(seed)
-    transformer = LTXVideoTransformer3DModel(
+    text_encoder = _seeded(seed, T5EncoderModel, T5Config(vocab_size=len(tokenizer), **_T5_ENCODER))
+    transformer = _seeded(
+        seed,
+        LTXVideoTransformer3DModel,
         in_channels=8,
         out_channels=8,
         patch_size=1,
@@ -107,9 +91,10 @@ def build_tiny_ltx(folder: Path, seed: int = 0) -> Path:
         num_layers=1,
         caption_channels=TEXT_DIM,
     )
-    torch.manual_seed(seed)
     # Every decoder_* argument is set: their defaults are the full-size decoder.
-    vae = AutoencoderKLLTXVideo(
+    vae = _seeded(
+        seed,
+        AutoencoderKLLTXVideo,
         latent_channels=8,
         block_out_channels=(8, 8, 8, 8),
         decoder_block_out_channels=(8, 8, 8, 8),
@@ -125,15 +110,7 @@ def build_tiny_ltx(folder: Path, seed: int = 0) -> Path:
         encoder_causal=True,
         decoder_causal=False,
     )
-    pipe = LTXPipeline(
-        tokenizer=tokenizer,
-        text_encoder=text_encoder,
-        vae=vae,
-        transformer=transformer,
-        scheduler=FlowMatchEulerDiscreteScheduler(),
-    )
-    pipe.save_pretrained(folder)
-    return Path(folder)
+    return _save(LTXPipeline, folder, tokenizer, text_encoder, vae, transformer, FlowMatchEulerDiscreteScheduler())
 
 
 def build_tiny_wan22_ti2v(folder: Path, seed: int = 0) -> Path:
@@ -142,13 +119,13 @@ def build_tiny_wan22_ti2v(folder: Path, seed: int = 0) -> Path:
     Shapes from diffusers' ``tests/pipelines/wan/test_wan_22_image_to_video.py``; the same
     components run ``WanImageToVideoPipeline`` for image-to-video.
     """
-    import torch
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
 
     tokenizer = tiny_t5_tokenizer()
     text_encoder = _tiny_umt5(tokenizer, seed)
-    torch.manual_seed(seed)
-    vae = AutoencoderKLWan(
+    vae = _seeded(
+        seed,
+        AutoencoderKLWan,
         base_dim=3,
         z_dim=48,
         in_channels=12,
@@ -163,58 +140,44 @@ def build_tiny_wan22_ti2v(folder: Path, seed: int = 0) -> Path:
         scale_factor_temporal=4,
         temperal_downsample=[False, True, True],
     )
+    transformer = _seeded(seed, WanTransformer3DModel, **{**_WAN_TRANSFORMER, "in_channels": 48, "out_channels": 48})
+    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0)
+    return _save(WanPipeline, folder, tokenizer, text_encoder, vae, transformer, scheduler, expand_timesteps=True)
+
+
+def _seeded(seed: int, model_class, *args, **kwargs):
+    """``model_class(*args, **kwargs)`` with its random weights drawn after seeding torch with ``seed``."""
+    import torch
+
     torch.manual_seed(seed)
-    transformer = WanTransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
-        in_channels=48,
-        out_channels=48,
-        text_dim=TEXT_DIM,
-        freq_dim=256,
-        ffn_dim=32,
-        num_layers=2,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=32,
-    )
-    pipe = WanPipeline(
-        tokenizer=tokenizer,
-        text_encoder=text_encoder,
-        vae=vae,
-        transformer=transformer,
-        scheduler=UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0),
-        expand_timesteps=True,
-    )
-    pipe.save_pretrained(folder)
+    return model_class(*args, **kwargs)
+
+
+def _save(pipeline_class, folder: Path, tokenizer, text_encoder, vae, transformer, scheduler, **others) -> Path:
+    """Save a ``pipeline_class`` of these components (and ``others``) to ``folder`` and return it."""
+    pipeline_class(
+        tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer, scheduler=scheduler, **others
+    ).save_pretrained(folder)
     return Path(folder)
 
 
 def _tiny_umt5(tokenizer, seed: int):
-    import torch
     from transformers import UMT5Config, UMT5EncoderModel
 
-    torch.manual_seed(seed)
-    return UMT5EncoderModel(
-        UMT5Config(
-            vocab_size=len(tokenizer),
-            d_model=TEXT_DIM,
-            d_kv=8,
-            d_ff=64,
-            num_layers=2,
-            num_heads=4,
-            relative_attention_num_buckets=8,
-        )
-    )
+    return _seeded(seed, UMT5EncoderModel, UMT5Config(vocab_size=len(tokenizer), **_T5_ENCODER))
 
 
 def _tiny_wan_vae(seed: int):
-    import torch
     from diffusers import AutoencoderKLWan
 
-    torch.manual_seed(seed)
-    return AutoencoderKLWan(
-        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
+    return _seeded(
+        seed,
+        AutoencoderKLWan,
+        base_dim=3,
+        z_dim=16,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
     )
 
 
@@ -224,38 +187,16 @@ def build_tiny_wan_vace(folder: Path, seed: int = 0) -> Path:
     Transformer shapes from diffusers' ``tests/pipelines/wan/test_wan_vace.py``: 3 blocks, VACE
     context blocks beside blocks 0 and 2, 96 VACE input channels (16 latent x 2 + 64 mask).
     """
-    import torch
     from diffusers import FlowMatchEulerDiscreteScheduler, WanVACEPipeline, WanVACETransformer3DModel
 
     tokenizer = tiny_t5_tokenizer()
     text_encoder = _tiny_umt5(tokenizer, seed)
     vae = _tiny_wan_vae(seed)
-    torch.manual_seed(seed)
-    transformer = WanVACETransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
-        in_channels=16,
-        out_channels=16,
-        text_dim=TEXT_DIM,
-        freq_dim=256,
-        ffn_dim=32,
-        num_layers=3,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=32,
-        vace_layers=[0, 2],
-        vace_in_channels=96,
+    transformer = _seeded(
+        seed, WanVACETransformer3DModel, **{**_WAN_TRANSFORMER, "num_layers": 3, "vace_layers": [0, 2], "vace_in_channels": 96}
     )
-    pipe = WanVACEPipeline(
-        tokenizer=tokenizer,
-        text_encoder=text_encoder,
-        vae=vae,
-        transformer=transformer,
-        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
-    )
-    pipe.save_pretrained(folder)
-    return Path(folder)
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=7.0)
+    return _save(WanVACEPipeline, folder, tokenizer, text_encoder, vae, transformer, scheduler)
 
 
 def build_tiny_wan_i2v(folder: Path, seed: int = 0, first_last: bool = False) -> Path:
@@ -265,32 +206,25 @@ def build_tiny_wan_i2v(folder: Path, seed: int = 0, first_last: bool = False) ->
     FLF2V layout, whose image embedding takes two pictures' CLIP tokens side by side
     (``pos_embed_seq_len`` = 2 x 1025 tokens of a 32 px, patch-1 CLIP).
     """
-    import torch
     from diffusers import FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline, WanTransformer3DModel
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
     tokenizer = tiny_t5_tokenizer()
     text_encoder = _tiny_umt5(tokenizer, seed)
     vae = _tiny_wan_vae(seed)
-    torch.manual_seed(seed)
-    transformer = WanTransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
-        in_channels=36,  # 16 noise + 16 encoded condition video + 4 mask
-        out_channels=16,
-        text_dim=TEXT_DIM,
-        freq_dim=256,
-        ffn_dim=32,
-        num_layers=2,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=32,
-        image_dim=4,
-        pos_embed_seq_len=2 * (32 * 32 + 1) if first_last else None,
+    transformer = _seeded(
+        seed,
+        WanTransformer3DModel,
+        **{
+            **_WAN_TRANSFORMER,
+            "in_channels": 36,  # 16 noise + 16 encoded condition video + 4 mask
+            "image_dim": 4,
+            "pos_embed_seq_len": 2 * (32 * 32 + 1) if first_last else None,
+        },
     )
-    torch.manual_seed(seed)
-    image_encoder = CLIPVisionModel(
+    image_encoder = _seeded(
+        seed,
+        CLIPVisionModel,
         CLIPVisionConfig(
             hidden_size=4,
             projection_dim=4,
@@ -299,19 +233,19 @@ def build_tiny_wan_i2v(folder: Path, seed: int = 0, first_last: bool = False) ->
             image_size=32,
             intermediate_size=16,
             patch_size=1,
-        )
+        ),
     )
-    pipe = WanImageToVideoPipeline(
-        tokenizer=tokenizer,
-        text_encoder=text_encoder,
-        vae=vae,
-        transformer=transformer,
-        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+    return _save(
+        WanImageToVideoPipeline,
+        folder,
+        tokenizer,
+        text_encoder,
+        vae,
+        transformer,
+        FlowMatchEulerDiscreteScheduler(shift=7.0),
         image_encoder=image_encoder,
         image_processor=CLIPImageProcessor(crop_size=32, size=32),
     )
-    pipe.save_pretrained(folder)
-    return Path(folder)
 
 
 def build_tiny_ltx_condition(folder: Path, seed: int = 0) -> Path:
