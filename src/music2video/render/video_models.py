@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 from music2video.errors import Music2VideoError
 from music2video.model_source import lookup_registry
@@ -194,95 +194,73 @@ class VideoModel:
         return min(self.buckets, key=lambda bucket: abs(math.log(bucket[0] / bucket[1]) - wanted))
 
 
+def _wan_2_1(**fields: Any) -> VideoModel:
+    """A Wan 2.1 model (1.3B or 14B): what they share, with ``fields`` set or changed on top."""
+    shared: dict[str, Any] = dict(
+        native_fps=16.0,
+        frame_step=4,
+        max_frames=81,  # 5 s at 16 fps, what the models were trained on
+        buckets=((832, 480), (480, 832)),  # 480p, as the 1.3B models and the 14B 480P one were trained
+        size_multiple=16,  # VAE stride 8 x patch 2
+        default_steps=50,
+        default_guidance=5.0,
+        negative_prompt=WAN_NEGATIVE_PROMPT,
+        vae_float32=True,
+        licence="Apache-2.0",
+    )
+    return VideoModel(**{**shared, **fields})
+
+
 VIDEO_MODELS: dict[str, VideoModel] = {
     model.name: model
     for model in (
-        VideoModel(
+        _wan_2_1(
             name="wan2.1-1.3b",
             hf_id="Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
             pipeline="WanPipeline",
-            native_fps=16.0,
-            frame_step=4,
-            max_frames=81,  # 5 s at 16 fps, what the model was trained on
-            buckets=((832, 480), (480, 832)),
-            size_multiple=16,  # VAE stride 8 x patch 2
-            default_steps=50,
-            default_guidance=5.0,
-            negative_prompt=WAN_NEGATIVE_PROMPT,
-            vae_float32=True,
             distill_lora=CAUSVID_1_3B,
-            licence="Apache-2.0",
             notes=(
                 "Text only, about 8 GB of GPU memory at 832x480. It cannot start from a keyframe (Wan 2.1 VACE "
                 "1.3B can), so a shot longer than 81 frames is made of several text-to-video generations with "
                 "seeds seed, seed+1, ... that crossfade over a few frames."
             ),
         ),
-        VideoModel(
+        _wan_2_1(
             name="wan2.1-vace-1.3b",
             hf_id="Wan-AI/Wan2.1-VACE-1.3B-diffusers",
             pipeline="WanVACEPipeline",
-            native_fps=16.0,
-            frame_step=4,
-            max_frames=81,
-            buckets=((832, 480), (480, 832)),  # the 1.3B VACE model is trained at 480p
-            size_multiple=16,
-            default_steps=50,
-            default_guidance=5.0,
-            negative_prompt=WAN_NEGATIVE_PROMPT,
             # The same pipeline makes text-only shots (no video: every frame generated), starts a
             # shot from its keyframe and extends a long shot from its last frame.
             i2v_pipeline="WanVACEPipeline",
             image_input="vace",
             last_frame=True,
-            vae_float32=True,
             distill_lora=CAUSVID_1_3B,
-            licence="Apache-2.0",
             notes=(
                 "The light default: Wan 2.1 1.3B with VACE context blocks, about 10 GB of GPU memory at 832x480. "
                 "A shot starts from its keyframe (or takes it as a reference image, video.image_conditioning), "
                 "may end on the next shot's keyframe, and long shots extend from their last frame."
             ),
         ),
-        VideoModel(
+        _wan_2_1(
             name="wan2.1-i2v-14b-480p",
             hf_id="Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",
             pipeline="WanImageToVideoPipeline",
-            native_fps=16.0,
-            frame_step=4,
-            max_frames=81,
-            buckets=((832, 480), (480, 832)),
-            size_multiple=16,
-            default_steps=50,
-            default_guidance=5.0,
-            negative_prompt=WAN_NEGATIVE_PROMPT,
             i2v_pipeline="WanImageToVideoPipeline",
             text_to_video=False,
-            vae_float32=True,
-            licence="Apache-2.0",
             notes=(
                 "Image-to-video only: every shot needs a keyframe. 14B parameters plus a CLIP image encoder: "
                 "about 40 GB in bfloat16; on a 24 GB GPU use video.offload = 'model'. Trained on the first "
                 "frame only (its 720p first-and-last-frame sibling is wan2.1-flf2v-14b)."
             ),
         ),
-        VideoModel(
+        _wan_2_1(
             name="wan2.1-flf2v-14b",
             hf_id="Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers",
             pipeline="WanImageToVideoPipeline",
-            native_fps=16.0,
-            frame_step=4,
-            max_frames=81,
             buckets=((1280, 720), (720, 1280)),
-            size_multiple=16,
-            default_steps=50,
-            default_guidance=5.0,
-            negative_prompt=WAN_NEGATIVE_PROMPT,
             i2v_pipeline="WanImageToVideoPipeline",
             last_frame=True,
             text_to_video=False,
-            vae_float32=True,
-            licence="Apache-2.0",
             notes="Image-to-video from a first and a last frame (last_image), 720p; every shot needs a keyframe.",
         ),
         VideoModel(
