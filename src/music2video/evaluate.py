@@ -577,15 +577,12 @@ def _semantic_scores(
             shots[shot_id].frames = [k for k in frame_indices.get(shot_id, []) if k in frames]
             shots[shot_id].clip_similarity = _round(value)
         for group in semantic.consistency_groups(storyboard, clip.embeddings):
-            margin = group.within - group.between if group.between is not None else None
             groups.append(
                 ConsistencyGroup(
                     kind=group.kind,  # type: ignore[arg-type]
                     name=group.name,
                     shot_ids=group.shot_ids,
-                    within=round(group.within, 6),
-                    between=_round(group.between),
-                    margin=_round(margin),
+                    **_cohesion(group.within, group.between),
                 )
             )
     if clap_model:
@@ -644,13 +641,7 @@ def _identity_scores(
         if any(s == shot.id for s, _ in order)
     }
     characters = [
-        CharacterIdentity(
-            name=c.name,
-            shot_ids=c.shot_ids,
-            within=round(c.within, 6),
-            between=_round(c.between),
-            margin=_round(c.within - c.between if c.between is not None else None),
-        )
+        CharacterIdentity(name=c.name, shot_ids=c.shot_ids, **_cohesion(c.within, c.between))
         for c in identity.character_identity(storyboard, embeddings)
     ]
     scores = IdentityScores(
@@ -690,3 +681,12 @@ def _mean(values: Sequence[float | None]) -> float | None:
 
 def _round(value: float | None, digits: int = 6) -> float | None:
     return None if value is None else round(float(value), digits)
+
+
+def _cohesion(within: float, between: float | None) -> dict[str, float | None]:
+    """A group's ``within`` and ``between`` cosines and its ``margin`` (within - between), rounded."""
+    return {
+        "within": _round(within),
+        "between": _round(between),
+        "margin": _round(within - between if between is not None else None),
+    }

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from music2video.artifacts import Storyboard
+from music2video.metrics.semantic import group_cosines
 from music2video.model_source import load_error, model_source
 from music2video.optional import require
 
@@ -114,11 +115,7 @@ def character_identity(storyboard: Storyboard, shot_embeddings: Mapping[str, np.
     for name, shot_ids in members.items():
         if len(shot_ids) < 2:
             continue
-        inside = np.stack([shot_embeddings[s] for s in shot_ids])
-        pairs = (inside @ inside.T)[np.triu_indices(len(shot_ids), k=1)]
-        others = [s for s in shot_embeddings if s not in shot_ids]
-        between = float((inside @ np.stack([shot_embeddings[o] for o in others]).T).mean()) if others else None
-        results.append(CharacterIdentity(name, shot_ids, float(pairs.mean()), between))
+        results.append(CharacterIdentity(name, shot_ids, *group_cosines(shot_embeddings, shot_ids)))
     return results
 
 

@@ -21,7 +21,7 @@ one at a time, and are freed before the next loads.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -202,13 +202,18 @@ def consistency_groups(storyboard: Storyboard, embeddings: dict[str, np.ndarray]
     for (kind, name), members in groups.items():
         if len(members) < 2:
             continue
-        inside = np.stack([embeddings[m] for m in members])
-        gram = inside @ inside.T
-        pairs = gram[np.triu_indices(len(members), k=1)]
-        others = [shot_id for shot_id in embeddings if shot_id not in members]
-        between = float((inside @ np.stack([embeddings[o] for o in others]).T).mean()) if others else None
-        results.append(GroupConsistency(kind, name, members, float(pairs.mean()), between))
+        results.append(GroupConsistency(kind, name, members, *group_cosines(embeddings, members)))
     return results
+
+
+def group_cosines(embeddings: Mapping[str, np.ndarray], members: list[str]) -> tuple[float, float | None]:
+    """``(within, between)`` for two or more ``members`` of ``embeddings`` (unit vectors by shot id):
+    their mean pairwise cosine, and their mean cosine to every other shot (None: no other shot)."""
+    inside = np.stack([embeddings[m] for m in members])
+    pairs = (inside @ inside.T)[np.triu_indices(len(members), k=1)]
+    others = [shot_id for shot_id in embeddings if shot_id not in members]
+    between = float((inside @ np.stack([embeddings[o] for o in others]).T).mean()) if others else None
+    return float(pairs.mean()), between
 
 
 # --------------------------------------------------------------------------------------------
