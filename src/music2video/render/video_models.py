@@ -353,8 +353,6 @@ VIDEO_MODELS: dict[str, VideoModel] = {
     )
 }
 
-DEFAULT_VIDEO_MODEL = "wan2.1-vace-1.3b"
-
 
 def resolve_video_model(name_or_id_or_path: str) -> VideoModel:
     """The registry entry for a name, a known Hugging Face id or a local diffusers folder.
