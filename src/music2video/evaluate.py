@@ -636,7 +636,7 @@ def _identity_scores(
         del encoder
         free_memory()
     embeddings = {
-        shot.id: identity.mean_unit(shot_rows[[i for i, (s, _) in enumerate(order) if s == shot.id]])
+        shot.id: semantic.mean_unit(shot_rows[[i for i, (s, _) in enumerate(order) if s == shot.id]])
         for shot in storyboard.shots
         if any(s == shot.id for s, _ in order)
     }

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from music2video.artifacts import Storyboard
-from music2video.metrics.semantic import group_cosines
+from music2video.metrics.semantic import group_cosines, unit_rows
 from music2video.model_source import load_error, model_source
 from music2video.optional import require
 
@@ -91,9 +91,7 @@ def embed_images(encoder: ImageEncoder, images: Sequence[np.ndarray]) -> np.ndar
             chunks.append(tensor.float().cpu().numpy())
     if not chunks:
         return np.zeros((0, 1), np.float32)
-    matrix = np.concatenate(chunks)
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+    return unit_rows(np.concatenate(chunks))
 
 
 @dataclass
@@ -117,13 +115,6 @@ def character_identity(storyboard: Storyboard, shot_embeddings: Mapping[str, np.
             continue
         results.append(CharacterIdentity(name, shot_ids, *group_cosines(shot_embeddings, shot_ids)))
     return results
-
-
-def mean_unit(rows: np.ndarray) -> np.ndarray:
-    """The mean of unit rows, made unit again."""
-    mean = rows.mean(axis=0)
-    norm = float(np.linalg.norm(mean))
-    return mean / norm if norm > 0 else mean
 
 
 def read_picture(path: Path, width: int | None = None) -> np.ndarray:

@@ -120,7 +120,7 @@ def clip_embeddings(
     dim = int(model.config.projection_dim)
     image_matrix = np.concatenate(image_chunks) if image_chunks else np.zeros((0, dim), np.float32)
     text_matrix = np.concatenate(text_chunks) if text_chunks else np.zeros((0, dim), np.float32)
-    return _unit_rows(image_matrix), _unit_rows(text_matrix)
+    return unit_rows(image_matrix), unit_rows(text_matrix)
 
 
 @dataclass
@@ -168,7 +168,7 @@ def clip_shot_scores(
         if not rows:
             similarities[shot.id] = None
             continue
-        mean = _unit_rows(image_embeddings[rows].mean(axis=0, keepdims=True))[0]
+        mean = mean_unit(image_embeddings[rows])
         embeddings[shot.id] = mean
         similarities[shot.id] = float(np.clip(mean @ text_embeddings[row], -1.0, 1.0))
     return ClipShotScores(embeddings, similarities)
@@ -279,7 +279,7 @@ def _clap_text(model: Any, tokenizer: Any, texts: Sequence[str]) -> np.ndarray:
             tokens = tokenizer(list(texts[first : first + CLIP_BATCH]), padding=True, truncation=True, return_tensors="pt")
             tokens = {name: value.to(device) for name, value in tokens.items() if name in ("input_ids", "attention_mask")}
             chunks.append(_pooled(model.get_text_features(**tokens)))
-    return _unit_rows(np.concatenate(chunks)) if chunks else np.zeros((0, 1), np.float32)
+    return unit_rows(np.concatenate(chunks)) if chunks else np.zeros((0, 1), np.float32)
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,9 +293,15 @@ def _pooled(output: Any) -> np.ndarray:
     return tensor.float().cpu().numpy()
 
 
-def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """``matrix``'s rows scaled to length 1 (a zero row stays zero), float32."""
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+def mean_unit(rows: np.ndarray) -> np.ndarray:
+    """The mean of unit rows, made unit again."""
+    return unit_rows(rows.mean(axis=0, keepdims=True))[0]
 
 
 def _require_backend(purpose: str) -> None:
