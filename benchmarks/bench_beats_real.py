@@ -47,6 +47,8 @@ STEMS = ("song.ogg", "guitar.ogg", "rhythm.ogg")
 AUDIBLE_DB = -40.0
 """A frame is audible above this RMS level relative to the mix's loudest frame (dB)."""
 AUDIBLE_FRAME_S = 0.05
+MIX_RATE_HZ = 44_100
+"""The mix's rate: madmom's networks run at 44.1 kHz and resample other rates with ffmpeg's binary."""
 FIGURES = [("beat_f", "{:.3f}"), ("cmlt", "{:.3f}"), ("amlt", "{:.3f}"), ("downbeat_f", "{:.3f}"), ("tempo_ok", "{:.0%}"), ("cuts_on_beat", "{:.1%}")]
 
 
@@ -61,10 +63,10 @@ def cache_dir() -> Path:
 
 
 def build_mix(song: Path, out: Path) -> Path:
-    """The full mix (the sum of the stems present) as a float WAV, decoded through our helpers."""
+    """The full mix (the sum of the stems present) as a 16-bit WAV, decoded through our helpers."""
     import soundfile
 
-    from music2video.decode import CANONICAL_RATE_HZ, decode_audio, load_audio
+    from music2video.decode import decode_audio, load_audio
 
     wav = out / f"{song.name.replace(' ', '_')}.wav"
     if wav.exists():
@@ -75,13 +77,13 @@ def build_mix(song: Path, out: Path) -> Path:
             if (song / name).exists():
                 decoded = Path(tmp) / f"{name}.wav"
                 decode_audio(song / name, decoded)
-                stems.append(load_audio(decoded, CANONICAL_RATE_HZ, mono=True))
+                stems.append(load_audio(decoded, MIX_RATE_HZ, mono=True))
     mix = np.zeros(max(len(s) for s in stems), dtype=np.float32)
     for stem in stems:
         mix[: len(stem)] += stem
     mix /= max(1.0, float(np.max(np.abs(mix))) / 0.9)  # a level change only: no beat moves
     out.mkdir(parents=True, exist_ok=True)
-    soundfile.write(str(wav.with_suffix(".tmp.wav")), mix, CANONICAL_RATE_HZ, subtype="FLOAT")
+    soundfile.write(str(wav.with_suffix(".tmp.wav")), mix, MIX_RATE_HZ, subtype="PCM_16")  # 16-bit PCM: every tracker's reader takes it
     wav.with_suffix(".tmp.wav").replace(wav)
     return wav
 
