@@ -66,3 +66,26 @@ def test_hybrid_is_the_default_and_dsp_stays_the_onsets_alone(tmp_path):
     figures = _key_figures(RunArtifacts(root=tmp_path, analysis=default))
     tempo_note = next(note for name, _, note in figures if name == "tempo")
     assert "tracker:hybrid" in tempo_note and "BeatNet" in tempo_note and "CC BY 4.0" in tempo_note
+
+
+def test_the_activation_outweighs_off_beat_chords_in_the_phase():
+    # Ska: the off-beat chord is the loudest onset, in the low frequencies too (the bass moves
+    # with it); the kick on the beat is softer. The network hears the beat where people tap.
+    onsets, _ = _detrend(0.45 * _pulses(BEATS_S) + _pulses(OFF_BEATS_S), FRAME_RATE_HZ)
+    low, _ = _detrend(0.5 * _pulses(BEATS_S) + 0.8 * _pulses(OFF_BEATS_S), FRAME_RATE_HZ)
+    tracked_off_beat = np.round(OFF_BEATS_S * FRAME_RATE_HZ).astype(np.int64)
+    assert np.array_equal(_phase_shift(tracked_off_beat, onsets, low), tracked_off_beat)  # onsets alone
+    shifted_s = _phase_shift(tracked_off_beat, onsets, low, ACTIVATION) / FRAME_RATE_HZ
+    assert np.max(np.abs(shifted_s - BEATS_S[1 : len(shifted_s) + 1])) < 0.03
+
+
+def test_a_half_tempo_sequence_on_the_syncopated_eighths_moves_a_quarter_beat():
+    # A charleston tracked at half tempo (one beat in two) on the eighth notes between the beats:
+    # a third, a half or two thirds of its beat still miss the beats; a quarter lands on them.
+    slow_off_beats_s = OFF_BEATS_S[::2]
+    onsets, _ = _detrend(_pulses(BEATS_S) + _pulses(OFF_BEATS_S), FRAME_RATE_HZ)
+    low = np.zeros(N_FRAMES)
+    tracked = np.round(slow_off_beats_s * FRAME_RATE_HZ).astype(np.int64)
+    shifted_s = _phase_shift(tracked, onsets, low, ACTIVATION) / FRAME_RATE_HZ
+    distance = np.min(np.abs(shifted_s[:, None] - BEATS_S[None, :]), axis=1)
+    assert np.max(distance) < 0.03
