@@ -50,10 +50,12 @@ bench-lyrics: install-dev
 	$(BIN)/python benchmarks/bench_lyrics.py
 
 # The real-instrument dev set for the beat grid (benchmarks/devset): MMA charts and music21
-# scores rendered with FluidSynth; audio and ground truth go to the user cache folder.
-DEVSET_APT := mma fluidsynth fluidr3mono-gm-soundfont
+# scores rendered with FluidSynth, and LMMS and Hydrogen demo projects rendered by LMMS and
+# Hydrogen themselves; audio and ground truth go to the user cache folder.
+DEVSET_APT := mma fluidsynth fluidr3mono-gm-soundfont lmms lmms-common hydrogen hydrogen-data
 devset-tools: install
-	@command -v mma >/dev/null && command -v fluidsynth >/dev/null && test -e /usr/share/sounds/sf3/FluidR3Mono_GM.sf3 || \
+	@command -v mma >/dev/null && command -v fluidsynth >/dev/null && test -e /usr/share/sounds/sf3/FluidR3Mono_GM.sf3 && \
+		command -v lmms >/dev/null && command -v h2cli >/dev/null && test -d /usr/share/hydrogen/data/demo_songs || \
 		{ if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEVSET_APT); \
 		  else echo "not root: install the Debian packages $(DEVSET_APT) yourself (the dev-set tests skip without them)"; fi; } \
 		|| echo "the dev-set tools could not be installed: the dev-set tests will be skipped"

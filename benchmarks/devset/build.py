@@ -4,7 +4,9 @@ Each piece in ``manifest.toml`` is written as a score with an exact tempo map (a
 chart over a groove from Debian's ``mma`` library, or a piece from music21's bundled corpus),
 turned into MIDI, and rendered to audio with FluidSynth and a General MIDI SoundFont. The ground
 truth (beats, downbeats, meter, tempo map, section marks) is computed from the same score and the
-MIDI tempo map, so it is exact to the sample, pickups, swing and tempo changes included.
+MIDI tempo map, so it is exact to the sample, pickups, swing and tempo changes included. Pieces
+of ``source = "lmms"`` or ``"hydrogen"`` are real productions instead: demo projects rendered by
+LMMS or Hydrogen themselves, their beats read from the project (``productions.py``).
 
 Output, in ``devset_dir()`` (the user cache folder, or ``$M2V_DEVSET_DIR``):
 
@@ -13,8 +15,9 @@ Output, in ``devset_dir()`` (the user cache folder, or ``$M2V_DEVSET_DIR``):
                   sections [{start_s, label}], bucket, meter, source, licence, duration_s
     index.json    the list of built ids with their buckets
 
-Needs: the Debian packages ``mma``, ``fluidsynth`` and ``fluidr3mono-gm-soundfont`` (``make
-devset`` installs them when run as root), and the Python packages ``mido`` and ``music21``
+Needs: the Debian packages ``mma``, ``fluidsynth`` and ``fluidr3mono-gm-soundfont``, and for the
+productions ``lmms``, ``lmms-common``, ``hydrogen`` and ``hydrogen-data`` (``make devset``
+installs them when run as root), and the Python packages ``mido`` and ``music21``
 (the ``devset`` extra). Usage::
 
     python benchmarks/devset/build.py [--only ID ...] [--jobs 2]
@@ -56,6 +59,12 @@ PEAK_LEVEL = 0.7
 """Rendered audio is normalised to this peak (FluidSynth's level depends on the polyphony)."""
 FLUIDSYNTH_GAIN = 0.5
 """FluidSynth's master gain; its default (0.2) leaves sparse pieces very quiet before normalising."""
+PRODUCTION_SOURCES = ("lmms", "hydrogen")
+"""Sources rendered from a real production's project file (``productions.py``), not from MIDI."""
+PRODUCTION_MAX_S = 60.0
+"""A production going on longer than this after its first sounding bar is cut at the last bar
+line before (madmom, the costliest baseline, takes ~15 s of CPU per minute of audio); a
+manifest entry's ``max_s`` overrides it."""
 
 
 def devset_dir() -> Path:
@@ -76,9 +85,17 @@ def load_manifest() -> list[dict]:
     return pieces
 
 
-def missing_tools() -> list[str]:
-    """Names of the tools the build needs that are not installed (empty when it can run)."""
-    missing = [tool for tool in ("mma", "fluidsynth") if shutil.which(tool) is None]
+def missing_tools(sources: set[str] | None = None) -> list[str]:
+    """Names of the tools that building pieces of ``sources`` needs and are not installed
+    (empty when it can run); by default the MIDI sources' (mma, music21)."""
+    missing = []
+    for source in sorted(set(sources or ()) & set(PRODUCTION_SOURCES)):
+        import productions
+
+        missing += productions.missing_tools(source)
+    if sources is not None and not set(sources) - set(PRODUCTION_SOURCES):
+        return missing
+    missing += [tool for tool in ("mma", "fluidsynth") if shutil.which(tool) is None]
     if _soundfont() is None:
         missing.append("fluidr3mono-gm-soundfont")
     for module in ("mido", "music21"):
@@ -237,8 +254,6 @@ def _music21_piece(piece: dict, workdir: Path) -> tuple[Path, dict]:
 
 def _render(midi_path: Path, wav_path: Path, silent_intro_s: float) -> float:
     """Render MIDI to mono 16-bit audio at ``SAMPLE_RATE_HZ``; returns the duration in s."""
-    import soundfile
-
     stereo_path = midi_path.with_suffix(".stereo.wav")
     command = [
         "fluidsynth", "-ni", "-q", "-g", str(FLUIDSYNTH_GAIN), "-r", str(SAMPLE_RATE_HZ),
@@ -249,8 +264,20 @@ def _render(midi_path: Path, wav_path: Path, silent_intro_s: float) -> float:
     result = subprocess.run(command, capture_output=True, text=True, timeout=RENDER_TIMEOUT_S)
     if result.returncode != 0 or not stereo_path.exists():
         raise RuntimeError(f"fluidsynth failed on {midi_path.name}: {result.stderr[-500:]}")
+    return _write_mono(stereo_path, wav_path, silent_intro_s)
+
+
+def _write_mono(stereo_path: Path, wav_path: Path, silent_intro_s: float = 0.0, end_s: float | None = None) -> float:
+    """Mix a render to mono at ``PEAK_LEVEL``, with ``silent_intro_s`` of silence before it and
+    cut at ``end_s`` (of the render); write 16-bit ``wav_path``; returns the duration in s."""
+    import soundfile
+
     audio, rate = soundfile.read(stereo_path, dtype="float32", always_2d=True)
+    if rate != SAMPLE_RATE_HZ:
+        raise RuntimeError(f"{stereo_path.name} was rendered at {rate} Hz, not {SAMPLE_RATE_HZ}")
     mono = audio.mean(axis=1)
+    if end_s is not None:
+        mono = mono[: int(round(end_s * rate))]
     peak = float(np.max(np.abs(mono))) or 1.0
     mono = mono * (PEAK_LEVEL / peak)
     mono = np.concatenate([np.zeros(int(round(silent_intro_s * rate)), dtype=np.float32), mono])
@@ -260,8 +287,28 @@ def _render(midi_path: Path, wav_path: Path, silent_intro_s: float) -> float:
     return len(mono) / rate
 
 
-def build_piece(piece: dict, out_dir: Path) -> dict:
-    """Render one piece and write its ground truth; returns the truth dict."""
+def _production_truth(piece: dict, out_dir: Path) -> dict:
+    """Render an LMMS or Hydrogen demo (``productions.py``) and read its beats from the project."""
+    import productions
+
+    with tempfile.TemporaryDirectory(prefix=f"m2v-devset-{piece['id']}-") as tmp:
+        stereo_path, timeline = productions.render_piece(piece, Path(tmp), piece.get("max_s", PRODUCTION_MAX_S))
+        end_s = timeline.seconds(timeline.end_ticks) if timeline.cut else None
+        duration_s = _write_mono(stereo_path, out_dir / f"{piece['id']}.wav", end_s=end_s)
+    return {
+        "source": f"{piece['source']}:{piece['project']}",
+        "duration_s": duration_s,
+        "beats_per_bar": timeline.beats_per_bar,
+        "beats_s": np.array(timeline.beats_s()),
+        "downbeats_s": np.array(timeline.downbeats_s()),
+        "tempo_map": [{"time_s": 0.0, "quarter_bpm": timeline.bpm}],
+        "sections": [],
+        "silent_intro_s": 0.0,
+    }
+
+
+def _midi_truth(piece: dict, out_dir: Path) -> dict:
+    """Write the score as MIDI, render it with FluidSynth, and read the beats from the score."""
     import mido
 
     with tempfile.TemporaryDirectory(prefix=f"m2v-devset-{piece['id']}-") as tmp:
@@ -280,32 +327,46 @@ def build_piece(piece: dict, out_dir: Path) -> dict:
         def seconds(quarters) -> np.ndarray:
             return ticks_to_seconds(np.asarray(quarters, dtype=float) * tpq, tempo_map, tpq) + intro_s
 
-        wav_path = out_dir / f"{piece['id']}.wav"
-        duration_s = _render(midi_path, wav_path, intro_s)
+        duration_s = _render(midi_path, out_dir / f"{piece['id']}.wav", intro_s)
         shutil.copyfile(midi_path, out_dir / f"{piece['id']}.mid")
-    beats_s = seconds(grid["beats_q"])
-    downbeats_s = seconds(grid["downbeats_q"])
-    beats_s, downbeats_s = beats_s[beats_s < duration_s], downbeats_s[downbeats_s < duration_s]
-    beat_periods = np.diff(beats_s)
     tempo_changes = []
     for tick, microseconds in tempo_map:
         time_s = float(ticks_to_seconds(np.array([tick]), tempo_map, tpq)[0]) + intro_s
         tempo_changes.append({"time_s": round(time_s, 6), "quarter_bpm": round(60e6 / microseconds, 4)})
+    return {
+        "source": piece["source"] + ":" + piece.get("corpus", ",".join(sorted(set(piece.get("grooves", {}).values())))),
+        "duration_s": duration_s,
+        "beats_per_bar": int(grid["beats_per_bar"]),
+        "beats_s": seconds(grid["beats_q"]),
+        "downbeats_s": seconds(grid["downbeats_q"]),
+        "tempo_map": tempo_changes,
+        "sections": [{"start_s": round(float(seconds([q])[0]), 6), "label": label} for q, label in grid["sections_q"]],
+        "silent_intro_s": intro_s,
+    }
+
+
+def build_piece(piece: dict, out_dir: Path) -> dict:
+    """Render one piece and write its ground truth; returns the truth dict."""
+    made = _production_truth(piece, out_dir) if piece["source"] in PRODUCTION_SOURCES else _midi_truth(piece, out_dir)
+    duration_s = made["duration_s"]
+    beats_s, downbeats_s = made["beats_s"], made["downbeats_s"]
+    beats_s, downbeats_s = beats_s[beats_s < duration_s], downbeats_s[downbeats_s < duration_s]
+    beat_periods = np.diff(beats_s)
     truth = {
         "id": piece["id"],
         "bucket": piece["bucket"],
         "meter": piece["meter"],
-        "source": piece["source"] + ":" + piece.get("corpus", ",".join(sorted(set(piece.get("grooves", {}).values())))),
+        "source": made["source"],
         "licence": piece["licence"],
         "duration_s": round(duration_s, 6),
-        "beats_per_bar": int(grid["beats_per_bar"]),
+        "beats_per_bar": made["beats_per_bar"],
         "tempo_bpm": round(float(60.0 / np.median(beat_periods)), 4),
         "tempo_varies": bool(np.ptp(beat_periods) > 0.01 * np.median(beat_periods)),
-        "tempo_map": tempo_changes,
-        "silent_intro_s": intro_s,
+        "tempo_map": made["tempo_map"],
+        "silent_intro_s": made["silent_intro_s"],
         "beats_s": [round(float(t), 6) for t in beats_s],
         "downbeats_s": [round(float(t), 6) for t in downbeats_s],
-        "sections": [{"start_s": round(float(seconds([q])[0]), 6), "label": label} for q, label in grid["sections_q"]],
+        "sections": made["sections"],
         "key": _piece_key(piece),
     }
     tmp_json = out_dir / f"{piece['id']}.json.tmp"
@@ -323,16 +384,16 @@ def is_built(piece: dict, out_dir: Path) -> bool:
 
 def build(only: list[str] | None = None, jobs: int = 2, out_dir: Path | None = None) -> Path:
     """Build every piece (or those in ``only``) that is not built yet; returns the folder."""
-    missing = missing_tools()
-    if missing:
-        raise SystemExit(
-            "the dev set needs " + ", ".join(missing) + ": `make devset` installs them "
-            "(apt-get install mma fluidsynth fluidr3mono-gm-soundfont; pip install '.[devset]')"
-        )
     out_dir = out_dir or devset_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     pieces = [p for p in load_manifest() if not only or p["id"] in only]
     todo = [p for p in pieces if not is_built(p, out_dir)]
+    missing = missing_tools({p["source"] for p in todo}) if todo else []
+    if missing:
+        raise SystemExit(
+            "the dev set needs " + ", ".join(missing) + ": `make devset` installs them (apt-get install "
+            "mma fluidsynth fluidr3mono-gm-soundfont lmms lmms-common hydrogen hydrogen-data; pip install '.[devset]')"
+        )
     print(f"dev set in {out_dir}: {len(pieces) - len(todo)} built, {len(todo)} to build", file=sys.stderr)
     failures = []
     with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -354,6 +415,9 @@ def load_devset(only: list[str] | None = None, out_dir: Path | None = None) -> l
     """(audio path, truth) of every built piece in manifest order (build first)."""
     out_dir = out_dir or devset_dir()
     pieces = [p for p in load_manifest() if not only or p["id"] in only]
+    missing = [p["id"] for p in pieces if not (out_dir / f"{p['id']}.json").exists()]
+    if missing:
+        raise SystemExit(f"dev set not built in {out_dir} ({len(missing)} missing, e.g. {missing[0]}): run `make devset`")
     loaded = []
     for piece in pieces:
         truth = json.loads((out_dir / f"{piece['id']}.json").read_text())
