@@ -12,8 +12,8 @@ bucket and overall (mir_eval, no trimming of the first seconds, so pickups and s
 * beat F-measure (±70 ms), CMLt and AMLt;
 * downbeat F-measure (±70 ms);
 * tempo within 4 % of the truth, *without* forgiving 2x, 1/2x, 3:2 or 2:3 errors (the
-  metrical level is part of the answer); the tempo of a tracker is 60 / median inter-beat
-  interval, the truth's the same over its beats;
+  metrical level is part of the answer); the tempo of a tracker is 60 / the median period
+  over spans of four beats, the truth's the same over its beats;
 * meter: beats per bar equal to the truth's, 2 and 4 counting as the same (a 6/8 piece has two
   dotted-quarter beats per bar);
 * planned cuts (``plan_shots`` on our analysis, default shot settings) within ±50 ms of a
@@ -188,8 +188,13 @@ def tracker_output(name: str, wav: Path, cache_dir: Path, use_cache: bool) -> di
 
 
 def tempo_of(beats_s) -> float | None:
+    """60 / the median period over spans of four beats (one interval where there are too few):
+    a tracker whose beats alternate a frame early and late is not read 7 % fast."""
     beats = np.asarray(beats_s, dtype=float)
-    return float(60.0 / np.median(np.diff(beats))) if len(beats) > 2 else None
+    if len(beats) <= 2:
+        return None
+    span = 4 if len(beats) > 8 else 1
+    return float(60.0 * span / np.median(beats[span:] - beats[:-span]))
 
 
 def score(truth: dict, output: dict) -> dict:

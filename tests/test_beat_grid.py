@@ -343,3 +343,16 @@ def test_a_tempo_path_at_another_pulse_does_not_win_on_harmony(tmp_path):
     song = write_wav(tmp_path / "vocal.wav", instrumental() + vocals(SUNG_SPANS_S))
     analysis = analyze_structure(load_audio(song, ANALYSIS_RATE_HZ), ANALYSIS_RATE_HZ)
     assert min(abs(analysis.tempo_bpm - level) for level in (60.0, 120.0)) < 1.0, analysis.tempo_bpm
+
+
+def test_tempo_of_a_grid_whose_beats_alternate_long_and_short():
+    """Beats one frame early and one late in turn (12 and 14 frames at 200 bpm): the median
+    interval is one of the two and read 214 bpm; the tempo is the mean period, 200."""
+    from music2video.beat_grid import tempo_from_beats
+
+    frame_s = 512 / 22_050
+    intervals = np.tile([12 * frame_s, 14 * frame_s], 60)
+    intervals[::2] += np.linspace(0, 0.002, 60)  # not exactly periodic, as tracked beats are not
+    beats_s = np.concatenate([[1.0], 1.0 + np.cumsum(intervals)])
+    assert tempo_from_beats(beats_s) == pytest.approx(60 / np.mean(intervals), rel=0.005)
+    assert tempo_from_beats(np.array([0.0, 0.5, 1.0, 1.5])) == pytest.approx(120.0)  # too few for spans
