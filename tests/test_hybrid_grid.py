@@ -89,3 +89,17 @@ def test_a_half_tempo_sequence_on_the_syncopated_eighths_moves_a_quarter_beat():
     shifted_s = _phase_shift(tracked, onsets, low, ACTIVATION) / FRAME_RATE_HZ
     distance = np.min(np.abs(shifted_s[:, None] - BEATS_S[None, :]), axis=1)
     assert np.max(distance) < 0.03
+
+
+def test_loud_off_beats_the_network_hears_as_no_beat_do_not_count_for_a_faster_level():
+    # House: an open hi-hat and the bass on every off-beat, as loud as the kick on the beat.
+    from music2video.beat_grid import _Candidate, _score_level
+
+    onsets, _ = _detrend(_pulses(BEATS_S) + _pulses(OFF_BEATS_S), FRAME_RATE_HZ)
+    beats = np.round(BEATS_S * FRAME_RATE_HZ).astype(np.int64)
+    onsets_only, with_activation = _Candidate(0.6 * FRAME_RATE_HZ, beats), _Candidate(0.6 * FRAME_RATE_HZ, beats)
+    _score_level(onsets_only, onsets, FRAME_RATE_HZ)
+    _score_level(with_activation, onsets, FRAME_RATE_HZ, ACTIVATION)
+    assert onsets_only.subdivision > 0.5  # the onsets alone: the off-beats look like beats
+    assert with_activation.subdivision < 0.1
+    assert with_activation.score > onsets_only.score + 0.4

@@ -10,11 +10,11 @@ the tensors are stored as float16 (the network's output moves by under 1e-3, see
 tests/test_beatnet.py) under the same names; nothing else.
 
 Model 3 is the one trained with the Rock corpus held out (so with GTZAN and Ballroom in its
-training data); models 1 and 2 hold out GTZAN and Ballroom. Chosen on the dev set's design
-split, see src/music2video/data/beatnet/README.md.
+training data); models 1 and 2 hold out GTZAN and Ballroom. All three are shipped and averaged
+(see src/music2video/data/beatnet/README.md).
 
     pip download BeatNet==1.1.3 --no-deps && unzip BeatNet-1.1.3-py3-none-any.whl -d /tmp/bn
-    python benchmarks/beatnet/convert_weights.py /tmp/bn/BeatNet/models/model_3_weights.pt
+    for n in 1 2 3; do python benchmarks/beatnet/convert_weights.py /tmp/bn/BeatNet/models/model_${n}_weights.pt; done
 
 needs torch (only for reading the .pt file).
 """
@@ -27,14 +27,16 @@ from pathlib import Path
 
 import numpy as np
 
-OUT = Path(__file__).resolve().parents[2] / "src" / "music2video" / "data" / "beatnet" / "beatnet_model3.npz"
+OUT_DIR = Path(__file__).resolve().parents[2] / "src" / "music2video" / "data" / "beatnet"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("weights", type=Path, help="BeatNet/models/model_N_weights.pt from the BeatNet 1.1.3 wheel")
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--out", type=Path, help="default: data/beatnet/beatnet_modelN.npz for model_N_weights.pt")
     args = parser.parse_args()
+    if args.out is None:
+        args.out = OUT_DIR / f"beatnet_model{args.weights.name.split('_')[1]}.npz"
     import torch
 
     state = torch.load(args.weights, map_location="cpu", weights_only=True)

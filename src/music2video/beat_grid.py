@@ -213,7 +213,7 @@ def track_beats(
     if not candidates:
         return None
     for candidate in candidates:
-        _score_level(candidate, detrended, frame_rate_hz)
+        _score_level(candidate, detrended, frame_rate_hz, activation)
         if activation is not None:
             candidate.activation = _activation_contrast(candidate.beats, activation)
             candidate.score += ACTIVATION_WEIGHT * candidate.activation
@@ -446,37 +446,46 @@ ONSET_PERCENTILE = 75
 the song's (non-zero, detrended) onset strength."""
 
 
-def _score_level(candidate: _Candidate, detrended: np.ndarray, frame_rate_hz: float) -> None:
+def _score_level(
+    candidate: _Candidate, detrended: np.ndarray, frame_rate_hz: float, activation: np.ndarray | None = None
+) -> None:
     """Whole-song evidence that ``candidate``'s beats are the beat level (higher is better).
 
     ``hits``: the fraction of the beats that sit on a strong onset; a level at double tempo
     puts half its beats between the onsets of sparse music, a 3:2 or 2:3 level a third.
     ``subdivision``: the mean onset at points between the beats where a faster level's beats
     would sit, relative to the beats' own; near 1 when the level is too slow (the points
-    between are beats too).
+    between are beats too). Where a beat activation is given, the same measure on it too, and
+    the smaller of the two counts: strong onsets between the beats argue for a faster level
+    only if the network hears beats there as well. The off-beat hi-hat and bass of house music,
+    a ballad's eighth-note hi-hat or a salsa's syncopations are loud, and no beat.
     Plus the broad log-normal tempo prior. The weights were chosen on the dev set
     (benchmarks/devset): many nearby settings score within 0.01 of beat F.
     """
     beats = candidate.beats.astype(float)
-    on = _strength_at(detrended, beats)
-    mean_on = float(np.mean(on)) + 1e-9
-    spans = np.diff(beats)
-    sub = {f: float(np.mean(_strength_at(detrended, beats[:-1] + f * spans))) / mean_on for f in SUBDIVISIONS}
     positive = detrended[detrended > 0]
     threshold = float(np.percentile(positive, ONSET_PERCENTILE)) if positive.size else 0.0
-    candidate.hits = float(np.mean(on > threshold))
-    # Evidence that a faster level is the beat: its beats would sit halfway between ours, at
-    # both thirds (a level three times as fast) or at both quarters (twice as fast, ours on its
-    # off-beats). One strong third alone is the swung note of a shuffle, not a beat. Each is
-    # weighed by how plausible the faster level is as a beat under the tempo prior: the open
-    # hi-hat between the beats of a 122 bpm disco groove is weak evidence for 244 bpm.
+    candidate.hits = float(np.mean(_strength_at(detrended, beats) > threshold))
     level_bpm = 60.0 * frame_rate_hz / candidate.period_frames
-    double, triple = _prior_weight(2 * level_bpm), _prior_weight(3 * level_bpm)
-    candidate.subdivision = max(
-        double * sub[1 / 2], double * min(sub[1 / 4], sub[3 / 4]), triple * min(sub[1 / 3], sub[2 / 3])
-    )
-    bpm = 60.0 * frame_rate_hz / np.median(spans)
+    candidate.subdivision = _subdivision(beats, detrended, level_bpm)
+    if activation is not None:
+        candidate.subdivision = min(candidate.subdivision, _subdivision(beats, activation, level_bpm))
+    bpm = 60.0 * frame_rate_hz / np.median(np.diff(beats))
     candidate.score = np.log(_prior_weight(bpm)) + HITS_WEIGHT * candidate.hits - SUBDIVISION_WEIGHT * candidate.subdivision
+
+
+def _subdivision(beats: np.ndarray, strength: np.ndarray, level_bpm: float) -> float:
+    """Evidence that a faster level is the beat: its beats would sit halfway between ours, at
+    both thirds (a level three times as fast) or at both quarters (twice as fast, ours on its
+    off-beats), with ``strength`` there relative to at our beats. One strong third alone is the
+    swung note of a shuffle, not a beat. Each is weighed by how plausible the faster level is
+    as a beat under the tempo prior: the open hi-hat between the beats of a 122 bpm disco
+    groove is weak evidence for 244 bpm."""
+    spans = np.diff(beats)
+    on = float(np.mean(_strength_at(strength, beats))) + 1e-9
+    sub = {f: float(np.mean(_strength_at(strength, beats[:-1] + f * spans))) / on for f in SUBDIVISIONS}
+    double, triple = _prior_weight(2 * level_bpm), _prior_weight(3 * level_bpm)
+    return max(double * sub[1 / 2], double * min(sub[1 / 4], sub[3 / 4]), triple * min(sub[1 / 3], sub[2 / 3]))
 
 
 def _activation_contrast(beat_frames: np.ndarray, activation: np.ndarray) -> float:

@@ -14,9 +14,13 @@ Here the network is ported to numpy:
   octave, 30 Hz - 17 kHz, area-normalised triangles), ``log10(1 + x)`` and the positive
   difference to the frame ``diff_frames`` back, stacked (136 + 136 = 272 values per frame).
   Checked against madmom's processors in ``tests/test_beatnet.py``.
-* ``activations``: the network forward on those features, with BeatNet's weights (model 3,
-  CC BY 4.0, converted by ``benchmarks/beatnet/convert_weights.py`` to
-  ``data/beatnet/beatnet_model3.npz``). Checked against the same network in torch.
+* ``activations``: the mean of the network's forward on those features with each of
+  BeatNet's three sets of weights (models 1, 2 and 3, CC BY 4.0, converted by
+  ``benchmarks/beatnet/convert_weights.py`` to ``data/beatnet/beatnet_model{1,2,3}.npz``).
+  Each model was trained with one data set held out (model 3 never heard the Rock Corpus,
+  model 1 never GTZAN, model 2 never Ballroom); their mean is steadier than any one of them,
+  as madmom's beat tracker averages its eight networks. Checked against the same network in
+  torch.
 
 The default tracker (``tracker = "hybrid"`` in ``beat_grid``) keeps the dsp tracker's onset
 envelope and beat candidates and takes ``beat_activation`` as a second family's evidence for
@@ -53,7 +57,14 @@ A4_HZ = 440.0
 DIFF_RATIO = 0.5
 """The difference is taken to the frame whose window overlaps this one at half its height."""
 
-WEIGHTS = Path(__file__).parent / "data" / "beatnet" / "beatnet_model3.npz"
+MODELS = (1, 2, 3)
+"""BeatNet's three trained models, averaged (see the module's docstring and
+``data/beatnet/README.md`` for the dev-set figures); each costs about 1 s of CPU for a
+3-minute song."""
+
+
+def weights_path(model: int) -> Path:
+    return Path(__file__).parent / "data" / "beatnet" / f"beatnet_model{model}.npz"
 ATTRIBUTION = "BeatNet by Heydari, Cwitkowitz and Duan (2021), weights CC BY 4.0"
 """Said wherever a grid from tracker ``beatnet`` is shown (the report's tempo line)."""
 
@@ -123,9 +134,9 @@ def log_filtered_features(samples: np.ndarray) -> np.ndarray:
 # The network
 
 
-@functools.lru_cache(maxsize=1)
-def _weights() -> dict[str, np.ndarray]:
-    with np.load(WEIGHTS) as stored:
+@functools.lru_cache(maxsize=len(MODELS))
+def _weights(model: int = 3) -> dict[str, np.ndarray]:
+    with np.load(weights_path(model)) as stored:
         return {name: stored[name].astype(np.float32) for name in stored.files}
 
 
@@ -150,9 +161,10 @@ def _lstm_layer(inputs: np.ndarray, w: dict[str, np.ndarray], layer: int) -> np.
     return out
 
 
-def network(features: np.ndarray) -> np.ndarray:
-    """(frames, 3) softmax of BeatNet's CRNN over (beat, downbeat, no beat) for (frames, 272) features."""
-    w = _weights()
+def network(features: np.ndarray, model: int = 3) -> np.ndarray:
+    """(frames, 3) softmax of BeatNet's CRNN (weights of ``model``) over (beat, downbeat, no
+    beat) for (frames, 272) features."""
+    w = _weights(model)
     kernel = w["conv1_weight"][:, 0, :]  # (2 channels, 10 taps)
     windows = np.lib.stride_tricks.sliding_window_view(features, kernel.shape[1], axis=1)  # (T, 263, 10)
     conv = np.maximum(np.einsum("tpk,ck->tcp", windows, kernel) + w["conv1_bias"][None, :, None], 0.0)
@@ -168,13 +180,15 @@ def network(features: np.ndarray) -> np.ndarray:
 
 
 def activations(samples: np.ndarray, rate_hz: int) -> np.ndarray:
-    """(frames at ``FPS``, 2) beat and downbeat activations of mono ``samples``."""
+    """(frames at ``FPS``, 2) beat and downbeat activations of mono ``samples``: the mean over
+    ``MODELS``."""
     y = np.asarray(samples, dtype=np.float32)
     if rate_hz != RATE_HZ:
         import soxr
 
         y = soxr.resample(y, rate_hz, RATE_HZ)
-    return network(log_filtered_features(y))[:, :2]
+    features = log_filtered_features(y)
+    return np.mean([network(features, model)[:, :2] for model in MODELS], axis=0)
 
 
 # ------------------------------------------------------------------------------------------
