@@ -103,3 +103,14 @@ def test_loud_off_beats_the_network_hears_as_no_beat_do_not_count_for_a_faster_l
     assert onsets_only.subdivision > 0.5  # the onsets alone: the off-beats look like beats
     assert with_activation.subdivision < 0.1
     assert with_activation.score > onsets_only.score + 0.4
+
+
+def test_a_level_whose_every_other_beat_the_network_hears_less_is_too_fast():
+    # A pop ballad: the network hears 0.9 on the beats and 0.4 on the eighth notes between
+    # them; the double-tempo sequence (beats and eighths) looked more uniform on average.
+    from music2video.beat_grid import _activation_contrast
+
+    activation = 0.9 * _pulses(BEATS_S) + 0.4 * _pulses(OFF_BEATS_S)
+    beats = np.round(BEATS_S * FRAME_RATE_HZ).astype(np.int64)
+    double = np.sort(np.concatenate([beats, np.round(OFF_BEATS_S * FRAME_RATE_HZ).astype(np.int64)]))
+    assert _activation_contrast(beats, activation) > _activation_contrast(double, activation) + 0.05
