@@ -93,11 +93,12 @@ SUBDIVISION_WEIGHT = 1.0
 """Weights of the metrical-level evidence (see ``_score_level``) against the prior's log."""
 ACTIVATION_WEIGHT = 1.3
 """Weight of the beat activation's contrast (``_activation_contrast``, in probability units)
-in the level evidence of the ``hybrid`` tracker. On the dev set's 37 design pieces every weight
-from 1.0 to 1.6 gives beat F 0.933, downbeat F 0.934, tempo 89 % (below 1.0 the onsets keep a
-96 bpm K-pop groove at 199 bpm; from 1.7 a Mozart allegro goes to 258 bpm): the middle of that
-range (with the dsp tracker's 0.925, 0.920, 86 %). The 19 held-out pieces were scored with this
-weight only: beat F 0.810, downbeat F 0.718, tempo 74 % (dsp 0.800, 0.718, 74 %)."""
+in the level evidence of the ``hybrid`` tracker. Measured on 2026-11-27 with the three-model
+activation and the activation-checked subdivision, on the dev set's 82 pieces: 1.3 and 1.6 give
+the same figures on every split; 1.0 loses an LMMS progressive-house track (128 -> 101 bpm,
+real-production beat F 0.812 -> 0.782), 2.0 halves an LMMS 140 bpm track (0.812 -> 0.799).
+Chosen first (model 3 alone) as the middle of the 1.0-1.6 plateau of the 37 design pieces
+(below 1.0 a 96 bpm K-pop groove went to 199 bpm; from 1.7 a Mozart allegro to 258 bpm)."""
 MIN_BEATS = 4
 EDGE_BEAT_MIN_STRENGTH = 0.2
 """Beats at the start or end with an onset weaker than this fraction of the median beat's
