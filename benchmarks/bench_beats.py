@@ -22,7 +22,9 @@ bucket and overall (mir_eval, no trimming of the first seconds, so pickups and s
   ``max_shot_s`` long) but no beat is heard.
 
 Pieces whose manifest entry says ``split = "heldout"`` were added after the tracker changes
-they would judge; the table prints them as a group of their own beside the design split.
+they would judge, and ``split = "real-production"`` are LMMS and Hydrogen demo projects rendered
+by those programs (real samples and synths, not General MIDI); the table prints each split as a
+group of its own beside the design split.
 
 Baseline outputs are cached per file (``<dev set>/outputs/<tracker>/<id>.json``, keyed by the
 audio's size and mtime), so reruns only recompute ours (madmom costs ~15 s of CPU per minute of

@@ -193,8 +193,8 @@ def test_a_bad_time_signature_is_refused():
 def test_meter_six_eight_gives_two_beat_bars_on_the_strong_beats():
     samples, _, downbeats_s = _two_beat_song(92.0, 16, compound=True)
     # The onset tracker, as in the test above: BeatNet's networks hear these noise-burst drums
-    # as no beat and the default tracker takes the hi-hat's 3:2 level (138 bpm); the dev set's
-    # real-instrument 6/8 pieces keep theirs.
+    # unlike real ones and lead the default tracker to the hi-hat's 3:2 level (138 bpm); the
+    # dev set's real-instrument 6/8 pieces keep theirs.
     analysis = analyze_structure(samples, RATE, grid=GridSettings(meter="6/8", tracker="dsp"))
     assert analysis.beats_per_bar == 2 and analysis.grid_source == "tracker:dsp+user:meter"
     assert _f(downbeats_s, analysis.downbeats_s) >= 0.9

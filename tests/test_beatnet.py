@@ -32,14 +32,14 @@ def test_network_gives_the_stored_reference_output():
     """The expected softmax was computed by torch (Conv1d, LSTM, Linear as in BeatNet's BDA)
     from the packaged weights; see _torch_forward below."""
     expected = np.array(json.loads(FIXTURE.read_text())["softmax"])
-    assert np.abs(beatnet.network(_fixed_input()) - expected).max() < 1e-4
+    assert np.abs(beatnet.network(_fixed_input(), 3) - expected).max() < 1e-4
 
 
-def _torch_forward(features: np.ndarray) -> np.ndarray:
+def _torch_forward(features: np.ndarray, model: int) -> np.ndarray:
     """BeatNet's BDA.forward + final_pred, built from torch layers with the packaged weights."""
     import torch
 
-    w = {name: torch.from_numpy(value) for name, value in beatnet._weights().items()}
+    w = {name: torch.from_numpy(value) for name, value in beatnet._weights(model).items()}
     conv, linear0 = torch.nn.Conv1d(1, 2, 10), torch.nn.Linear(262, 150)
     lstm, linear = torch.nn.LSTM(150, 150, 2, batch_first=True), torch.nn.Linear(150, 3)
     with torch.no_grad():
@@ -57,9 +57,10 @@ def _torch_forward(features: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch not installed")
-def test_network_equals_torch_on_song_like_features():
+@pytest.mark.parametrize("model", beatnet.MODELS)
+def test_network_equals_torch_on_song_like_features(model):
     features = beatnet.log_filtered_features(_drum_track(120.0, 8.0)[0])
-    assert np.abs(beatnet.network(features) - _torch_forward(features)).max() < 1e-4
+    assert np.abs(beatnet.network(features, model) - _torch_forward(features, model)).max() < 1e-4
 
 
 def _madmom():

@@ -76,7 +76,7 @@ def test_the_activation_outweighs_off_beat_chords_in_the_phase():
     tracked_off_beat = np.round(OFF_BEATS_S * FRAME_RATE_HZ).astype(np.int64)
     assert np.array_equal(_phase_shift(tracked_off_beat, onsets, low), tracked_off_beat)  # onsets alone
     shifted_s = _phase_shift(tracked_off_beat, onsets, low, ACTIVATION) / FRAME_RATE_HZ
-    assert np.max(np.abs(shifted_s - BEATS_S[1 : len(shifted_s) + 1])) < 0.03
+    assert np.max(np.min(np.abs(shifted_s[:, None] - BEATS_S[None, :]), axis=1)) < 0.03
 
 
 def test_a_half_tempo_sequence_on_the_syncopated_eighths_moves_a_quarter_beat():
@@ -102,7 +102,17 @@ def test_loud_off_beats_the_network_hears_as_no_beat_do_not_count_for_a_faster_l
     _score_level(with_activation, onsets, FRAME_RATE_HZ, ACTIVATION)
     assert onsets_only.subdivision > 0.5  # the onsets alone: the off-beats look like beats
     assert with_activation.subdivision < 0.1
-    assert with_activation.score > onsets_only.score + 0.4
+
+
+def test_an_activation_that_hears_no_beat_leaves_the_level_to_the_onsets():
+    # Where the network hears nothing (synthetic clicks, sound effects) its silence between the
+    # beats is no evidence against a faster level: the even eighths below are 200 bpm beats.
+    eighths_s = np.sort(np.concatenate([BEATS_S, OFF_BEATS_S]))
+    onsets = _pulses(eighths_s)
+    onsets_only = track_beats(onsets, FRAME_RATE_HZ, onsets)
+    deaf = track_beats(onsets, FRAME_RATE_HZ, onsets, beat_activation=np.zeros(N_FRAMES))
+    assert onsets_only is not None and deaf is not None
+    assert deaf[1] == pytest.approx(onsets_only[1], rel=0.02)
 
 
 def test_a_level_whose_every_other_beat_the_network_hears_less_is_too_fast():

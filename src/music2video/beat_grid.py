@@ -14,9 +14,9 @@ computes anyway:
    followed instead of fought.
 3. **Beats** per candidate: dynamic programming (Ellis 2007) on the envelope with the local
    period as target, implemented here in numpy; then the phase (the beats as tracked, or
-   moved by a third, half or two thirds of a beat) whose beats carry the most onset in all
-   frequencies plus the low ones (kick drum, bass), so a shuffle is not counted on its
-   swung notes.
+   moved by a quarter, third, half, two thirds or three quarters of a beat) whose beats carry
+   the most onset in all frequencies plus the low ones (kick drum, bass), so a shuffle is not
+   counted on its swung notes.
 4. **Metrical level** from the whole song's evidence: the candidate whose beats are uniformly
    strong (every beat, odd and even, has an onset) while the points between beats where a
    faster level's beats would sit are clearly weaker wins. A beat sequence at half the true
@@ -38,10 +38,13 @@ fix the bars.
 
 The default tracker ``hybrid`` runs these steps with a second family's evidence beside the
 onsets: BeatNet's beat activation (``music2video.beatnet``, a CRNN trained on annotated
-recordings), which is high on the beats it hears and low between them. It joins the onsets in
-the phase choice of step 3 (``_phase_shift``) and adds its own contrast to the level evidence
-of step 4 (``_activation_contrast``): a level at double tempo puts half its beats where the
-network hears none, a level at half tempo leaves beats it hears between its own. ``dsp`` is the
+recordings; the mean of its three trained models), which is high on the beats it hears and
+low between them. It joins the onsets in the phase choice of step 3 (``_phase_shift``, at
+twice their weight) and in step 4 adds its own contrast to the level evidence
+(``_activation_contrast``: a level at double tempo has every other beat where the network
+hears less, a level at half tempo leaves beats it hears between its own) and vets the onsets'
+evidence for a faster level (``_score_level``: loud off-beats the network hears as no beat do
+not count). ``dsp`` is the
 onset tracker alone (no network); ``beatnet`` runs the same steps on BeatNet's activation added
 to the onset envelope; opt-in backends (madmom, Beat This!) live in ``beat_backends``.
 """
@@ -440,6 +443,10 @@ def _strength_at(detrended: np.ndarray, frames: np.ndarray) -> np.ndarray:
     return peak[index]
 
 
+MIN_HEARD_ACTIVATION = 0.2
+"""Mean beat activation at a candidate's beats below which the network is taken to hear no
+beat there (synthetic noise-burst drums, some sound effects): its view of the points between
+the beats is then no evidence, and the onsets' alone count."""
 SUBDIVISIONS = (1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 4)
 """Points between beats where a faster level's beats would sit."""
 ONSET_PERCENTILE = 75
@@ -456,8 +463,8 @@ def _score_level(
     puts half its beats between the onsets of sparse music, a 3:2 or 2:3 level a third.
     ``subdivision``: the mean onset at points between the beats where a faster level's beats
     would sit, relative to the beats' own; near 1 when the level is too slow (the points
-    between are beats too). Where a beat activation is given, the same measure on it too, and
-    the smaller of the two counts: strong onsets between the beats argue for a faster level
+    between are beats too). Where a beat activation is given and the network hears these beats
+    (``MIN_HEARD_ACTIVATION``), the same measure on it too, and the smaller of the two counts: strong onsets between the beats argue for a faster level
     only if the network hears beats there as well. The off-beat hi-hat and bass of house music,
     a ballad's eighth-note hi-hat or a salsa's syncopations are loud, and no beat.
     Plus the broad log-normal tempo prior. The weights were chosen on the dev set
@@ -469,7 +476,7 @@ def _score_level(
     candidate.hits = float(np.mean(_strength_at(detrended, beats) > threshold))
     level_bpm = 60.0 * frame_rate_hz / candidate.period_frames
     candidate.subdivision = _subdivision(beats, detrended, level_bpm)
-    if activation is not None:
+    if activation is not None and float(np.mean(_strength_at(activation, beats))) >= MIN_HEARD_ACTIVATION:
         candidate.subdivision = min(candidate.subdivision, _subdivision(beats, activation, level_bpm))
     bpm = 60.0 * frame_rate_hz / np.median(np.diff(beats))
     candidate.score = np.log(_prior_weight(bpm)) + HITS_WEIGHT * candidate.hits - SUBDIVISION_WEIGHT * candidate.subdivision
@@ -512,12 +519,10 @@ def _activation_contrast(beat_frames: np.ndarray, activation: np.ndarray) -> flo
     at = {f: float(np.mean(_strength_at(activation, beats[:-1] + f * spans))) for f in SUBDIVISIONS}
     between = max(at[1 / 2], min(at[1 / 4], at[3 / 4]), min(at[1 / 3], at[2 / 3]))
     on = _strength_at(activation, beats)
-    usable = len(on) // PARITY_STRETCH_BEATS * PARITY_STRETCH_BEATS
-    if usable == 0:
-        return float(np.mean(on)) - between
-    stretches = on[:usable].reshape(-1, PARITY_STRETCH_BEATS)
-    weaker_parity = np.minimum(stretches[:, ::2].mean(axis=1), stretches[:, 1::2].mean(axis=1))
-    return float(np.mean(weaker_parity)) - between
+    # Every stretch of PARITY_STRETCH_BEATS, and a shorter last one of two beats or more.
+    stretches = [on[i : i + PARITY_STRETCH_BEATS] for i in range(0, len(on), PARITY_STRETCH_BEATS)]
+    weaker_parity = [min(s[::2].mean(), s[1::2].mean()) for s in stretches if len(s) >= 2]
+    return float(np.mean(weaker_parity) if weaker_parity else np.mean(on)) - between
 
 
 def _bar_clarity(chroma: np.ndarray, beat_frames: np.ndarray) -> float:
