@@ -359,3 +359,25 @@ def test_tempo_of_a_grid_whose_beats_alternate_long_and_short():
     beats_s = np.concatenate([[1.0], 1.0 + np.cumsum(intervals)])
     assert tempo_from_beats(beats_s) == pytest.approx(60 / np.mean(intervals), rel=0.005)
     assert tempo_from_beats(np.array([0.0, 0.5, 1.0, 1.5])) == pytest.approx(120.0)  # too few for spans
+
+
+def test_a_four_on_the_floor_loop_without_chord_changes_keeps_four_beat_bars():
+    """A drum loop over one held chord: kick on every beat, snare on 2 and 4, hi-hat eighths.
+    Nothing tells beat 3 from beat 1, neither harmony nor accents; the bars were split in two
+    and the report said "2/4 or 6/8" for a house track."""
+    bpm, bars = 124.0, 40
+    period = 60.0 / bpm
+    beats_s = 0.5 + period * np.arange(4 * bars)
+    samples = np.zeros(int((beats_s[-1] + 2.0) * RATE))
+    t = np.arange(len(samples)) / RATE
+    samples += 0.02 * sum(np.sin(2 * np.pi * 220.0 * 2 ** (pc / 12) * t) for pc in (0, 3, 7))
+    for k, time_s in enumerate(beats_s):
+        _put(samples, time_s, _drum("kick"))
+        if k % 2 == 1:
+            _put(samples, time_s, _drum("snare"))
+        _put(samples, time_s, 0.5 * _drum("hat"))
+        _put(samples, time_s + period / 2, 0.5 * _drum("hat"))
+    samples = (0.5 * samples / np.abs(samples).max()).astype(np.float32)
+    analysis = analyze_structure(samples, RATE, grid=GridSettings(tracker="dsp"))
+    assert analysis.tempo_bpm == pytest.approx(bpm, rel=0.04)
+    assert analysis.beats_per_bar == 4
