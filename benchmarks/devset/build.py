@@ -388,13 +388,21 @@ def build(only: list[str] | None = None, jobs: int = 2, out_dir: Path | None = N
     out_dir.mkdir(parents=True, exist_ok=True)
     pieces = [p for p in load_manifest() if not only or p["id"] in only]
     todo = [p for p in pieces if not is_built(p, out_dir)]
-    missing = missing_tools({p["source"] for p in todo}) if todo else []
-    if missing:
-        raise SystemExit(
-            "the dev set needs " + ", ".join(missing) + ": `make devset` installs them (apt-get install "
-            "mma fluidsynth fluidr3mono-gm-soundfont lmms lmms-common hydrogen hydrogen-data; pip install '.[devset]')"
+    # Build what the installed tools allow: a machine without lmms or hydrogen (no root for
+    # apt) still gets the MIDI pieces, and the benchmarks say how many pieces they score.
+    unbuildable = {source: missing_tools({source}) for source in {p["source"] for p in todo}}
+    skipped = [p for p in todo if unbuildable[p["source"]]]
+    if skipped:
+        tools = sorted({tool for p in skipped for tool in unbuildable[p["source"]]})
+        print(
+            f"dev set: {len(skipped)} pieces skipped, missing {', '.join(tools)} (`make devset` installs them: apt-get "
+            "install mma fluidsynth fluidr3mono-gm-soundfont lmms lmms-common hydrogen hydrogen-data; pip install '.[devset]')",
+            file=sys.stderr,
         )
-    print(f"dev set in {out_dir}: {len(pieces) - len(todo)} built, {len(todo)} to build", file=sys.stderr)
+        if len(skipped) == len(todo) and len(todo) == len(pieces):
+            raise SystemExit("the dev set cannot be built here: no piece's tools are installed")
+    todo = [p for p in todo if not unbuildable[p["source"]]]
+    print(f"dev set in {out_dir}: {len(pieces) - len(todo) - len(skipped)} built, {len(todo)} to build", file=sys.stderr)
     failures = []
     with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {pool.submit(build_piece, p, out_dir): p["id"] for p in todo}
@@ -412,12 +420,17 @@ def build(only: list[str] | None = None, jobs: int = 2, out_dir: Path | None = N
 
 
 def load_devset(only: list[str] | None = None, out_dir: Path | None = None) -> list[tuple[Path, dict]]:
-    """(audio path, truth) of every built piece in manifest order (build first)."""
+    """(audio path, truth) of every built piece in manifest order (build first). Pieces named in
+    ``only`` must be built; without ``only``, unbuilt pieces are left out with a note on stderr
+    (their tools were missing when the set was built), and none built at all is an error."""
     out_dir = out_dir or devset_dir()
     pieces = [p for p in load_manifest() if not only or p["id"] in only]
     missing = [p["id"] for p in pieces if not (out_dir / f"{p['id']}.json").exists()]
-    if missing:
+    if missing and (only or len(missing) == len(pieces)):
         raise SystemExit(f"dev set not built in {out_dir} ({len(missing)} missing, e.g. {missing[0]}): run `make devset`")
+    if missing:
+        print(f"dev set: {len(missing)} of {len(pieces)} pieces not built (e.g. {missing[0]}), left out: run `make devset`", file=sys.stderr)
+        pieces = [p for p in pieces if p["id"] not in missing]
     loaded = []
     for piece in pieces:
         truth = json.loads((out_dir / f"{piece['id']}.json").read_text())
