@@ -361,11 +361,9 @@ def test_tempo_of_a_grid_whose_beats_alternate_long_and_short():
     assert tempo_from_beats(np.array([0.0, 0.5, 1.0, 1.5])) == pytest.approx(120.0)  # too few for spans
 
 
-def test_a_four_on_the_floor_loop_without_chord_changes_keeps_four_beat_bars():
-    """A drum loop over one held chord: kick on every beat, snare on 2 and 4, hi-hat eighths.
-    Nothing tells beat 3 from beat 1, neither harmony nor accents; the bars were split in two
-    and the report said "2/4 or 6/8" for a house track."""
-    bpm, bars = 124.0, 40
+def _one_chord_loop(bpm: float, bars: int) -> tuple[np.ndarray, np.ndarray]:
+    """(samples, beats) of a drum loop over one held chord: kick on every beat, snare on 2 and
+    4, hi-hat eighths. Nothing tells beat 1 from beat 3, neither harmony nor accents."""
     period = 60.0 / bpm
     beats_s = 0.5 + period * np.arange(4 * bars)
     samples = np.zeros(int((beats_s[-1] + 2.0) * RATE))
@@ -377,7 +375,41 @@ def test_a_four_on_the_floor_loop_without_chord_changes_keeps_four_beat_bars():
             _put(samples, time_s, _drum("snare"))
         _put(samples, time_s, 0.5 * _drum("hat"))
         _put(samples, time_s + period / 2, 0.5 * _drum("hat"))
-    samples = (0.5 * samples / np.abs(samples).max()).astype(np.float32)
+    return (0.5 * samples / np.abs(samples).max()).astype(np.float32), beats_s
+
+
+def test_a_four_on_the_floor_loop_without_chord_changes_keeps_four_beat_bars():
+    """The bars of a one-chord drum loop were split in two and the report said "2/4 or 6/8"
+    for a house track."""
+    bpm = 124.0
+    samples, _ = _one_chord_loop(bpm, 40)
     analysis = analyze_structure(samples, RATE, grid=GridSettings(tracker="dsp"))
     assert analysis.tempo_bpm == pytest.approx(bpm, rel=0.04)
     assert analysis.beats_per_bar == 4
+
+
+def test_the_network_places_the_bars_of_a_loop_only_when_it_is_sure():
+    """In a one-chord loop the harmony cannot place the bars (they sat on the backbeat); a
+    downbeat activation that clearly prefers one phase moves them there, one that hesitates
+    does not, and in music whose chords change every bar the harmony keeps its say."""
+    from music2video.beat_grid import _network_bar_phase
+    from music2video.structure import _Features
+
+    samples, beats_s = _one_chord_loop(124.0, 24)
+    features = _Features(samples, RATE)
+    on_the_backbeat = np.arange(1, len(beats_s), 4)
+    true_downbeats = features.frames(beats_s[::4])
+    sure = np.zeros(features.n_frames)
+    sure[true_downbeats] = 0.6
+    moved = _network_bar_phase(features, beats_s, 4, on_the_backbeat, sure)
+    assert np.array_equal(moved, np.arange(0, len(beats_s), 4))
+    unsure = sure.copy()
+    unsure[features.frames(beats_s[1::4])] = 0.4  # the backbeat almost as likely
+    assert np.array_equal(_network_bar_phase(features, beats_s, 4, on_the_backbeat, unsure), on_the_backbeat)
+
+    chords, beats_s, _ = _two_beat_song(104.0, 24, compound=False)  # a new chord every two beats
+    features = _Features(chords, RATE)
+    decoded = np.arange(1, len(beats_s), 4)
+    sure = np.zeros(features.n_frames)
+    sure[features.frames(beats_s[::4])] = 0.6
+    assert np.array_equal(_network_bar_phase(features, beats_s, 4, decoded, sure), decoded)

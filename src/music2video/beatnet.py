@@ -209,10 +209,16 @@ place it to the frame and keep the metrical-level evidence (uniform beats, weake
 between them) that the activation, peaked only at the beats it believes in, lacks."""
 
 
+def activations_at(samples: np.ndarray, rate_hz: int, times_s: np.ndarray) -> np.ndarray:
+    """(len(times_s), 2) BeatNet's beat and downbeat activations at ``times_s``."""
+    acts = activations(samples, rate_hz)
+    frame_times_s = np.arange(len(acts)) / FPS
+    return np.stack([np.interp(times_s, frame_times_s, acts[:, k]) for k in range(2)], axis=1)
+
+
 def beat_activation(samples: np.ndarray, rate_hz: int, times_s: np.ndarray) -> np.ndarray:
     """BeatNet's beat + downbeat activation (the probability of a beat, 0..1) at ``times_s``."""
-    acts = activations(samples, rate_hz)
-    return np.interp(times_s, np.arange(len(acts)) / FPS, acts.sum(axis=1))
+    return activations_at(samples, rate_hz, times_s).sum(axis=1)
 
 
 def beat_envelope(samples: np.ndarray, rate_hz: int, times_s: np.ndarray, onset_envelope: np.ndarray) -> np.ndarray:
