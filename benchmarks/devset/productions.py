@@ -166,6 +166,11 @@ def lmms_shortened(root: ET.Element, end_ticks: int) -> ET.Element:
     return root
 
 
+LMMS_RENDER_ATTEMPTS = 3
+"""LMMS 1.2's headless render now and then dies partway on a loaded machine (seen once in CI,
+at 43 %, on a 14 s demo that renders every time on an idle one): each render is tried again."""
+
+
 def render_lmms(root: ET.Element, stereo_path: Path) -> None:
     project = stereo_path.with_suffix(".mmp")
     ET.ElementTree(root).write(project, encoding="utf-8", xml_declaration=True)
@@ -173,9 +178,14 @@ def render_lmms(root: ET.Element, stereo_path: Path) -> None:
         "render", str(project), "-o", str(stereo_path), "-f", "wav", "-s", "44100",
     ]  # fmt: skip
     environment = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}  # no display needed
-    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=RENDER_TIMEOUT_S)
-    if result.returncode != 0 or not stereo_path.exists():
-        raise RuntimeError(f"lmms render failed: {result.stderr[-500:]}")
+    errors = []
+    for _ in range(LMMS_RENDER_ATTEMPTS):
+        stereo_path.unlink(missing_ok=True)
+        result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=RENDER_TIMEOUT_S)
+        if result.returncode == 0 and stereo_path.exists():
+            return
+        errors.append(f"exit {result.returncode}: {result.stderr[-300:].strip()}")
+    raise RuntimeError(f"lmms render failed {LMMS_RENDER_ATTEMPTS} times: " + " | ".join(errors))
 
 
 # ------------------------------------------------------------------------------------------
