@@ -21,7 +21,6 @@ import shutil
 import statistics
 import tempfile
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from bench_ray import FPS, HEIGHT, WIDTH, load, storyboard_for, time_render
@@ -42,33 +41,26 @@ class SleepThenWrite(AnimaticRenderer):
 
 
 class SleepThenWriteInBackground(SleepThenWrite):
-    """The same, the clip written in a background thread, one clip in line at most (as
-    ``DiffusersRenderer`` does, with its ``ended_writes``)."""
+    """The same, the clip written in a background thread, one clip in line at most: the
+    diffusers renderer's ``ClipWrites``."""
 
     def __enter__(self):
-        self._writer = ThreadPoolExecutor(max_workers=1)
-        self._writes: dict[str, Future[None]] = {}
+        from music2video.render.clip_writes import ClipWrites
+
+        self._writes = ClipWrites(max_pending=1)
+        self._writes.open()
         return super().__enter__()
 
     def __exit__(self, *exc_info):
-        self._writer.shutdown(wait=True)
+        self._writes.close()
         return super().__exit__(*exc_info)
 
     def render_shot(self, shot, storyboard, analysis, frame_count, output):
         time.sleep(self.generate_s)
-        for future in self._writes.values():
-            future.result()  # one clip in line at most
-        write = AnimaticRenderer.render_shot
-        self._writes[shot.id] = self._writer.submit(write, self, shot, storyboard, analysis, frame_count, output)
+        self._writes.submit(shot.id, AnimaticRenderer.render_shot, self, shot, storyboard, analysis, frame_count, output)
 
     def ended_writes(self, wait: bool = False) -> dict[str, str | None]:
-        ended: dict[str, str | None] = {}
-        for shot_id, future in list(self._writes.items()):
-            if wait or future.done():
-                error = future.exception()
-                ended[shot_id] = None if error is None else repr(error)
-                del self._writes[shot_id]
-        return ended
+        return self._writes.ended(wait)
 
 
 def main() -> None:

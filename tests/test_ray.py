@@ -230,15 +230,17 @@ class BackgroundWriter(AnimaticRenderer):
         self.log_file, self.fail_shot, self.hang_shot = log_file, fail_shot, hang_shot
 
     def __enter__(self):
-        from concurrent.futures import ThreadPoolExecutor
+        from music2video.render.clip_writes import ClipWrites
 
-        self._writer = ThreadPoolExecutor(max_workers=1)
-        self._writes: dict = {}  # shot id -> future
+        # The diffusers renderer's bookkeeping; no limit on writes waiting, so a hanging write
+        # never holds up the next shot's generation here.
+        self._writes = ClipWrites(max_pending=None)
+        self._writes.open()
         self._release: threading.Event | None = None
         return super().__enter__()
 
     def __exit__(self, *exc_info):
-        self._writer.shutdown(wait=True)
+        self._writes.close()
         return super().__exit__(*exc_info)
 
     def _log(self, event: str, shot_id: str) -> None:
@@ -250,7 +252,7 @@ class BackgroundWriter(AnimaticRenderer):
         if self._release is not None:
             self._release.set()  # the clip before may be written now
         self._release = threading.Event()
-        self._writes[shot.id] = self._writer.submit(self._write, self._release, shot, storyboard, analysis, frame_count, output)
+        self._writes.submit(shot.id, self._write, self._release, shot, storyboard, analysis, frame_count, output)
 
     def _write(self, release, shot, storyboard, analysis, frame_count, output):
         release.wait(timeout=60)
@@ -264,20 +266,14 @@ class BackgroundWriter(AnimaticRenderer):
         self._log("written", shot.id)
 
     def ended_writes(self, wait: bool = False) -> dict[str, str | None]:
-        from music2video.render import failure_reason
-
         if wait and self._release is not None:
             self._release.set()
-        ended = {}
-        for shot_id, future in list(self._writes.items()):
-            if wait or future.done():
-                error = future.exception()
-                ended[shot_id] = None if error is None else failure_reason(error)
-                del self._writes[shot_id]
-        return ended
+        return self._writes.ended(wait)
 
     def finish(self) -> dict[str, str]:
-        return {shot_id: why for shot_id, why in self.ended_writes(wait=True).items() if why is not None}
+        if self._release is not None:
+            self._release.set()
+        return self._writes.failures()
 
 
 def events(log_file: Path) -> list[tuple[str, str, int]]:

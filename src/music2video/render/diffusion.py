@@ -70,7 +70,6 @@ import logging
 import math
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -82,8 +81,8 @@ from music2video.artifacts import Analysis, Storyboard, StoryboardShot
 from music2video.errors import Music2VideoError
 from music2video.model_source import load_error
 from music2video.optional import require
-from music2video.preflight import is_disk_full
 from music2video.render import colour
+from music2video.render.clip_writes import ClipWrites
 from music2video.render.conditioning import ShotImages
 from music2video.render.video_models import VIDEO_MODELS, DistillLora, VideoModel, resolve_video_model
 from music2video.settings import VideoModelSettings
@@ -110,7 +109,8 @@ ExtendMode = Literal["auto", "crossfade"]
 # transformers (checked on tiny Wan models; FasterCache is left out: it fails with Wan's
 # separate conditional and unconditional passes).
 CACHE_METHODS = ("first-block", "taylorseer", "pab")
-# Clips written in the background while the next shot generates; more would only hold memory.
+# Clips written in the background while the next shot generates; more would only hold memory
+# (one waiting in line: at most two shots' frames are held).
 MAX_PENDING_WRITES = 1
 # First-block cache: skip the remaining blocks while the first block's residual changes by
 # less than this (relative mean absolute difference). diffusers' default; higher is faster.
@@ -394,14 +394,11 @@ class DiffusersRenderer:
         self._placed: tuple[int, str] | None = None  # (id of pipeline, offload level) last applied
         self._device: torch.device | None = None
         self._dtype: torch.dtype | None = None
-        self._writer: ThreadPoolExecutor | None = None
         self.write_in_background = write_in_background
         # Colour, retime and scale on the model's device, with the frames as a tensor there (CUDA).
         self._frames_on_device = False
         self._compiled = False
-        self._pending_writes: list[tuple[str, Future[None]]] = []
-        # Shots whose clip is written (None) or failed to write (why), not yet handed out by ended_writes.
-        self._ended_writes: dict[str, str | None] = {}
+        self._writes = ClipWrites(max_pending=MAX_PENDING_WRITES)
 
     # -- ShotRenderer ------------------------------------------------------------------------
 
@@ -482,7 +479,7 @@ class DiffusersRenderer:
         import diffusers
         from music2video.torch_device import resolve_device, resolve_dtype
 
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clip-writer")
+        self._writes.open()
         self._device = resolve_device(self.settings.device)
         self._dtype = resolve_dtype(self.settings.dtype, self._device)
         self._frames_on_device = self._device.type == "cuda"
@@ -529,15 +526,11 @@ class DiffusersRenderer:
         from music2video.torch_device import free_memory
 
         try:
-            if exc_type is not None:  # interrupted: let the clip in flight finish, keep nothing else waiting
-                self._collect_writes(wait=True)
+            # Interrupted: let the clip in flight finish, keep nothing else waiting.
+            self._writes.close(wait_for_pending=exc_type is not None)
         finally:
-            if self._writer is not None:
-                self._writer.shutdown(wait=True)
-                self._writer = None
             self._pipe = self._i2v = self._running = None
             self._placed = None
-            self._pending_writes, self._ended_writes = [], {}
             free_memory()
 
     def finish(self) -> dict[str, str]:
@@ -546,7 +539,7 @@ class DiffusersRenderer:
         Called by the render driver after the last shot, because writing a clip (retime, resize,
         encode) runs in a background thread while the GPU generates the next shot.
         """
-        return {shot_id: why for shot_id, why in self.ended_writes(wait=True).items() if why is not None}
+        return self._writes.failures()
 
     def ended_writes(self, wait: bool = False) -> dict[str, str | None]:
         """``{shot id: None when its clip is on disk, else why writing it failed}`` for each shot
@@ -554,29 +547,7 @@ class DiffusersRenderer:
         :meth:`finish`); ``wait``: wait for every write first. A Ray worker hands these to the
         driver, which counts a shot as done only then (:class:`~music2video.render.executors.RenderWorker`).
         """
-        self._collect_writes(wait)
-        ended, self._ended_writes = self._ended_writes, {}
-        return ended
-
-    def _collect_writes(self, wait: bool) -> None:
-        """Move the background writes that have ended (all of them, waiting, with ``wait``) to
-        ``_ended_writes``. A full disk raises: no room for any clip, the driver stops the run."""
-        from music2video.render import failure_reason
-
-        pending, self._pending_writes = self._pending_writes, []
-        for shot_id, future in pending:
-            if not wait and not future.done():
-                self._pending_writes.append((shot_id, future))
-                continue
-            try:
-                future.result()
-                self._ended_writes[shot_id] = None
-            except Exception as error:  # reported per shot, as if render_shot had raised it
-                if is_disk_full(error):
-                    raise
-                if not isinstance(error, Music2VideoError):
-                    log.error("writing the clip of %s failed", shot_id, exc_info=error)
-                self._ended_writes[shot_id] = failure_reason(error)
+        return self._writes.ended(wait)
 
     def render_shot(
         self,
@@ -635,15 +606,11 @@ class DiffusersRenderer:
         else:
             write, arguments = self._write_clip, (frames, frame_count, output, reference)
         del frames  # the writer holds the clip from here
-        if not self.write_in_background:
+        if self.write_in_background:
+            self._writes.submit(shot.id, write, *arguments)
+        else:
             write(*arguments)
-            self._ended_writes[shot.id] = None
-            return
-        # One clip at most waits in line, so at most two shots' frames are held in memory.
-        if len(self._pending_writes) >= MAX_PENDING_WRITES:
-            self._collect_writes(wait=True)
-        assert self._writer is not None  # made in __enter__, like the pipeline
-        self._pending_writes.append((shot.id, self._writer.submit(write, *arguments)))
+            self._writes.written(shot.id)
 
     def _finished_chunks(self, frames: Frames, frame_count: int, output: Path, reference: Path | None) -> Iterator[Frames]:
         """Steps 3-5 on the frames' device: the colour match (5, done now, in place: the source
