@@ -59,8 +59,8 @@ DIFF_RATIO = 0.5
 
 MODELS = (1, 2, 3)
 """BeatNet's three trained models, averaged (see the module's docstring and
-``data/beatnet/README.md`` for the dev-set figures); each costs about 1 s of CPU for a
-3-minute song."""
+``data/beatnet/README.md`` for the dev-set figures); each costs about 0.45 s of CPU for a
+3-minute song (the shared features 0.36 s)."""
 
 
 def weights_path(model: int) -> Path:
