@@ -276,6 +276,34 @@ def test_a_grid_at_another_metrical_level_than_the_reference_is_flagged(rock_son
     right = Grid(beats_s, np.arange(0, len(beats_s), 4), 4, 120.0, "tracker:dsp")
     check = check_grid(features, right)
     assert check.relation == "same" and check.agreement >= 0.9 and check.warning is None
+    assert check.support == pytest.approx(1.0, abs=0.1)  # the pulse and the grid sit on the same onsets
+
+
+@pytest.mark.parametrize("level", ["half", "double", "2:3"])
+def test_a_grid_at_a_wrong_level_still_warns_with_what_to_pass(rock_song, level):
+    """The warning is gated on the onsets siding with the reference; a tracker stuck at half,
+    double or 2:3 of a clear 120 bpm beat must still be told to pass --bpm."""
+    samples, beats_s = rock_song
+    wrong_s = {
+        "half": beats_s[::2],
+        "double": np.sort(np.concatenate([beats_s, beats_s[:-1] + 0.25])),
+        "2:3": beats_s[0] + np.arange(0, 20.0, 0.75),
+    }[level]
+    wrong = Grid(wrong_s, np.arange(0, len(wrong_s), 4), 4, 60 / float(np.median(np.diff(wrong_s))), "tracker:dsp")
+    check = check_grid(_Features(samples, RATE), wrong)
+    assert check.relation == level
+    assert check.warning is not None and "--bpm" in check.warning
+
+
+def test_a_right_fast_grid_is_not_blamed_for_the_references_slower_count():
+    """The reference's tempo prior (around 120 bpm) counts a 170 bpm rock beat at 86 bpm; the
+    onsets do not side with it (every beat has a kick or a snare), so the right grid gets no
+    warning, while the relation and the support stay on record."""
+    beats_s = 0.5 + np.arange(0, 30.0, 60.0 / 170.0)
+    right = Grid(beats_s, np.arange(0, len(beats_s), 4), 4, 170.0, "tracker:dsp")
+    check = check_grid(_Features(_rock(beats_s, 31.0), RATE), right)
+    assert check.relation == "double" and check.support < 1.12
+    assert check.warning is None
 
 
 def test_a_grid_off_the_beat_is_flagged(rock_song):

@@ -98,6 +98,12 @@ class GridCheck(BaseModel):
         description="The grid's tempo relative to the reference's."
     )
     agreement: float = Field(description="Beat F-measure (±70 ms) of the grid against the reference pulse, 0..1.")
+    support: float | None = Field(
+        None,
+        description="Onset strength under the reference's beats over that under the grid's (1 = equal); a disagreement "
+        "warns only where this reaches 1.12 (reference at the grid's tempo or slower) or 0.75 (faster or unrelated). "
+        "None in analyses written before it was recorded.",
+    )
     reference_beats_s: list[float] = Field(description="The reference pulse, seconds (evaluate grades cuts against it too).")
 
 

@@ -136,6 +136,7 @@ def analyze_structure(
             reference_tempo_bpm=round(checked.reference_tempo_bpm, 3),
             relation=checked.relation,
             agreement=round(checked.agreement, 4),
+            support=round(checked.support, 4),
             reference_beats_s=_rounded(checked.reference_beats_s, 4),
         )
         if checked.warning:
