@@ -509,6 +509,10 @@ def _key_figures(art: RunArtifacts) -> list[tuple[str, str, str]]:
 
             source += f" ({ATTRIBUTION})"
         figures.append(("tempo", f"{art.analysis.tempo_bpm:.1f}", f"BPM, grid from {source}"))
+        check = art.analysis.grid_check
+        if check is not None:  # shown whether or not it warned: a disagreement the onsets do not back is no warning
+            counts = "the same tempo" if check.relation == "same" else f"{check.reference_tempo_bpm:.1f} BPM (grid {check.relation})"
+            figures.append(("beats another tracker shares", f"{check.agreement:.0%}", f"±70 ms; it counts {counts}"))
         figures.append(("meter", meter_label(art.analysis.beats_per_bar), f"{len(art.analysis.sections)} sections"))
     if art.duration_s is not None:
         figures.append(("duration", _fmt_time(art.duration_s, digits=0), "min:s"))
