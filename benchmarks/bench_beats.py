@@ -20,6 +20,9 @@ bucket and overall (mir_eval, no trimming of the first seconds, so pickups and s
   true beat: of a heard beat (strict), and of the true pulse continued through silent intros
   and the rendered release tail, where the planner must still cut (a shot is at most
   ``max_shot_s`` long) but no beat is heard.
+* for our analysis, the independent check's warnings (``beat_grid.check_grid``): how many fall
+  on a wrong grid (tempo off by more than 4 % or beat F below 0.8), how many on a right one,
+  and the wrong grids it let pass (``bench_beats_real.py`` prints the same).
 
 Pieces whose manifest entry says ``split = "heldout"`` were added after the tracker changes
 they would judge, and ``split = "real-production"`` are LMMS and Hydrogen demo projects rendered
@@ -57,6 +60,11 @@ import build as devset  # noqa: E402  (benchmarks/devset/build.py)
 BEAT_WINDOW_S = 0.07
 CUT_WINDOW_S = 0.05
 TEMPO_TOLERANCE = 0.04
+WRONG_GRID_BEAT_F = 0.8
+"""A grid counts as wrong, for the self-check's alarm count, with its tempo off by more than
+``TEMPO_TOLERANCE`` or its beat F below this."""
+GRID_CHECK_WARNING = "the beat grid"
+"""How the independent check's warnings begin (``beat_grid.check_grid``)."""
 OUTPUT_VERSION = 1
 
 
@@ -223,6 +231,9 @@ def score(truth: dict, output: dict) -> dict:
         duple = {2, 4}
         predicted, true = int(output["beats_per_bar"]), int(truth["beats_per_bar"])
         result["meter_ok"] = float(predicted == true or {predicted, true} <= duple)
+    if output.get("warnings") is not None:  # our analysis: did its independent check warn, and rightly?
+        result["warned"] = any(w.startswith(GRID_CHECK_WARNING) for w in output["warnings"])
+        result["wrong_grid"] = not result["tempo_ok"] or result["beat_f"] < WRONG_GRID_BEAT_F
     if output.get("cuts_s") is not None and output["cuts_s"]:
         cuts = np.asarray(output["cuts_s"])
         distance = np.min(np.abs(cuts[:, None] - reference[None, :]), axis=1)
@@ -284,6 +295,21 @@ def table(results: dict[str, dict[str, dict]], pieces: list[dict], trackers: lis
     return "\n".join(lines)
 
 
+def alarms(results: dict[str, dict], ids: list[str]) -> str | None:
+    """The independent check's warnings over ``ids``: how many, how many on a wrong grid, and
+    the wrong grids it let pass (None for a tracker without the check)."""
+    rows = [(i, results[i]) for i in ids if i in results and "warned" in results[i]]
+    if not rows:
+        return None
+    warned = [i for i, r in rows if r["warned"]]
+    false = [i for i in warned if not results[i]["wrong_grid"]]
+    missed = [i for i, r in rows if r["wrong_grid"] and not r["warned"]]
+    return (
+        f"warned {len(warned)} of {len(rows)}: {len(warned) - len(false)} on a wrong grid, {len(false)} on a right one "
+        f"({', '.join(false) or '-'}); wrong grids not warned {len(missed)} ({', '.join(missed) or '-'})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trackers", nargs="*", default=["ours", "dsp", "beatnet", "librosa", "madmom", "beatnet-dbn"])
@@ -318,6 +344,14 @@ def main() -> None:
         print(" | ".join(row), file=sys.stderr, flush=True)
     print(f"\n# Beat grid on the dev set ({len(pieces)} pieces, {sum(t['duration_s'] for _, t in pieces) / 60:.1f} min)")
     print(table(results, [t for _, t in pieces], trackers))
+    splits = defaultdict(list)
+    for _, truth in pieces:
+        splits[truth.get("split", "design")].append(truth["id"])
+    print()
+    for tracker in trackers:
+        for split, ids in sorted(splits.items()):
+            if (line := alarms(results[tracker], ids)) is not None:
+                print(f"self-check, {tracker}, split {split}: {line}")
     print("\nCPU seconds (sum over the set; cached baselines report their first run): " + ", ".join(f"{t} {seconds[t]:.0f}" for t in trackers))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

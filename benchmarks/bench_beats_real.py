@@ -188,6 +188,9 @@ def main() -> None:
         lines.append(f"| **mean ({len(songs)})** | | | {tracker} | {beat_f} | {cmlt} | {amlt} | {downbeat_f} | tempo ok {tempo_ok} | {cuts} |")
     print(f"\n# Beat grid on {len(songs)} real recordings (Frets on Fire charts; acceptance only, never tuned on)")
     print("\n".join(lines))
+    for tracker in trackers:
+        if (line := bench_beats.alarms(results[tracker], list(results[tracker]))) is not None:
+            print(f"self-check, {tracker}: {line}")
     if args.json:
         args.json.write_text(json.dumps({"truth": truths, "results": results}, indent=1))
 
