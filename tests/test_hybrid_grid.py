@@ -124,3 +124,20 @@ def test_a_level_whose_every_other_beat_the_network_hears_less_is_too_fast():
     beats = np.round(BEATS_S * FRAME_RATE_HZ).astype(np.int64)
     double = np.sort(np.concatenate([beats, np.round(OFF_BEATS_S * FRAME_RATE_HZ).astype(np.int64)]))
     assert _activation_contrast(beats, activation) > _activation_contrast(double, activation) + 0.05
+
+
+def test_the_network_leads_a_sequence_where_the_onsets_change_phase_halfway():
+    # A ska verse (the off-beat chord and bass loudest) into a rock chorus (kick and snare on the
+    # beat): the onsets' sequence sits on the off-beats in the verse and on the beats in the
+    # chorus, and no one shift of it puts both halves on the beat. The network hears the beat
+    # throughout, and the sequence it leads along the same tempo path wins.
+    verse = BEATS_S < DURATION_S / 2
+    onsets = 0.45 * _pulses(BEATS_S[verse]) + _pulses(OFF_BEATS_S[verse])
+    onsets += _pulses(BEATS_S[~verse]) + 0.3 * _pulses(OFF_BEATS_S[~verse])
+    low = 0.5 * _pulses(BEATS_S[verse]) + 0.8 * _pulses(OFF_BEATS_S[verse]) + _pulses(BEATS_S[~verse])
+    tracked = track_beats(onsets, FRAME_RATE_HZ, low, beat_activation=ACTIVATION)
+    assert tracked is not None
+    beats_s = tracked[0] / FRAME_RATE_HZ
+    assert tracked[1] == pytest.approx(100.0, rel=0.02)
+    off_the_beat = np.min(np.abs(beats_s[:, None] - BEATS_S[None, :]), axis=1) > 0.05
+    assert np.mean(off_the_beat) < 0.05, f"{np.sum(off_the_beat)} of {len(beats_s)} beats off the beat"

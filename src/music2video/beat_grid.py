@@ -16,7 +16,11 @@ computes anyway:
    period as target, implemented here in numpy; then the phase (the beats as tracked, or
    moved by a quarter, third, half, two thirds or three quarters of a beat) whose beats carry
    the most onset in all frequencies plus the low ones (kick drum, bass), so a shuffle is not
-   counted on its swung notes.
+   counted on its swung notes. The ``hybrid`` tracker also follows every tempo path on
+   BeatNet's beat activation (a second candidate per path, not shifted): where the onsets'
+   sequence changes phase partway (an off-beat bass or chord louder than the beat in some
+   sections: house, trance, ska), no one shift puts it back on the beat, and the network's
+   sequence is on it throughout.
 4. **Metrical level** from the whole song's evidence: the candidate whose beats are uniformly
    strong (every beat, odd and even, has an onset) while the points between beats where a
    faster level's beats would sit are clearly weaker wins. A beat sequence at half the true
@@ -189,8 +193,10 @@ def track_beats(
         chroma: (12, frames) pitch-class energy, same frames; where given it chooses between
             beat sequences at the same metrical level (see ``_bar_clarity``).
         beat_activation: probability of a beat per frame (0..1) from a tracker of another
-            family (BeatNet's network), same frames; where given it joins the onsets in the
-            phase choice and adds ``ACTIVATION_WEIGHT`` times its contrast to the level evidence.
+            family (BeatNet's network), same frames; where given, every tempo path is also
+            followed on it (a second candidate per path, led by the network), it joins the
+            onsets in the phase choice of the onsets' candidates, and ``ACTIVATION_WEIGHT``
+            times its contrast adds to the level evidence.
     """
     envelope = np.asarray(envelope, dtype=np.float64)
     if envelope.size < 4 or not np.any(envelope > 0):
@@ -216,6 +222,14 @@ def track_beats(
             beats = _phase_shift(beats, detrended, low, activation)
         if len(beats) >= MIN_BEATS:
             candidates.append(_Candidate(float(np.median(local_period)), beats))
+        if activation is not None and np.any(activation > 0):
+            # The same tempo path, followed on the network's beats instead of the onsets: where
+            # a bass or chord on every off-beat carries more onset than the beat (house, trance,
+            # ska), the onsets' sequence sits on the off-beats at the right tempo and loses the
+            # level to a wrong one; the network's sits on the beat. The level evidence decides.
+            led = _dp_beats(activation / (activation.std() + 1e-9), local_period)
+            if len(led) >= MIN_BEATS:
+                candidates.append(_Candidate(float(np.median(local_period)), led))
     if not candidates:
         return None
     for candidate in candidates:
