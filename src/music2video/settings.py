@@ -64,8 +64,8 @@ class GridSettings(SettingsSection):
 
     tracker: Literal["hybrid", "dsp", "beatnet", "madmom", "beat_this"] = Field(
         "hybrid",
-        description="hybrid (built in, the default: dsp's onset tracker with BeatNet's beat activation as evidence of "
-        "the metrical level and phase; weights CC BY 4.0, usable commercially with attribution); dsp (built in, onsets "
+        description="hybrid (built in, the default: dsp's onset tracker with BeatNet's beat activation leading beat "
+        "sequences of its own and judging the metrical level and phase; weights CC BY 4.0, usable commercially with attribution); dsp (built in, onsets "
         "only, no network, usable commercially); beatnet (built in: BeatNet's network, weights CC BY 4.0, "
         "usable commercially with attribution, adds its beat activation to dsp's onsets); madmom (needs madmom installed; its models are "
         "CC BY-NC-SA: non-commercial use only); beat_this (needs beat_this and beat_this_checkpoint; MIT).",

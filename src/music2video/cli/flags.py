@@ -150,7 +150,7 @@ FLAGS: tuple[Flag, ...] = (
         MUSIC, "structure", to=("grid.beats_file",), metavar="FILE", default_text="tracked",
     ),
     Flag(
-        "beat_tracker", str, "hybrid (default, built in: onsets plus BeatNet's beat activation for the level and "
+        "beat_tracker", str, "hybrid (default, built in: onsets plus BeatNet's beat activation for the beats, level and "
         "phase; weights CC BY 4.0: commercial use with attribution), dsp (built in, onsets only, commercial use allowed), beatnet (built in, BeatNet's weights CC BY 4.0: "
         "commercial use with attribution), madmom (models CC BY-NC-SA: non-commercial only) "
         "or beat_this (MIT; set grid.beat_this_checkpoint in the config).",
