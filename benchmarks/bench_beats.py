@@ -349,7 +349,8 @@ def main() -> None:
         splits[truth.get("split", "design")].append(truth["id"])
     print()
     for tracker in trackers:
-        for split, ids in sorted(splits.items()):
+        every_id = [truth["id"] for _, truth in pieces]
+        for split, ids in [*sorted(splits.items()), ("all", every_id)]:
             if (line := alarms(results[tracker], ids)) is not None:
                 print(f"self-check, {tracker}, split {split}: {line}")
     print("\nCPU seconds (sum over the set; cached baselines report their first run): " + ", ".join(f"{t} {seconds[t]:.0f}" for t in trackers))

@@ -126,16 +126,30 @@ def test_a_level_whose_every_other_beat_the_network_hears_less_is_too_fast():
     assert _activation_contrast(beats, activation) > _activation_contrast(double, activation) + 0.05
 
 
-def test_the_network_leads_a_sequence_where_the_onsets_change_phase_halfway():
+def _chords_every_bar() -> np.ndarray:
+    chroma = np.full((12, N_FRAMES), 0.1)
+    bar_of_frame = np.searchsorted(BEATS_S[::4] * FRAME_RATE_HZ, np.arange(N_FRAMES), side="right")
+    for pitch_class in range(12):
+        chroma[pitch_class, bar_of_frame % 12 == pitch_class] = 1.0
+    return chroma
+
+
+@pytest.mark.parametrize(
+    "harmony",
+    [None, "one chord", "a chord a bar"],
+)
+def test_the_network_leads_a_sequence_where_the_onsets_change_phase_halfway(harmony):
     # A ska verse (the off-beat chord and bass loudest) into a rock chorus (kick and snare on the
     # beat): the onsets' sequence sits on the off-beats in the verse and on the beats in the
     # chorus, and no one shift of it puts both halves on the beat. The network hears the beat
-    # throughout, and the sequence it leads along the same tempo path wins.
+    # throughout, and the sequence it leads along the same tempo path wins, also where the
+    # harmony cannot choose between the two (one chord: their bar clarity is a tie).
+    chroma = {None: None, "one chord": np.ones((12, N_FRAMES)), "a chord a bar": _chords_every_bar()}[harmony]
     verse = BEATS_S < DURATION_S / 2
     onsets = 0.45 * _pulses(BEATS_S[verse]) + _pulses(OFF_BEATS_S[verse])
     onsets += _pulses(BEATS_S[~verse]) + 0.3 * _pulses(OFF_BEATS_S[~verse])
     low = 0.5 * _pulses(BEATS_S[verse]) + 0.8 * _pulses(OFF_BEATS_S[verse]) + _pulses(BEATS_S[~verse])
-    tracked = track_beats(onsets, FRAME_RATE_HZ, low, beat_activation=ACTIVATION)
+    tracked = track_beats(onsets, FRAME_RATE_HZ, low, chroma, beat_activation=ACTIVATION)
     assert tracked is not None
     beats_s = tracked[0] / FRAME_RATE_HZ
     assert tracked[1] == pytest.approx(100.0, rel=0.02)

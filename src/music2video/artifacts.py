@@ -101,7 +101,8 @@ class GridCheck(BaseModel):
     support: float | None = Field(
         None,
         description="Onset strength under the reference's beats over that under the grid's (1 = equal); a disagreement "
-        "warns only where this reaches 1.12 (reference at the grid's tempo or slower) or 0.75 (faster or unrelated). "
+        "warns only where this reaches beat_grid.SLOWER_REFERENCE_SUPPORT (reference at the grid's tempo or slower) or "
+        "beat_grid.FASTER_REFERENCE_SUPPORT (faster or unrelated). "
         "None in analyses written before it was recorded.",
     )
     reference_beats_s: list[float] = Field(description="The reference pulse, seconds (evaluate grades cuts against it too).")

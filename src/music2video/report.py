@@ -499,6 +499,24 @@ def _song_key(art: RunArtifacts) -> str | None:
     return labels[0].label if labels else None
 
 
+_GRID_AGAINST_REFERENCE = {
+    "double": "the grid counts twice as fast",
+    "half": "the grid counts half as fast",
+    "3:2": "the grid counts 3 beats to its 2",
+    "2:3": "the grid counts 2 beats to its 3",
+    "other": "unrelated to the grid's tempo",
+}
+
+
+def _reference_count(relation: str, reference_bpm: float) -> str:
+    """What the independent tracker counts, said from the grid's side."""
+    if reference_bpm <= 0:
+        return "no pulse"
+    if relation == "same":
+        return "the same tempo"
+    return f"{reference_bpm:.1f} BPM ({_GRID_AGAINST_REFERENCE[relation]})"
+
+
 def _key_figures(art: RunArtifacts) -> list[tuple[str, str, str]]:
     """(name, value, note) of the figures a reader looks for first: the music, the cut, the sync."""
     figures: list[tuple[str, str, str]] = []
@@ -511,7 +529,7 @@ def _key_figures(art: RunArtifacts) -> list[tuple[str, str, str]]:
         figures.append(("tempo", f"{art.analysis.tempo_bpm:.1f}", f"BPM, grid from {source}"))
         check = art.analysis.grid_check
         if check is not None:  # shown whether or not it warned: a disagreement the onsets do not back is no warning
-            counts = "the same tempo" if check.relation == "same" else f"{check.reference_tempo_bpm:.1f} BPM (grid {check.relation})"
+            counts = _reference_count(check.relation, check.reference_tempo_bpm)
             figures.append(("beats another tracker shares", f"{check.agreement:.0%}", f"±70 ms; it counts {counts}"))
         figures.append(("meter", meter_label(art.analysis.beats_per_bar), f"{len(art.analysis.sections)} sections"))
     if art.duration_s is not None:
