@@ -1115,7 +1115,7 @@ def check_grid(features: GridFeatures, grid: Grid) -> GridCheckResult:
     ``SLOWER_REFERENCE_SUPPORT`` or ``FASTER_REFERENCE_SUPPORT``; for the phase, the low-band
     onsets too): the reference alone was wrong more often than the grid (on the 82-piece dev
     set, with the grids of 2026-11-27, 18 of its 30 disagreements were right grids; with the
-    onsets' vote, 3 of 12; with the grids of 2026-11-28, 4 of 10). The relation, the agreement
+    onsets' vote, 3 of 12; with the grids of 2026-11-28, 4 of 9). The relation, the agreement
     and the support are recorded either way."""
     reference_bpm, reference = reference_beats(features.onset_envelope, features.rate_hz, features.duration_s)
     ratio = grid.tempo_bpm / reference_bpm if reference_bpm > 0 else 0.0
