@@ -348,8 +348,8 @@ def main() -> None:
     for _, truth in pieces:
         splits[truth.get("split", "design")].append(truth["id"])
     print()
+    every_id = [truth["id"] for _, truth in pieces]
     for tracker in trackers:
-        every_id = [truth["id"] for _, truth in pieces]
         for split, ids in [*sorted(splits.items()), ("all", every_id)]:
             if (line := alarms(results[tracker], ids)) is not None:
                 print(f"self-check, {tracker}, split {split}: {line}")
