@@ -123,6 +123,17 @@ def test_edits_outside_the_limits_are_refused_with_the_limit_named(run):
     assert (run / "shots.json").read_text() == plan_before  # nothing was written
 
 
+def test_the_last_shot_may_hold_through_the_ending_but_its_music_stays_within_the_limit():
+    limits = edit.ShotLimits(min_s=1.5, max_s=5.0, fps=24.0, ending_s=40.0)
+    limits.check("the last shot", 36.0, 50.0)  # 4 s of music, then 10 s ringing out
+    limits.check("a split in the ending", 41.0, 50.0)
+    held_too_long = r"the last shot would last 6\.00 s before the song's ending, longer than this run's longest shot"
+    with pytest.raises(edit.EditError, match=held_too_long):
+        limits.check("the last shot", 34.0, 50.0)
+    with pytest.raises(edit.EditError, match="shots.min_shot_s"):
+        limits.check("the last shot", 39.5, 40.5)
+
+
 def test_update_shot_checks_fields_and_keep_take_goes_back(run):
     state = edit.open_run(run)
     with pytest.raises(edit.EditError, match="editable fields are scene, prompt"):

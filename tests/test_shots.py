@@ -67,7 +67,10 @@ def _assert_valid_plan(plan: ShotPlan, analysis: Analysis, settings: ShotSetting
         assert section.start_s - TIME_TOLERANCE_S <= shot.start_s and shot.end_s <= section.end_s + TIME_TOLERANCE_S
         if section.duration_s >= settings.min_shot_s and not plan.warnings:
             assert shot.duration_s >= settings.min_shot_s - TIME_TOLERANCE_S, shot
-        assert shot.duration_s <= settings.max_shot_s + TIME_TOLERANCE_S or plan.warnings, shot
+        # What the last shot holds through after the music stops does not count.
+        held_end_s = shot.end_s if plan.ending_s is None else min(shot.end_s, max(shot.start_s, plan.ending_s))
+        assert held_end_s - shot.start_s <= settings.max_shot_s + TIME_TOLERANCE_S or plan.warnings, shot
+        assert plan.ending_s is None or shot.start_s <= plan.ending_s + TIME_TOLERANCE_S, "a cut in the ending"
         if shot.index == 0:
             continue
         # Every cut sits on what it claims to sit on.
@@ -159,11 +162,12 @@ def test_a_stretch_without_beats_is_cut_on_the_pulse_continued():
 
 def test_the_pulse_continued_through_a_long_tail_does_not_drift():
     # 170 bpm beats on 23 ms analysis frames (the median interval is a whole number of frames,
-    # 1.3 % short), then a 12 s final chord: tail cuts stay within 20 ms of the true pulse.
+    # 1.3 % short), then a 16 s final chord, longer than the last shot holds: tail cuts stay
+    # within 20 ms of the true pulse.
     frame_s = 512 / 22050
     period_s = 60.0 / 170.0
     true_beats = np.arange(0.0, 40.0, period_s)
-    analysis = _analysis(52.0, 170.0, [14, 1])
+    analysis = _analysis(56.0, 170.0, [14, 1])
     framed = [round(round(b / frame_s) * frame_s, 4) for b in true_beats]
     analysis = analysis.model_copy(update={"beats_s": framed, "downbeats_s": framed[::4]})
     analysis.sections[1] = analysis.sections[1].model_copy(update={"start_s": framed[56]})
@@ -175,6 +179,67 @@ def test_the_pulse_continued_through_a_long_tail_does_not_drift():
     assert len(tail_cuts) >= 3
     pulse = np.arange(0.0, 60.0, period_s)
     assert max(float(np.min(np.abs(pulse - t))) for t in tail_cuts) < 0.02
+
+
+def _rings_out(analysis: Analysis, last_beat_s: float, duration_s: float) -> Analysis:
+    """``analysis`` with no beat after ``last_beat_s`` and the song lasting ``duration_s``: the
+    music stops and a last chord rings out, then silence, as a render leaves it."""
+    sections = list(analysis.sections)
+    sections[-1] = sections[-1].model_copy(update={"end_s": duration_s})
+    return analysis.model_copy(
+        update={
+            "duration_s": duration_s,
+            "beats_s": [b for b in analysis.beats_s if b <= last_beat_s],
+            "downbeats_s": [b for b in analysis.downbeats_s if b <= last_beat_s],
+            "sections": sections,
+        }
+    )
+
+
+@pytest.mark.parametrize("ending_s", [2.5, 9.0, 14.0])
+def test_no_cut_falls_after_the_music_stops_the_last_shot_holds_through_the_ending(ending_s):
+    # 120 bpm to a last downbeat at 40 s, then a chord ringing out and silence for ending_s.
+    analysis = _rings_out(_analysis(60.0, 120.0, [8, 12]), last_beat_s=40.0, duration_s=40.0 + ending_s)
+    settings = ShotSettings()
+    plan = plan_shots(analysis, settings)
+    _assert_valid_plan(plan, analysis, settings)
+    assert plan.ending_s == pytest.approx(40.0)
+    last = plan.shots[-1]
+    assert last.end_s == analysis.duration_s and last.start_s <= 40.0
+    assert last.cut in ("downbeat", "beat")  # the last cut is on the music, not in the silence
+    assert 40.0 - last.start_s >= settings.min_shot_s - TIME_TOLERANCE_S
+
+
+def test_an_ending_longer_than_three_longest_shots_is_cut_on_the_pulse():
+    analysis = _rings_out(_analysis(60.0, 120.0, [8, 12]), last_beat_s=40.0, duration_s=56.0)
+    settings = ShotSettings()
+    plan = plan_shots(analysis, settings)
+    _assert_valid_plan(plan, analysis, settings)
+    assert plan.ending_s is None
+    tail = [s for s in plan.shots if s.start_s > 40.0]
+    assert tail and all(s.cut == "grid" for s in tail)
+    assert all(s.duration_s <= settings.max_shot_s + TIME_TOLERANCE_S for s in plan.shots)
+
+
+def test_beats_to_the_end_leave_no_ending():
+    analysis = _analysis(40.2, 120.0, [8, 12])
+    plan = plan_shots(analysis, ShotSettings())
+    assert plan.ending_s is None and plan.shots[-1].duration_s <= ShotSettings().max_shot_s
+
+
+def test_a_section_that_starts_after_the_music_stops_is_one_held_shot():
+    # The analysis marks a last section in the ring-out (at 42 s, after the last beat at 40 s).
+    analysis = _rings_out(_analysis(60.0, 120.0, [8, 12]), last_beat_s=40.0, duration_s=50.0)
+    sections = list(analysis.sections)
+    sections[-1] = sections[-1].model_copy(update={"end_s": 42.0})
+    sections.append(Section(index=2, start_s=42.0, end_s=50.0, label="C", role="outro", energy=0.1))
+    analysis = analysis.model_copy(update={"sections": sections})
+    settings = ShotSettings()
+    plan = plan_shots(analysis, settings)
+    _assert_valid_plan(plan, analysis, settings)
+    assert plan.ending_s == 42.0
+    assert (plan.shots[-1].start_s, plan.shots[-1].end_s, plan.shots[-1].cut) == (42.0, 50.0, "section")
+    assert not [s for s in plan.shots if 40.0 < s.start_s < 42.0]  # 2 s after the music: no cut there either
 
 
 def test_a_silent_intro_is_cut_on_the_pulse_counted_back_from_the_first_beat():

@@ -188,6 +188,12 @@ class ShotPlan(Artifact):
 
     duration_s: float
     shots: list[Shot]
+    ending_s: float | None = Field(
+        None,
+        description="Where the song's ending begins (the music has stopped: a last chord ringing out, "
+        "silence); the last shot holds through it, so its length past this time is not held to "
+        "shots.max_shot_s. None: no ending.",
+    )
 
 
 # --------------------------------------------------------------------------------------------

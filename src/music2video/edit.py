@@ -119,12 +119,15 @@ class TakeHistory(Artifact):
 
 @dataclass(frozen=True)
 class ShotLimits:
-    """How long a shot of this run may be: at least ``min_s`` and one video frame, at most ``max_s``."""
+    """How long a shot of this run may be: at least ``min_s`` and one video frame, at most
+    ``max_s``, not counting what lies in the song's ending (``ShotPlan.ending_s``), which
+    the last shot holds through."""
 
     min_s: float
     max_s: float
     fps: float
     max_note: str = field(default="", metadata={"doc": "Why max_s, in words (the video model's one generation)."})
+    ending_s: float | None = None
 
     def check(self, what: str, start_s: float, end_s: float) -> None:
         """Raise :class:`EditError` when a shot from ``start_s`` to ``end_s`` breaks the limits.
@@ -144,9 +147,12 @@ class ShotLimits:
                 f"{what} would last {length_s:.2f} s, shorter than this run's shortest shot "
                 f"({self.min_s:g} s, shots.min_shot_s); move the cut further, or merge the shot with a neighbour"
             )
-        if frames > round(self.max_s * self.fps):
+        held_end_s = end_s if self.ending_s is None else min(end_s, max(start_s, self.ending_s))
+        held_frames = round(held_end_s * self.fps) - round(start_s * self.fps)
+        if held_frames > round(self.max_s * self.fps):
+            length = f"{length_s:.2f} s" if held_end_s == end_s else f"{held_frames / self.fps:.2f} s before the song's ending"
             raise EditError(
-                f"{what} would last {length_s:.2f} s, longer than this run's longest shot "
+                f"{what} would last {length}, longer than this run's longest shot "
                 f"({self.max_s:g} s, shots.max_shot_s{self.max_note}); split it, or move the cut closer"
             )
 
@@ -219,7 +225,7 @@ def open_run(run: str | Path) -> RunState:
         except Music2VideoError:  # written for another plan: the next run writes it again
             log.warning("%s is not for the shots in shots.json; edits leave it alone until it is written again", root / "storyboard.json")
             storyboard = None
-    return RunState(root, settings, summary, analysis, plan, storyboard, shot_limits(settings, summary))
+    return RunState(root, settings, summary, analysis, plan, storyboard, shot_limits(settings, summary, plan))
 
 
 def run_settings(summary: RunSummary, root: Path | None = None) -> Settings:
@@ -234,9 +240,10 @@ def run_settings(summary: RunSummary, root: Path | None = None) -> Settings:
         raise Music2VideoError(f"{where}: its settings no longer validate ({' '.join(str(error).split())[:300]})") from None
 
 
-def shot_limits(settings: Settings, summary: RunSummary | None = None) -> ShotLimits:
+def shot_limits(settings: Settings, summary: RunSummary | None = None, plan: ShotPlan | None = None) -> ShotLimits:
     """The run's shot length limits; the note names the video model's one generation for
-    the diffusers renderer (longer shots are extended, which costs quality)."""
+    the diffusers renderer (longer shots are extended, which costs quality). With ``plan``,
+    what its last shot holds through (its ending) does not count towards the longest shot."""
     note = ""
     renderer = (summary.backends.get("renderer") if summary else None) or settings.backends(has_gpu=False)["renderer"]
     if renderer == "diffusers":
@@ -245,7 +252,8 @@ def shot_limits(settings: Settings, summary: RunSummary | None = None) -> ShotLi
         with contextlib.suppress(Music2VideoError):
             model = resolve_video_model(settings.video.model)
             note = f"; {model.name} makes {model.max_seconds:g} s in one generation"
-    return ShotLimits(settings.shots.min_shot_s, settings.shots.max_shot_s, settings.fps, note)
+    ending_s = plan.ending_s if plan is not None else None
+    return ShotLimits(settings.shots.min_shot_s, settings.shots.max_shot_s, settings.fps, note, ending_s)
 
 
 def _read(path: Path, model: type[BaseModel]) -> Any:

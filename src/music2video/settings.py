@@ -44,7 +44,10 @@ class SettingsSection(BaseModel):
 class ShotSettings(SettingsSection):
     min_shot_s: float = Field(1.5, gt=0, description="Shortest shot, seconds.")
     max_shot_s: float = Field(
-        5.0, gt=0, description="Longest shot, seconds; by default what Wan 2.1 makes in one generation (81 frames at 16 fps)."
+        5.0,
+        gt=0,
+        description="Longest shot, seconds; by default what Wan 2.1 makes in one generation (81 frames at 16 fps). "
+        "The last shot also holds through the song's ending, where the music has stopped (see music2video.shots).",
     )
     calm_shot_bars: float = Field(2.0, gt=0, description="Shot length in bars where the music is calm.")
     intense_shot_bars: float = Field(1.0, gt=0, description="Shot length in bars where the music is intense.")

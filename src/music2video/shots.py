@@ -4,15 +4,22 @@ Rules, in order of priority:
 
 1. A cut at every section boundary; shots tile ``[0, duration_s]`` with no gap, the last one
    ending exactly at the song's end.
-2. Every shot lasts between ``min_shot_s`` and ``max_shot_s``. The only exceptions: a section
-   shorter than ``min_shot_s`` is one shot, and a section that cannot be divided into pieces
+2. Every shot lasts between ``min_shot_s`` and ``max_shot_s``. The exceptions: a section
+   shorter than ``min_shot_s`` is one shot; a section that cannot be divided into pieces
    within both bounds (e.g. 6 s with bounds 4-5 s) is split evenly into pieces no longer than
-   ``max_shot_s`` (with a warning), because the renderer cannot make a longer shot.
-3. Cuts fall on downbeats where possible, on beats otherwise, and on a grid only where the
+   ``max_shot_s`` (with a warning); and the last shot holds through the song's *ending*.
+3. The ending is what follows the last beat (or the last section's start, or a locked shot,
+   if later) once the music has stopped: the last chord ringing out, a fade, the silence a
+   render leaves at the end. No cut falls in it, because there is no beat to cut on: the
+   last shot's length within the bounds counts up to the ending, and the shot then runs on
+   to the song's end (the renderer extends a shot longer than one generation). An ending
+   longer than ``ENDING_HOLD_SHOTS`` longest shots is cut on the pulse continued instead, as
+   any beatless stretch is.
+4. Cuts fall on downbeats where possible, on beats otherwise, and on a grid only where the
    beats cannot meet the bounds: where the music has no beats for longer than the bounds
    allow (the song's pulse continued from the nearest beat), or where whole beats do not add
    up to allowed lengths (an even grid).
-4. Shot length follows the music: ``calm_shot_bars`` bars in the calmest section,
+5. Shot length follows the music: ``calm_shot_bars`` bars in the calmest section,
    ``intense_shot_bars`` in the most energetic one, interpolated by section energy.
 
 Within each section, a dynamic programme picks the cuts that best fit the target length while
@@ -38,6 +45,13 @@ CUT_PENALTY = {"downbeat": 0.0, "beat": 0.25, "grid": 1.0}
 _SAME_TIME_S = 1e-3
 """Two candidate cut times closer than this are the same cut."""
 
+ENDING_HOLD_SHOTS = 3.0
+"""The longest ending the last shot holds through, in longest shots (``max_shot_s``): 15 s by
+default, which covers a final chord ringing out and the silence a render leaves after it (3-11 s
+on the dev set). The renderer makes such a shot by extending one generation, which costs the
+same as the shots it replaces; a longer beatless ending (a hidden track after a minute of
+silence) is cut on the pulse instead, so that no one shot drifts for a minute."""
+
 
 def plan_shots(analysis: Analysis, settings: ShotSettings, locked: Sequence[Shot] = ()) -> ShotPlan:
     """Cut the song into shots.
@@ -61,9 +75,27 @@ def plan_shots(analysis: Analysis, settings: ShotSettings, locked: Sequence[Shot
     downbeats = np.asarray(analysis.downbeats_s, dtype=float)
     beats = np.asarray(analysis.beats_s, dtype=float)
     relative_energy = _relative_energies(sections)
+    ending_s = ending_start_s(analysis, settings, kept)
 
     planned: list[Shot] = []
     for whole_section, energy in zip(sections, relative_energy):
+        if ending_s is not None:
+            if whole_section.start_s >= ending_s - _SAME_TIME_S:
+                # A section that starts in the ending (the last one) is one held shot.
+                planned.append(
+                    Shot(
+                        index=0,
+                        id="",
+                        start_s=whole_section.start_s,
+                        end_s=whole_section.end_s,
+                        section_index=whole_section.index,
+                        cut="section",
+                    )
+                )
+                continue
+            # The section the music stops in is planned up to the stop; its last shot then
+            # runs on to the song's end (below).
+            whole_section = whole_section.model_copy(update={"end_s": min(whole_section.end_s, ending_s)})
         # 1. How long shots should be here.
         bar_s = _bar_duration_s(analysis, beats, whole_section)
         target_bars = settings.calm_shot_bars + (settings.intense_shot_bars - settings.calm_shot_bars) * energy
@@ -104,7 +136,22 @@ def plan_shots(analysis: Analysis, settings: ShotSettings, locked: Sequence[Shot
         log.info("kept %d locked shots: %s", len(kept), ", ".join(shot.id for shot in kept))
     for message in warnings:
         log.warning(message)
-    return ShotPlan(warnings=warnings, duration_s=analysis.duration_s, shots=shots)
+    return ShotPlan(warnings=warnings, duration_s=analysis.duration_s, shots=shots, ending_s=ending_s)
+
+
+def ending_start_s(analysis: Analysis, settings: ShotSettings, locked: Sequence[Shot] = ()) -> float | None:
+    """Where the song's ending begins (see rule 3 of the module docstring): the last beat, or
+    the last section's start or a locked shot's end if later, when more than a beat passes
+    after it and at most ``ENDING_HOLD_SHOTS`` longest shots; None when the song has no such
+    ending (its beats run to the end, it has no beats, or the ending is too long to hold)."""
+    beats = np.asarray(analysis.beats_s, dtype=float)
+    if len(beats) < 2:
+        return None
+    start_s = max(float(beats[-1]), *(s.start_s for s in analysis.sections[-1:]), *(s.end_s for s in locked))
+    length_s = analysis.duration_s - start_s
+    if length_s <= float(np.median(np.diff(beats))) or length_s > ENDING_HOLD_SHOTS * settings.max_shot_s:
+        return None
+    return start_s
 
 
 def _usable_locks(locked: Sequence[Shot], duration_s: float, warnings: list[str]) -> list[Shot]:

@@ -157,7 +157,7 @@ FLAGS: tuple[Flag, ...] = (
         MUSIC, "structure", to=("grid.tracker",), metavar="hybrid|dsp|beatnet|madmom|beat_this",
     ),
     Flag("min_shot", float, "Shortest shot, seconds.", MUSIC, "shots", to=("shots.min_shot_s",), metavar="SECONDS"),
-    Flag("max_shot", float, "Longest shot, seconds.", MUSIC, "shots", to=("shots.max_shot_s",), metavar="SECONDS"),
+    Flag("max_shot", float, "Longest shot, seconds (the last one also holds through the song's ending).", MUSIC, "shots", to=("shots.max_shot_s",), metavar="SECONDS"),
     Flag("lyrics", Path, "Your lyrics: plain text (aligned to the song) or LRC (times kept).", MUSIC, "lyrics", to=("lyrics.user_lyrics",), metavar="FILE"),
     Flag("language", str, "Language of the lyrics (en, de, ja ...).", MUSIC, "lyrics", to=("lyrics.language",), metavar="CODE", default_text="detected"),
     Flag(
