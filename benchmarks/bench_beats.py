@@ -18,8 +18,8 @@ bucket and overall (mir_eval, no trimming of the first seconds, so pickups and s
   dotted-quarter beats per bar);
 * planned cuts (``plan_shots`` on our analysis, default shot settings) within ±50 ms of a
   true beat: of a heard beat (strict), and of the true pulse continued through silent intros
-  and the rendered release tail, where the planner must still cut (a shot is at most
-  ``max_shot_s`` long) but no beat is heard.
+  and the rendered release tail, where no beat is heard but a cut may still fall (a silent
+  intro longer than a shot; an ending longer than the last shot holds through).
 * for our analysis, the independent check's warnings (``beat_grid.check_grid``): how many fall
   on a wrong grid (tempo off by more than 4 % or beat F below 0.8), how many on a right one,
   and the wrong grids it let pass (``bench_beats_real.py`` prints the same).
