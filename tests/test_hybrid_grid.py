@@ -38,6 +38,23 @@ def test_the_activation_decides_the_level_that_the_onsets_leave_open():
     assert np.median(np.min(np.abs(beats_s[:, None] - BEATS_S[None, :]), axis=1)) < 0.03
 
 
+def test_a_backbeat_between_the_heard_beats_makes_the_two_feel_twice_as_fast():
+    # A 200 bpm charleston: bass on 1 and 3, a hi-hat louder than them on 2 and 4. The network
+    # fires on 1 and 3 alone (ACTIVATION), as BeatNet does on such two-feels.
+    bass, hi_hat = _pulses(BEATS_S), 1.5 * _pulses(OFF_BEATS_S)
+    onsets = bass + hi_hat
+    without_bands = track_beats(onsets, FRAME_RATE_HZ, bass, beat_activation=ACTIVATION)
+    two_feel = track_beats(onsets, FRAME_RATE_HZ, bass, beat_activation=ACTIVATION, high_envelope=hi_hat)
+    assert without_bands is not None and two_feel is not None
+    assert without_bands[1] == pytest.approx(100.0, rel=0.02)
+    assert two_feel[1] == pytest.approx(200.0, rel=0.02)
+    # A 100 bpm rock groove keeps its level: the eighth-note hi-hat plays on the beats too, as
+    # loud, so the points between them carry less of it than the beats do.
+    hi_hats = _pulses(BEATS_S) + 0.7 * _pulses(OFF_BEATS_S)
+    rock = track_beats(bass + hi_hats, FRAME_RATE_HZ, bass, beat_activation=ACTIVATION, high_envelope=hi_hats)
+    assert rock is not None and rock[1] == pytest.approx(100.0, rel=0.02)
+
+
 def test_the_activation_decides_the_phase_that_the_onsets_leave_open():
     # Onsets alike on the beats and off them (no bass to tell): the activation says which are beats.
     onsets, _ = _detrend(_pulses(BEATS_S) + _pulses(OFF_BEATS_S), FRAME_RATE_HZ)

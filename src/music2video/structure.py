@@ -213,6 +213,10 @@ class _Features:
         # bar starts far more often than other beats.
         low_bands = int(np.searchsorted(spectral.mel_frequencies(128, fmax_hz=rate_hz / 2), 150.0))
         self.low_onset_envelope = spectral.onset_strength_multi(mel_db, channels=[0, max(1, low_bands)], center=False)[0]
+        # High-frequency onsets (mel bands above ~4 kHz): hi-hats, snares, the click of a chord,
+        # which mark a backbeat (see beat_grid.BACKBEAT_HIGH_HZ).
+        high_bands = int(np.searchsorted(spectral.mel_frequencies(128, fmax_hz=rate_hz / 2), beat_grid.BACKBEAT_HIGH_HZ))
+        self.high_onset_envelope = spectral.onset_strength_multi(mel_db, channels=[min(high_bands, 127), 128], center=False)[0]
         # tuning=0: assume A440 rather than estimate it (slow, and it warns on silence); twelve
         # chroma bins are wide enough for a few cents of detuning.
         self.chroma = spectral.chroma_stft(power, rate_hz, tuning=0.0)
