@@ -26,7 +26,9 @@ computes anyway:
    faster level's beats would sit are clearly weaker wins. A beat sequence at half the true
    tempo has halfway points as strong as its beats; one at double tempo has every other beat
    weak; a 3:2 or 2:3 sequence has both faults. A broad log-normal prior (``TEMPO_PRIOR_*``)
-   breaks near-ties and weighs the evidence for a faster level by how plausible it is. Among
+   breaks near-ties and weighs the evidence for a faster level by how plausible it is. A
+   winner whose midpoints carry a backbeat (hi-hat or snare louder there than on its beats,
+   no bass: a fast charleston's two-feel) gives way to the level twice as fast. Among
    the winner and the candidates at its level (tempo within ``SAME_LEVEL_RANGE``), the one
    whose beats make the clearest bars in harmony is kept.
 5. **Meter and downbeats**: per beat, evidence of a bar start (harmonic change, low-frequency
@@ -303,7 +305,9 @@ def track_beats(
     return beats, tempo_from_beats(beats_s)
 
 
-def _backbeat(best: _Candidate, candidates: list[_Candidate], low: np.ndarray, high: np.ndarray, frame_rate_hz: float) -> _Candidate:
+def _backbeat(
+    best: _Candidate, candidates: list[_Candidate], low: np.ndarray, high: np.ndarray, frame_rate_hz: float
+) -> _Candidate:
     """The best candidate at twice ``best``'s tempo where ``best``'s midpoints carry a
     backbeat (``BACKBEAT_HIGH_RATIO``, ``BACKBEAT_LOW_RATIO``): the hi-hat or snare on 2 and 4
     between a bass on 1 and 3 is a beat of its own, at least as loud as theirs. Both the onsets
@@ -326,7 +330,8 @@ def _backbeat(best: _Candidate, candidates: list[_Candidate], low: np.ndarray, h
     if not doubled:
         return best
     chosen = max(doubled, key=lambda c: c.score)
-    log.debug("backbeat between the beats at %.1f bpm: the beat is %.1f bpm", 60 * frame_rate_hz / best.period_frames, 60 * frame_rate_hz / chosen.period_frames)
+    bpm = 60 * frame_rate_hz / np.array([best.period_frames, chosen.period_frames])
+    log.debug("backbeat between the beats at %.1f bpm: the beat is %.1f bpm", *bpm)
     return chosen
 
 
