@@ -126,10 +126,11 @@ least ``BACKBEAT_HIGH_RATIO`` times its beats' (louder than the beats themselves
 low-band onsets under ``BACKBEAT_LOW_RATIO`` times the beats' (the bass stays on the beats).
 That is the two-feel of a fast charleston or swing: bass on 1 and 3, hi-hat on 2 and 4, which
 both the onsets and the network hear as a half-tempo level. On the dev set's 90 pieces (with
-the 8 recordings) only the 200 bpm charleston's 100 bpm level has it (high 1.85, low 0.03);
-the nearest others are a 96 bpm K-pop groove (1.02, bass 0.89 with it) and a 76 bpm pop
-ballad (0.94, 0.70), and rock at 84-100 bpm keeps its eighth-note hi-hat under its beats'
-(0.5-0.8)."""
+the 8 recordings) only the 200 bpm charleston's 100 bpm level has it (high 1.84, low 0.04);
+the nearest others are a 96 bpm K-pop groove (1.02, with bass 0.71) and a 76 bpm pop ballad
+(0.96, 0.67), and rock and funk at 84-100 bpm keep their eighth-note hi-hat under their beats'
+(0.4-0.8). So any high ratio from 0.8 to 1.8, and any low ratio from 0.05 to 0.7, gives the
+same grids there (measured 2026-11-28)."""
 MIN_BEATS = 4
 EDGE_BEAT_MIN_STRENGTH = 0.2
 """Beats at the start or end with an onset weaker than this fraction of the median beat's
