@@ -129,7 +129,7 @@ both the onsets and the network hear as a half-tempo level. On the dev set's 90 
 the 8 recordings) only the 200 bpm charleston's 100 bpm level has it (high 1.84, low 0.04);
 the nearest others are a 96 bpm K-pop groove (1.02, with bass 0.71) and a 76 bpm pop ballad
 (0.96, 0.67), and rock and funk at 84-100 bpm keep their eighth-note hi-hat under their beats'
-(0.4-0.8). So any high ratio from 0.8 to 1.8, and any low ratio from 0.05 to 0.7, gives the
+(0.4-0.8). So any high ratio from 0.8 to 1.8, or any low ratio from 0.05 to 0.7 (the other as set), gives the
 same grids there (measured 2026-11-28)."""
 MIN_BEATS = 4
 EDGE_BEAT_MIN_STRENGTH = 0.2
