@@ -58,6 +58,9 @@ def test_denser_faster_hits_read_more_aroused():
 def test_silence_has_no_key():
     analysis = analyze_structure(np.zeros(int(8 * SR_HZ), dtype=np.float32), SR_HZ)
     assert analysis.musical_key is None
+    # Silence has no cue to measure: the mood is the prior's, finite and in range.
+    assert analysis.mood is not None and analysis.mood.cues == {}
+    assert -1.0 <= analysis.mood.arousal <= 1.0 and -1.0 <= analysis.mood.valence <= 1.0
 
 
 def test_version_1_analysis_still_loads(c_major):

@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Bump a stage's version when its algorithm changes, so old artifacts are not reused.
-STAGE_VERSIONS = {"decode": 1, "structure": 5, "shots": 2, "listen": 1, "lyrics": 1, "assemble": 1}
+STAGE_VERSIONS = {"decode": 1, "structure": 6, "shots": 2, "listen": 1, "lyrics": 1, "assemble": 1}
 
 
 # The artifacts report.html shows (run.json aside); the page is redrawn when one is newer.

@@ -22,8 +22,8 @@ How it works, top to bottom:
 4. Valence and arousal (each -1..1) come from ``music.mood_from_cues``: a logistic model per
    axis over loudness, tempo, onset density and spectral flux (arousal) and mode, tonal
    clarity, brightness and spectral flatness (valence), fitted on labelled real recordings
-   (``benchmarks/bench_mood.py``). The whole song's key and mood are read from the analysis;
-   sections and shots are measured here with the same cues and weights.
+   and dev-set renders (``benchmarks/bench_mood.py``). The whole song's key and mood are read
+   from the analysis; sections and shots are measured here with the same cues and weights.
 5. Words: ordinal vocabularies (energy, tempo_feel, brightness, texture), the mode, the key,
    and mood words placed on Russell's valence/arousal circumplex, plus a readable sentence.
 """
