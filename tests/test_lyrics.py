@@ -998,7 +998,9 @@ def test_karaoke_video_through_the_pipeline(vocal_song: Path, tmp_path: Path) ->
     gold = _gold_pixels(frames) - _gold_pixels(before)
     during = [int((w.start_s + w.end_s) / 2 * 8) for line in lines for w in line.words[1:2]]  # the 2nd word of each line
     assert all(gold[k] > 20 for k in during), (gold[during], [(line.start_s, line.end_s) for line in lines])
-    assert np.abs(gold[: int(lines[0].start_s * 8)]).max() < 5  # nothing drawn before the first line
+    # Nothing drawn before the first line. Re-encoding the burned video can also lose a few of
+    # the animatic's own gold pixels (a negative difference): that is no text.
+    assert gold[: int(lines[0].start_s * 8)].max() < 5
 
 
 def test_repet_background_is_the_median_of_each_frames_look_alikes() -> None:
