@@ -242,6 +242,18 @@ def test_a_section_that_starts_after_the_music_stops_is_one_held_shot():
     assert not [s for s in plan.shots if 40.0 < s.start_s < 42.0]  # 2 s after the music: no cut there either
 
 
+def test_a_locked_shot_that_ends_in_the_ending_keeps_its_times_and_the_rest_is_one_held_shot():
+    analysis = _rings_out(_analysis(60.0, 120.0, [8, 12]), last_beat_s=40.0, duration_s=50.0)
+    settings = ShotSettings()
+    last = plan_shots(analysis, settings).shots[-1]  # 36 s to the end
+    lock = last.model_copy(update={"end_s": 44.0, "locked": True})
+    plan = plan_shots(analysis, settings, [lock])
+    kept = next(s for s in plan.shots if s.locked)
+    assert (kept.id, kept.start_s, kept.end_s) == (lock.id, lock.start_s, 44.0)
+    assert plan.ending_s == 44.0
+    assert (plan.shots[-1].start_s, plan.shots[-1].end_s) == (44.0, 50.0) and not plan.shots[-1].locked
+
+
 def test_a_silent_intro_is_cut_on_the_pulse_counted_back_from_the_first_beat():
     # The first beat comes at 9.1 s: cuts before it sit whole beats (0.5 s) before it.
     analysis = _analysis(30.0, 120.0, [8, 6], first_beat_s=9.1)

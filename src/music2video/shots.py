@@ -12,9 +12,10 @@ Rules, in order of priority:
    if later) once the music has stopped: the last chord ringing out, a fade, the silence a
    render leaves at the end. No cut falls in it, because there is no beat to cut on: the
    last shot's length within the bounds counts up to the ending, and the shot then runs on
-   to the song's end (the renderer extends a shot longer than one generation). An ending
-   longer than ``ENDING_HOLD_SHOTS`` longest shots is cut on the pulse continued instead, as
-   any beatless stretch is.
+   to the song's end (the renderer extends a shot longer than one generation); where a
+   section starts or a locked shot ends at the ending, the ending is a held shot of its own.
+   An ending longer than ``ENDING_HOLD_SHOTS`` longest shots is cut on the pulse continued
+   instead, as any beatless stretch is.
 4. Cuts fall on downbeats where possible, on beats otherwise, and on a grid only where the
    beats cannot meet the bounds: where the music has no beats for longer than the bounds
    allow (the song's pulse continued from the nearest beat), or where whole beats do not add
@@ -81,20 +82,8 @@ def plan_shots(analysis: Analysis, settings: ShotSettings, locked: Sequence[Shot
     for whole_section, energy in zip(sections, relative_energy):
         if ending_s is not None:
             if whole_section.start_s >= ending_s - _SAME_TIME_S:
-                # A section that starts in the ending (the last one) is one held shot.
-                planned.append(
-                    Shot(
-                        index=0,
-                        id="",
-                        start_s=whole_section.start_s,
-                        end_s=whole_section.end_s,
-                        section_index=whole_section.index,
-                        cut="section",
-                    )
-                )
-                continue
-            # The section the music stops in is planned up to the stop; its last shot then
-            # runs on to the song's end (below).
+                continue  # a section that starts the ending (the last one): see 4.
+            # The section the music stops in is planned up to the stop.
             whole_section = whole_section.model_copy(update={"end_s": min(whole_section.end_s, ending_s)})
         # 1. How long shots should be here.
         bar_s = _bar_duration_s(analysis, beats, whole_section)
@@ -127,8 +116,21 @@ def plan_shots(analysis: Analysis, settings: ShotSettings, locked: Sequence[Shot
                     Shot(index=0, id="", start_s=start_s, end_s=end_s, section_index=section.index, cut=kind)
                 )
 
-    # 4. Number the shots in time order; locked shots keep their ids.
-    shots = _numbered(sorted([*planned, *kept], key=lambda shot: shot.start_s))
+    # 4. The ending: the last shot runs on through it (the tiling below), unless a cut must
+    #    stay where it begins (a section starts there, or a locked shot ends there); then it
+    #    is one held shot of its own.
+    pieces = sorted([*planned, *kept], key=lambda shot: shot.start_s)
+    if ending_s is not None:
+        section = max((s for s in sections if s.start_s <= ending_s + _SAME_TIME_S), key=lambda s: s.start_s)
+        starts_section = abs(section.start_s - ending_s) <= _SAME_TIME_S
+        if starts_section or pieces[-1].locked:
+            cut = "section" if starts_section else _kind_at(ending_s, beats, downbeats)
+            pieces.append(
+                Shot(index=0, id="", start_s=ending_s, end_s=analysis.duration_s, section_index=section.index, cut=cut)
+            )
+
+    # 5. Number the shots in time order; locked shots keep their ids.
+    shots = _numbered(pieces)
     # The sections tile the song; make the tiling exact even if they were edited by hand.
     shots[0] = shots[0].model_copy(update={"start_s": 0.0, "cut": "start"})
     shots[-1] = shots[-1].model_copy(update={"end_s": analysis.duration_s})
