@@ -210,13 +210,14 @@ class _Features:
         # of n_fft / (2 hop) frames would put the beats 33 ms late (13 ms early without it).
         self.onset_envelope = spectral.onset_strength(mel_db, center=False)
         # Low-frequency onsets (mel bands below ~150 Hz): kick drums and bass notes, which mark
-        # bar starts far more often than other beats.
-        low_bands = int(np.searchsorted(spectral.mel_frequencies(128, fmax_hz=rate_hz / 2), 150.0))
-        self.low_onset_envelope = spectral.onset_strength_multi(mel_db, channels=[0, max(1, low_bands)], center=False)[0]
-        # High-frequency onsets (mel bands above ~4 kHz): hi-hats, snares, the click of a chord,
-        # which mark a backbeat (see beat_grid.BACKBEAT_HIGH_HZ).
-        high_bands = int(np.searchsorted(spectral.mel_frequencies(128, fmax_hz=rate_hz / 2), beat_grid.BACKBEAT_HIGH_HZ))
-        self.high_onset_envelope = spectral.onset_strength_multi(mel_db, channels=[min(high_bands, 127), 128], center=False)[0]
+        # bar starts far more often than other beats. High-frequency onsets (above ~4 kHz):
+        # hi-hats, snares, the click of a chord, which mark a backbeat (beat_grid.BACKBEAT_HIGH_HZ).
+        # One flux for both bands (the middle row is not used).
+        mel_hz = spectral.mel_frequencies(128, fmax_hz=rate_hz / 2)
+        low_bands = max(1, int(np.searchsorted(mel_hz, 150.0)))
+        high_bands = max(low_bands + 1, min(int(np.searchsorted(mel_hz, beat_grid.BACKBEAT_HIGH_HZ)), 127))
+        bands = spectral.onset_strength_multi(mel_db, channels=[0, low_bands, high_bands, 128], center=False)
+        self.low_onset_envelope, self.high_onset_envelope = bands[0], bands[2]
         # tuning=0: assume A440 rather than estimate it (slow, and it warns on silence); twelve
         # chroma bins are wide enough for a few cents of detuning.
         self.chroma = spectral.chroma_stft(power, rate_hz, tuning=0.0)
