@@ -809,7 +809,10 @@ below which bars are never split in two: the harmony does not move, so it cannot
 3 starts a bar, and 4/4, the common meter, stays. On the dev set's 82 pieces every piece whose
 bars are truly of two beats (or tracked at half tempo) has 0.117 or more; the four-beat drum
 loops and electronic tracks that were split have 0.065 or less (three others, 0.15-0.23, are
-still split). Real-production downbeat F 0.509 -> 0.520; the other splits do not move."""
+still split). Real-production downbeat F 0.509 -> 0.520; the other splits do not move.
+``_network_bar_phase`` uses the same threshold on the change between whole bars
+(``_bar_changes``) to tell a loop whose harmony cannot place the bars; its dev-set figures
+(``DECISIVE_BAR_PHASE_RATIO``) were measured with it so, not with a threshold of its own."""
 
 
 def _splits_in_two(features: GridFeatures, beats_s: np.ndarray, evidence: np.ndarray, downbeat_index: np.ndarray) -> bool:
